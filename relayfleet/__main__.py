@@ -1,0 +1,3 @@
+from relayfleet.cli.main import main
+
+raise SystemExit(main())

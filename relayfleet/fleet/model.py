@@ -1,0 +1,144 @@
+"""The fleet's vocabulary: frozen dataclasses built from `.fleet/*.toml` (pure, no I/O).
+
+Every layer may read these; only `fleet/` builds them (`fleet.load.load_fleet`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KINDS = ("issues", "pulls", "runs", "notifications")
+ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
+BACKENDS = ("local", "docker", "ssh")
+TRANSPORTS = ("file", "shared", "ssh", "http")
+ENDPOINT_MODES = ("default", "custom", "gateway")
+ENGINES = ("claude", "command")
+MATCH_KEYS = (
+    "watch",
+    "repo",
+    "kind",
+    "label",
+    "author",
+    "state",
+    "title_contains",
+    "association",
+)
+
+
+@dataclass(frozen=True)
+class Watch:
+    name: str
+    kind: str
+    repo: str
+    filter: str = ""
+    poll_sec: int = 240
+
+
+@dataclass(frozen=True)
+class Route:
+    index: int  # 1-based position in routes.toml, as shown by `gh fleet route`
+    match: dict[str, tuple[str, ...]]  # every value normalised to a tuple (any-of)
+    to: tuple[str, ...]
+
+    @property
+    def catch_all(self) -> bool:
+        return not self.match
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    backend: str  # ssh | docker
+    host: str = ""  # user@addr for ssh; docker: a DOCKER_HOST url or "" for the local engine
+    port: int = 22
+    workdir: str = ""
+    os: str = "linux"
+    key: str = ""  # path to a private key (a reference, never the key itself)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    mode: str = "default"
+    url: str = ""
+    via_gateway: bool = False
+    stages: tuple[str, ...] = ()  # opt-in gateway upstream stages (PII redaction, compression)
+
+
+@dataclass(frozen=True)
+class ClaudeConfig:
+    engine: str = "claude"
+    command: tuple[str, ...] = ("claude",)
+    args: tuple[str, ...] = ()
+    remote_control: bool = True
+    isolate_config: bool = True
+    inherit_auth: bool = True
+    endpoint: Endpoint = field(default_factory=Endpoint)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    backend: str = "local"
+    host: str = ""
+    inbox_transport: str = "file"
+    image: str = ""  # docker: an image the user names instead of the bundled Dockerfile
+    shared_path: str = ""  # shared transport: where the agent's inbox dir is mounted on our side
+    cpus: float = 0.0  # docker resource limits; 0 = unlimited
+    memory: str = ""
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    from_env: str = ""
+    from_file: str = ""
+    from_command: tuple[str, ...] = ()
+    as_env: str = ""
+    as_file: str = ""
+    mode: str = "0600"
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    role: str
+    repo: str = ""
+    model: str = "sonnet"
+    port: int = 0
+    plugins: tuple[str, ...] = ("inbox",)
+    runtime: Runtime = field(default_factory=Runtime)
+    claude: ClaudeConfig = field(default_factory=ClaudeConfig)
+    credentials: tuple[Credential, ...] = ()
+    ack_timeout_sec: int = 600  # re-send an unacknowledged event after this long
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    enabled: bool = False
+    listen: str = "127.0.0.1:8799"
+    secret_env: str = "RELAYFLEET_GATEWAY_SECRET"
+    upstream: str = "https://api.anthropic.com"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    name: str
+    api_url: str = "https://api.github.com"
+    default_model: str = "sonnet"
+    default_backend: str = "local"
+    hosts: dict[str, Host] = field(default_factory=dict)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    agents: dict[str, Agent] = field(default_factory=dict)
+    watches: tuple[Watch, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def agent(self, name: str) -> Agent:
+        from relayfleet.core.errors import NotFound
+
+        try:
+            return self.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.agents)) or "none yet"
+            raise NotFound(f"no agent named {name!r} (agents: {known})") from None
+
+    def watch(self, name: str) -> Watch | None:
+        return next((w for w in self.watches if w.name == name), None)
