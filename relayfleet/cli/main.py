@@ -23,6 +23,17 @@ COMMAND_MODULES = (
     "validate",
     "history",
     "doctor",
+    "gateway",
+    "lifecycle",
+    "tell",
+    "logs",
+    "attach",
+    "login",
+    "router",
+    "inbox",
+    "status",
+    "up",
+    "demo",
 )
 
 

@@ -60,14 +60,26 @@ class GitError(FleetError):
 
 
 class GitHubError(FleetError):
+    # transient: a 5xx, timeout, refused connection or malformed body; retry next cycle.
+    transient = False
+
     def __init__(
-        self, message: str, *, status: int | None = None, hints: list[str] | tuple[str, ...] = ()
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hints: list[str] | tuple[str, ...] = (),
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message, hints=hints)
         self.status = status
+        if transient is not None:
+            self.transient = transient
 
 
 class RateLimited(GitHubError):
+    transient = True  # nothing is wrong; wait until retry_at
+
     def __init__(self, message: str, *, retry_at: float, status: int | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_at = retry_at

@@ -117,6 +117,9 @@ class GatewayConfig:
     listen: str = "127.0.0.1:8799"
     secret_env: str = "RELAYFLEET_GATEWAY_SECRET"
     upstream: str = "https://api.anthropic.com"
+    # `[gateway.stages]`: stage name -> URL of an opt-in upstream stage (PII redaction,
+    # compression, …) that agents enable by name in `[claude.endpoint] stages`.
+    stages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

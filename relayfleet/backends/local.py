@@ -1,0 +1,171 @@
+"""The local backend: each runner is a detached process on this machine.
+
+`start` spawns `python -m relayfleet.runner <root> <agent>` in its own session and process group
+and records its PID *with its start time* in `runner.pid`, so a recycled PID is never signalled.
+`stop` sends TERM (the runner then stops its session, channel and plugins cleanly), escalates to
+KILL after a grace period, and kills whatever is left of the runner's process tree, the session
+and its tools included: the PTY child leads its own session, so the runner's process group alone
+would not cover it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from relayfleet.backends.base import RunnerStatus
+from relayfleet.core.atomic import read_json
+from relayfleet.core.errors import BackendError
+from relayfleet.core.paths import FleetPaths
+from relayfleet.core.procs import (
+    PidRecord,
+    live_pid,
+    process_start_time,
+    python_argv,
+    spawn_detached,
+    write_pidfile,
+)
+from relayfleet.fleet.model import Agent, Fleet
+
+STOP_GRACE = 10.0
+
+
+def runner_out(paths: FleetPaths, agent: str) -> Path:
+    """stdout/stderr of the detached runner (start-up tracebacks land here, not in runner.log)."""
+    return paths.agent_state(agent) / "runner.out"
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def process_tree(pid: int) -> list[PidRecord]:
+    """`pid` and every descendant, each with its start time (Linux /proc; else just `pid`)."""
+    kids = _children()
+    out: list[PidRecord] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        start = process_start_time(p)
+        if start is None:
+            continue
+        out.append(PidRecord(pid=p, start=start, started_at=0.0))
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def _signal_tree(recs: list[PidRecord], sig: int) -> None:
+    groups: set[int] = set()
+    for r in recs:
+        if not r.alive():
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            pgid = os.getpgid(r.pid)
+            if pgid == r.pid and pgid not in groups:
+                groups.add(pgid)
+                os.killpg(pgid, sig)  # a group leader: its whole group (tools it started)
+            os.kill(r.pid, sig)
+
+
+def stop_tree(rec: PidRecord, *, grace: float = STOP_GRACE, extra: list[PidRecord] = ()) -> bool:
+    """TERM the runner, wait `grace`, then KILL the runner and every process it left behind."""
+    if not rec.alive():
+        # The runner is gone, but a session it recorded may have outlived it (kill -9).
+        leftovers = [r for r in extra if r.alive()]
+        _signal_tree(leftovers, signal.SIGKILL)
+        return False
+    tree = process_tree(rec.pid) + [r for r in extra if r.alive()]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(rec.pid, signal.SIGTERM)  # the runner shuts its session down itself
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and rec.alive():
+        time.sleep(0.05)
+    # Anything still alive now (a hung runner, a session that ignored TERM, a stray tool).
+    tree += [r for r in process_tree(rec.pid) if r not in tree]
+    _signal_tree(tree, signal.SIGKILL)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(r.alive() for r in tree):
+        time.sleep(0.02)
+    return True
+
+
+def session_record(paths: FleetPaths, agent: str) -> list[PidRecord]:
+    st = read_json(paths.runner_status(agent), {}) or {}
+    pid, start = st.get("session_pid"), st.get("session_pid_start")
+    if isinstance(pid, int) and start:
+        return [PidRecord(pid=pid, start=str(start), started_at=0.0)]
+    return []
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, *, python: list[str] | None = None, grace: float = STOP_GRACE) -> None:
+        self.python = python  # argv prefix to run the runner (default: this interpreter)
+        self.grace = grace
+
+    def start(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> RunnerStatus:
+        running = live_pid(paths.runner_pid(agent.name))
+        if running is not None:
+            return self._status(paths, agent, running, detail="already running")
+        argv = [
+            *(self.python or python_argv()),
+            "-m",
+            "relayfleet.runner",
+            str(paths.root),
+            agent.name,
+        ]
+        env = dict(os.environ)
+        env.pop("FLEET_ROOT", None)  # the runner is told its root explicitly
+        try:
+            pid = spawn_detached(argv, log=runner_out(paths, agent.name), env=env, cwd=paths.root)
+        except OSError as exc:
+            raise BackendError(f"could not start the runner for {agent.name}: {exc}") from exc
+        rec = write_pidfile(paths.runner_pid(agent.name), pid)
+        return self._status(paths, agent, rec, detail="started")
+
+    def stop(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> bool:
+        rec = live_pid(paths.runner_pid(agent.name)) or PidRecord(0, None, 0.0)
+        return stop_tree(rec, grace=self.grace, extra=session_record(paths, agent.name))
+
+    def status(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> RunnerStatus:
+        rec = live_pid(paths.runner_pid(agent.name))
+        return self._status(paths, agent, rec)
+
+    def logs(self, paths: FleetPaths, fleet: Fleet, agent: Agent, lines: int) -> str:
+        from relayfleet.backends.logtail import tail_lines
+
+        return tail_lines(paths.session_log(agent.name), lines)
+
+    def _status(
+        self, paths: FleetPaths, agent: Agent, rec: PidRecord | None, detail: str = ""
+    ) -> RunnerStatus:
+        extra = read_json(paths.runner_status(agent.name), {}) or {}
+        if rec is None or extra.get("pid") not in (None, rec.pid):
+            extra = {
+                k: extra[k]
+                for k in ("restarts", "last_delivered", "last_delivered_at")
+                if k in extra
+            }
+        return RunnerStatus(
+            name=agent.name,
+            running=rec is not None,
+            backend=self.name,
+            pid=rec.pid if rec else None,
+            started_at=rec.started_at if rec else None,
+            detail=detail or "[local]",
+            extra=extra,
+        )

@@ -1,0 +1,305 @@
+"""The ssh backend: the agent's runner on another machine, inside tmux, over pooled asyncssh.
+
+`start`: resolve credentials (all or nothing) -> make sure this relayfleet version is installed on
+the host (sync the package over SFTP into `<workdir>/relayfleet-<version>/src`, make a venv there,
+install the pinned dependencies only when they are missing) -> sync the agent's config -> push its
+credentials -> `tmux -L relayfleet-<fleet> new-session -d -s <agent> …` running
+`python -m relayfleet.runner`. tmux keeps it alive when the SSH connection drops. Paths: see
+`remote_layout.py`.
+
+Windows hosts (`os = "windows"`) differ: no tmux (a Scheduled Task or `start /b` with a pidfile
+would hold the runner), `%USERPROFILE%` paths, `py -3` instead of `python3`, and no flock (the
+inbox append needs `msvcrt.locking`). None of that is built yet, so starting an agent on a
+Windows host is a clear BackendError; `host check` still reports what it finds there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from relayfleet import __version__
+from relayfleet.backends.base import RunnerStatus
+from relayfleet.backends.credentials import Resolved, resolve
+from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
+from relayfleet.backends.sshpool import SshPool, SshTarget, default_pool, q
+from relayfleet.core.errors import BackendError
+from relayfleet.core.paths import FleetPaths, package_dir, project_dir
+from relayfleet.fleet.model import Agent, Fleet, Host
+
+# Runs on the host with the runner's venv: TERM the runner, wait, then KILL its whole process
+# tree and the session it recorded (the same code the local backend uses, shipped with the sync).
+STOP_TREE = """
+import sys
+from pathlib import Path
+from relayfleet.backends.local import session_record, stop_tree
+from relayfleet.core.paths import FleetPaths
+from relayfleet.core.procs import PidRecord, process_start_time
+pid, root, agent, grace = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+rec = PidRecord(pid, process_start_time(pid), 0.0)
+stop_tree(rec, grace=grace, extra=session_record(FleetPaths(Path(root)), agent))
+"""
+
+SKIP_DIRS = {"__pycache__", ".pytest_cache"}
+SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+def package_files() -> dict[str, bytes]:
+    """The package tree (and the bundled plugins) as relative path -> bytes, for syncing."""
+    out: dict[str, bytes] = {}
+    for top, prefix in ((package_dir(), "relayfleet"), (project_dir() / "plugins", "plugins")):
+        if not top.is_dir():
+            continue
+        for p in sorted(top.rglob("*")):
+            if not p.is_file() or p.suffix in SKIP_SUFFIXES:
+                continue
+            rel = p.relative_to(top)
+            if SKIP_DIRS.intersection(rel.parts):
+                continue
+            out[f"{prefix}/{rel.as_posix()}"] = p.read_bytes()
+    return out
+
+
+def tree_hash(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
+    return h.hexdigest()[:16]
+
+
+def requirements() -> list[str]:
+    """Our pinned runtime dependencies (from the installed metadata), for the remote venv."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires("relayfleet") or []
+    except PackageNotFoundError:
+        return []
+    return [r for r in reqs if "extra ==" not in r]
+
+
+# Runs with the remote venv's python: which pinned distributions are missing (one per line).
+MISSING_DEPS = r"""
+import sys, re
+from importlib.metadata import version, PackageNotFoundError
+for req in sys.stdin.read().split("\n"):
+    req = req.strip()
+    if not req: continue
+    spec, _, marker = req.partition(";")
+    if "win32" in marker and sys.platform != "win32": continue
+    if "linux" in marker and not sys.platform.startswith("linux"): continue
+    name = re.split(r"[=<>!~ \[]", spec, 1)[0]
+    try: version(name)
+    except PackageNotFoundError: print(spec.strip())
+"""
+
+
+@dataclass(frozen=True)
+class Remote:
+    host: Host
+    target: SshTarget
+    layout: RemoteLayout
+
+    def host_python(self) -> str:
+        return "python3"  # the host's own interpreter, only to create the venv
+
+
+class SshBackend:
+    name = "ssh"
+
+    def __init__(self, pool: SshPool | None = None, *, stop_grace: float = 10.0) -> None:
+        self.pool = pool or default_pool()
+        self.stop_grace = stop_grace
+
+    # -- where --
+
+    def remote(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> Remote:
+        host = host_of(fleet, agent)
+        target = SshTarget.from_host(host, paths.state)
+        base = host.workdir
+        if not base.startswith("/"):
+            base = absolute_base(base, self.pool.home(target))
+        return Remote(host, target, RemoteLayout(base=base, fleet=fleet.name))
+
+    # -- install --
+
+    def ensure_installed(self, r: Remote) -> str:
+        """Install (or verify) this relayfleet version on the host; returns what it did."""
+        lay, t = r.layout, r.target
+        files = package_files()
+        digest = tree_hash(files)
+        marker = self.pool.read(t, lay.marker)
+        if marker and json.loads(marker).get("hash") == digest:
+            return "up to date"
+        self.pool.put_tree(t, files, lay.src)
+        pyexe = r.host_python()
+        self.pool.check(
+            t,
+            f"test -x {q(lay.python)} || {pyexe} -m venv {q(lay.venv)} "
+            f"|| {pyexe} -m venv --without-pip {q(lay.venv)}",
+            what="creating the runner venv",
+            timeout=180,
+        )
+        # The synced source goes on the venv's path with a .pth: an editable install, no pip.
+        site = self.pool.check(
+            t,
+            f"{q(lay.python)} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'",
+            what="locating site-packages",
+        ).strip()
+        self.pool.put(t, (lay.src + "\n").encode(), f"{site}/relayfleet-src.pth")
+        missing = self.pool.check(
+            t,
+            f"{q(lay.python)} -c {q(MISSING_DEPS)}",
+            input="\n".join(requirements()),
+            what="checking dependencies",
+        ).split()
+        if missing:
+            self.pool.check(
+                t,
+                f"{q(lay.python)} -m pip install --quiet {' '.join(q(m) for m in missing)}",
+                what="installing the runner's dependencies",
+                timeout=900,
+            )
+        meta = {"version": __version__, "hash": digest, "installed_at": time.time()}
+        self.pool.put(t, json.dumps(meta).encode(), lay.marker)
+        return "installed"
+
+    def sync_config(self, paths: FleetPaths, r: Remote, agent: Agent) -> None:
+        """Copy what the runner reads: fleet.toml, routes.toml, the agent's dir, fleet plugins."""
+        files: dict[str, bytes] = {}
+        for p in (paths.fleet_toml, paths.routes_toml):
+            if p.is_file():
+                files[p.name] = p.read_bytes()
+        for top in (paths.agent_dir(agent.name), paths.plugins):
+            if top.is_dir():
+                for p in sorted(top.rglob("*")):
+                    if p.is_file() and not SKIP_DIRS.intersection(p.parts):
+                        files[p.relative_to(paths.fleet).as_posix()] = p.read_bytes()
+        self.pool.put_tree(r.target, files, r.layout.fleet_dir)
+        self.pool.check(r.target, f"mkdir -p {q(r.layout.agent_state(agent.name))}")
+
+    def push_credentials(self, r: Remote, agent: Agent, resolved: Resolved) -> str:
+        """Credential files with their modes, and the one-shot env file; returns its path."""
+        secrets = r.layout.secrets(agent.name)
+        self.pool.check(r.target, f"mkdir -p {q(secrets)} && chmod 700 {q(secrets)}")
+        home = self.pool.home(r.target)
+        for f in resolved.files:
+            self.pool.put(r.target, f.data, f.path_in(home), mode=f.mode)
+        env_file = f"{secrets}/env.json"
+        self.pool.put(r.target, json.dumps(resolved.env).encode(), env_file, mode=0o600)
+        return env_file
+
+    # -- Backend --
+
+    def start(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> RunnerStatus:
+        resolved = resolve(agent)  # before touching the host: nothing half-configured
+        r = self.remote(paths, fleet, agent)
+        if r.host.os == "windows":
+            raise BackendError(
+                f"host {r.host.name!r} runs Windows; the ssh backend does not start runners "
+                "there yet (no tmux: it needs a Scheduled Task runner)",
+                hints=["run this agent on a Linux/macOS host, or with the docker backend"],
+            )
+        st = self.status(paths, fleet, agent, remote=r)
+        if st.running:
+            st.detail += " already running"
+            return st
+        self.pool.check(
+            r.target, "command -v tmux >/dev/null", what=f"looking for tmux on {r.host.name!r}"
+        )
+        self.ensure_installed(r)
+        self.sync_config(paths, r, agent)
+        env_file = self.push_credentials(r, agent, resolved)
+        if needs_tunnel(fleet, agent):
+            from relayfleet.backends.tunnel import ensure_tunnel
+
+            ensure_tunnel(paths, fleet, r.host.name)
+        lay = r.layout
+        py = q(lay.python)
+        runner = (
+            f"cd {q(lay.root)} && PATH={q(lay.venv + '/bin')}:$PATH exec {py} "
+            f"-m relayfleet.backends.envexec {q(env_file)} -- "
+            f"{py} -m relayfleet.runner {q(lay.root)} {q(agent.name)} "
+            f">> {q(lay.agent_state(agent.name) + '/runner.out')} 2>&1"
+        )
+        self.pool.check(
+            r.target,
+            f"tmux -L {q(lay.tmux_socket)} new-session -d -s {q(agent.name)} "
+            f"-x 200 -y 50 {q(runner)}",
+            what="starting the runner in tmux",
+        )
+        st = self.status(paths, fleet, agent, remote=r)
+        st.detail += " started"
+        return st
+
+    def stop(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> bool:
+        r = self.remote(paths, fleet, agent)
+        st = self.status(paths, fleet, agent, remote=r)
+        lay = r.layout
+        sock, name = q(lay.tmux_socket), q("=" + agent.name)
+        if st.running and st.pid:
+            # TERM first, so the runner ends its session and tools cleanly; then the tmux
+            # session goes (which HUPs anything left), then KILL any straggler of the tree.
+            script = (
+                f"{q(lay.python)} -c {q(STOP_TREE)} {st.pid} {q(lay.root)} {q(agent.name)} "
+                f"{self.stop_grace}; tmux -L {sock} kill-session -t {name} 2>/dev/null; true"
+            )
+            self.pool.run(r.target, script, timeout=self.stop_grace + 30)
+        self.pool.run(r.target, f"rm -rf {q(lay.secrets(agent.name))}")
+        return st.running
+
+    def status(
+        self, paths: FleetPaths, fleet: Fleet, agent: Agent, *, remote: Remote | None = None
+    ) -> RunnerStatus:
+        r = remote or self.remote(paths, fleet, agent)
+        lay = r.layout
+        res = self.pool.run(
+            r.target,
+            f"tmux -L {q(lay.tmux_socket)} display-message -p -t {q('=' + agent.name + ':')} "
+            "'#{pane_pid} #{pane_dead}' 2>/dev/null",
+        )
+        pid: int | None = None
+        running = False
+        if res.ok and res.stdout.split():
+            parts = res.stdout.split()
+            pid = int(parts[0]) if parts[0].isdigit() else None
+            running = len(parts) < 2 or parts[1] != "1"
+        return RunnerStatus(
+            name=agent.name,
+            running=running,
+            backend=self.name,
+            pid=pid if running else None,
+            host=r.host.name,
+            detail=f"[ssh@{r.host.name}]",
+            extra={"remote_root": lay.root},
+        )
+
+    def logs(self, paths: FleetPaths, fleet: Fleet, agent: Agent, lines: int) -> str:
+        r = self.remote(paths, fleet, agent)
+        res = self.pool.run(
+            r.target, f"tail -n {int(lines)} {q(r.layout.session_log(agent.name))} 2>/dev/null"
+        )
+        return res.stdout
+
+
+def host_of(fleet: Fleet, agent: Agent) -> Host:
+    name = agent.runtime.host
+    if not name:
+        raise BackendError(
+            f"agent {agent.name!r} uses the ssh backend but names no host",
+            hints=[f"gh fleet agent set {agent.name} runtime.host <host>"],
+        )
+    if name not in fleet.hosts:
+        raise BackendError(
+            f"agent {agent.name!r}: no host named {name!r} in fleet.toml",
+            hints=[f"gh fleet host add {name} --backend ssh --host user@addr"],
+        )
+    return fleet.hosts[name]
+
+
+def needs_tunnel(fleet: Fleet, agent: Agent) -> bool:
+    """The agent talks to the operator's gateway (at localhost on the host, via a tunnel)."""
+    ep = agent.claude.endpoint
+    return ep.mode == "gateway" or ep.via_gateway

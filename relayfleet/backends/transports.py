@@ -1,0 +1,347 @@
+"""Inbox transports (`runtime.inbox_transport`): how the router and `tell` reach an agent's inbox.
+
+    file    the local inbox file (local agents; docker agents, whose state dir is bind-mounted)
+    shared  `<runtime.shared_path>/inbox.jsonl`: a directory both sides mount (NFS, SMB, a bind
+            mount); it must exist, so an unmounted share is an error, not a silent local file
+    ssh     append on the host over the pooled SSH connection, running `core.inboxfile` there
+            under flock (the same idempotent append every other transport uses)
+    http    POST to the runner's loopback HTTP inbox (`runner/http_inbox.py`), reached directly
+            (local, docker with host networking) or through an SSH local forward (ssh hosts)
+
+Every transport is idempotent by event id. `transport_for()` wraps the chosen one in a
+`DeliveringTransport` with a durable local outbox (`state/outbox/<agent>.jsonl`): an event that
+cannot land now waits there, in order, and is retried with backoff until it lands (never dropped).
+`outbox_backlog()` is what `status` shows as the agent's backlog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from relayfleet.core.atomic import flocked, read_json, read_jsonl, write_atomic, write_json_atomic
+from relayfleet.core.errors import BackendError
+from relayfleet.core.inboxfile import append_once, contains
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import Agent, Fleet
+
+
+class InboxTransport(Protocol):
+    """Same shape as `router.transport.InboxTransport` (backends may not import router)."""
+
+    def append(self, agent: str, event: dict[str, Any]) -> Any: ...
+
+    def has(self, agent: str, event_id: str) -> bool: ...
+
+
+ENDPOINT_FILE = "http-inbox.json"  # written by runner/http_inbox.py in the agent's state dir
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+
+
+class FileInbox:
+    """The agent's inbox on this machine (`state/agents/<name>/inbox.jsonl`)."""
+
+    def __init__(self, paths: FleetPaths) -> None:
+        self.paths = paths
+
+    def append(self, agent: str, event: dict[str, Any]) -> None:
+        append_once(self.paths.inbox(agent), event)
+
+    def has(self, agent: str, event_id: str) -> bool:
+        return contains(self.paths.inbox(agent), event_id)
+
+
+class SharedInbox:
+    """`<dir>/inbox.jsonl` where `dir` is the agent's state dir as mounted on our side."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory).expanduser()
+
+    def _inbox(self, agent: str) -> Path:
+        if not self.dir.is_dir():
+            raise BackendError(
+                f"agent {agent!r}: shared inbox dir {self.dir} is not there (share not mounted?)"
+            )
+        return self.dir / "inbox.jsonl"
+
+    def append(self, agent: str, event: dict[str, Any]) -> None:
+        append_once(self._inbox(agent), event, create_parent=False)
+
+    def has(self, agent: str, event_id: str) -> bool:
+        return contains(self._inbox(agent), event_id)
+
+
+class SshInbox:
+    """Append on an ssh host: `<venv python> -m relayfleet.core.inboxfile append <inbox>`."""
+
+    def __init__(self, fleet: Fleet, host_name: str, state_dir: Path) -> None:
+        from relayfleet.backends.sshpool import SshTarget, default_pool
+
+        self.host = fleet.hosts[host_name]
+        self.fleet_name = fleet.name
+        self.pool = default_pool()
+        self.target = SshTarget.from_host(self.host, state_dir)
+
+    def _layout(self):  # -> RemoteLayout
+        from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
+
+        base = self.host.workdir
+        if not base.startswith("/"):
+            base = absolute_base(base, self.pool.home(self.target))
+        return RemoteLayout(base=base, fleet=self.fleet_name)
+
+    def append(self, agent: str, event: dict[str, Any]) -> None:
+        from relayfleet.backends.sshpool import q
+
+        lay = self._layout()
+        cmd = f"{q(lay.python)} -m relayfleet.core.inboxfile append {q(lay.inbox(agent))}"
+        self.pool.check(self.target, cmd, input=json.dumps(event), what="inbox append")
+
+    def has(self, agent: str, event_id: str) -> bool:
+        from relayfleet.backends.sshpool import q
+
+        lay = self._layout()
+        cmd = (
+            f"{q(lay.python)} -m relayfleet.core.inboxfile has {q(lay.inbox(agent))} {q(event_id)}"
+        )
+        r = self.pool.run(self.target, cmd)
+        if r.exit_status not in (0, 1):
+            raise BackendError(f"inbox check failed on {self.host.name!r}: {r.stderr.strip()}")
+        return r.exit_status == 0
+
+
+Endpoint = tuple[str, str]  # (base url, bearer token)
+
+
+class HttpInbox:
+    """POST to the runner's HTTP inbox; `endpoint()` says where it is now (it moves on restart)."""
+
+    def __init__(self, endpoint: Callable[[str], Endpoint], timeout: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+
+    def _request(self, agent: str, method: str, path: str, body: bytes | None = None) -> int:
+        import httpx
+
+        url, token = self.endpoint(agent)
+        try:
+            r = httpx.request(
+                method,
+                url + path,
+                content=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise BackendError(f"agent {agent!r}: HTTP inbox unreachable: {exc}") from exc
+        if r.status_code not in (200, 404):
+            raise BackendError(f"agent {agent!r}: HTTP inbox answered {r.status_code}")
+        return r.status_code
+
+    def append(self, agent: str, event: dict[str, Any]) -> None:
+        if self._request(agent, "POST", "/inbox", json.dumps(event).encode()) != 200:
+            raise BackendError(f"agent {agent!r}: HTTP inbox refused the event")
+
+    def has(self, agent: str, event_id: str) -> bool:
+        from urllib.parse import quote
+
+        return self._request(agent, "GET", f"/inbox/{quote(event_id, safe='')}") == 200
+
+
+def local_http_endpoint(paths: FleetPaths) -> Callable[[str], Endpoint]:
+    """The endpoint file in the (local or bind-mounted) state dir."""
+
+    def endpoint(agent: str) -> Endpoint:
+        info = read_json(paths.agent_state(agent) / ENDPOINT_FILE)
+        if not info:
+            raise BackendError(f"agent {agent!r}: its runner serves no HTTP inbox (not running?)")
+        return f"http://127.0.0.1:{int(info['port'])}", str(info["token"])
+
+    return endpoint
+
+
+def ssh_http_endpoint(inbox: SshInbox) -> Callable[[str], Endpoint]:
+    """Read the endpoint file over SFTP and reach its port through an SSH local forward."""
+
+    def endpoint(agent: str) -> Endpoint:
+        raw = inbox.pool.read(inbox.target, f"{inbox._layout().agent_state(agent)}/{ENDPOINT_FILE}")
+        if not raw:
+            raise BackendError(f"agent {agent!r}: its runner serves no HTTP inbox (not running?)")
+        info = json.loads(raw)
+        port = inbox.pool.forward_local(inbox.target, int(info["port"]))
+        return f"http://127.0.0.1:{port}", str(info["token"])
+
+    return endpoint
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+
+
+def outbox_path(paths: FleetPaths, agent: str) -> Path:
+    return paths.state / "outbox" / f"{agent}.jsonl"
+
+
+def outbox_backlog(paths: FleetPaths, agent: str) -> int:
+    """How many events wait for `agent` in the local outbox (0 when all landed)."""
+    return len(read_jsonl(outbox_path(paths, agent)))
+
+
+class Outbox:
+    """Events not yet landed, oldest first, plus the retry schedule (`<agent>.retry.json`)."""
+
+    def __init__(self, paths: FleetPaths, agent: str) -> None:
+        self.path = outbox_path(paths, agent)
+        self.retry_path = self.path.with_suffix(".retry.json")
+        self.lock_path = self.path.with_suffix(".lock")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with flocked(self.lock_path):
+            yield
+
+    def pending(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path)
+
+    def save(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            for p in (self.path, self.retry_path):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            return
+        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
+        write_atomic(self.path, text, mode=0o600)
+
+    def due(self, now: float) -> bool:
+        info = read_json(self.retry_path, {}) or {}
+        return now >= float(info.get("next_at", 0))
+
+    def failed(self, now: float, error: str) -> None:
+        info = read_json(self.retry_path, {}) or {}
+        attempts = int(info.get("attempts", 0)) + 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempts - 1))
+        delay *= random.uniform(0.8, 1.2)  # jitter: many agents on one dead host don't align
+        write_json_atomic(
+            self.retry_path,
+            {"attempts": attempts, "next_at": now + delay, "last_error": error[:300]},
+        )
+
+    def last_error(self) -> str:
+        return str((read_json(self.retry_path, {}) or {}).get("last_error", ""))
+
+
+RETRYABLE = (BackendError, OSError)
+
+
+class DeliveringTransport:
+    """An InboxTransport that never drops: deliver now, else queue in the outbox and retry."""
+
+    def __init__(self, inner: InboxTransport, paths: FleetPaths, clock=time.time) -> None:
+        self.inner = inner
+        self.paths = paths
+        self.clock = clock
+
+    def append(self, agent: str, event: dict[str, Any]) -> bool:
+        """True when the event landed; False when it waits in the outbox (it will land later)."""
+        box = Outbox(self.paths, agent)
+        with box.locked():
+            pending = box.pending()
+            if not pending:
+                try:
+                    self.inner.append(agent, event)
+                    return True
+                except RETRYABLE as exc:
+                    box.save([event])
+                    box.failed(self.clock(), str(exc))
+                    return False
+            if all(e.get("id") != event.get("id") for e in pending):
+                pending.append(event)  # behind the older ones: order is kept
+                box.save(pending)
+            self._flush_locked(agent, box, force=False)
+            return not any(e.get("id") == event.get("id") for e in box.pending())
+
+    def has(self, agent: str, event_id: str) -> bool:
+        if any(e.get("id") == event_id for e in Outbox(self.paths, agent).pending()):
+            return True  # accepted: it waits in the outbox and will land
+        return self.inner.has(agent, event_id)
+
+    def flush(self, agent: str, *, force: bool = False) -> int:
+        """Try to land what waits (backoff is respected unless `force`); how many remain."""
+        box = Outbox(self.paths, agent)
+        if not box.path.exists():
+            return 0
+        with box.locked():
+            return self._flush_locked(agent, box, force=force)
+
+    def _flush_locked(self, agent: str, box: Outbox, *, force: bool) -> int:
+        pending = box.pending()
+        if not pending or not (force or box.due(self.clock())):
+            return len(pending)
+        while pending:
+            try:
+                self.inner.append(agent, pending[0])
+            except RETRYABLE as exc:
+                box.save(pending)
+                box.failed(self.clock(), str(exc))
+                return len(pending)
+            pending.pop(0)
+            box.save(pending)  # after each landing: a crash re-sends at most one (idempotent)
+        return 0
+
+
+def inner_transport(paths: FleetPaths, fleet: Fleet, agent: Agent) -> InboxTransport:
+    """The bare transport the agent's `runtime.inbox_transport` names."""
+    rt = agent.runtime
+    kind = rt.inbox_transport or "file"
+    if kind == "file":
+        if rt.backend == "ssh":
+            raise BackendError(
+                f"agent {agent.name!r} runs on ssh host {rt.host!r}; its inbox is remote",
+                hints=[f"gh fleet agent set {agent.name} runtime.inbox_transport ssh"],
+            )
+        return FileInbox(paths)
+    if kind == "shared":
+        return SharedInbox(
+            Path(rt.shared_path) if rt.shared_path else paths.agent_state(agent.name)
+        )
+    if kind in ("ssh", "http") and rt.backend == "ssh":
+        if rt.host not in fleet.hosts:
+            raise BackendError(f"agent {agent.name!r}: no host named {rt.host!r} in fleet.toml")
+        ssh = SshInbox(fleet, rt.host, paths.state)
+        return ssh if kind == "ssh" else HttpInbox(ssh_http_endpoint(ssh))
+    if kind == "http":
+        return HttpInbox(local_http_endpoint(paths))
+    if kind == "ssh":
+        raise BackendError(
+            f"agent {agent.name!r}: inbox_transport 'ssh' needs the ssh backend "
+            f"(it runs on {rt.backend!r})"
+        )
+    raise BackendError(f"agent {agent.name!r}: unknown inbox_transport {kind!r}")
+
+
+def transport_for(paths: FleetPaths, fleet: Fleet, agent: Agent | str) -> DeliveringTransport:
+    """The transport the router and `tell` use for `agent`: its own kind, behind the outbox."""
+    a = fleet.agent(agent) if isinstance(agent, str) else agent
+    return DeliveringTransport(inner_transport(paths, fleet, a), paths)
+
+
+def drain_outboxes(paths: FleetPaths, fleet: Fleet, *, force: bool = False) -> dict[str, int]:
+    """Retry every agent's outbox (the router calls this each cycle); agent -> events left."""
+    out: dict[str, int] = {}
+    box_dir = paths.state / "outbox"
+    if not box_dir.is_dir():
+        return out
+    for f in sorted(box_dir.glob("*.jsonl")):
+        name = f.stem
+        if name not in fleet.agents:
+            continue
+        try:
+            out[name] = transport_for(paths, fleet, name).flush(name, force=force)
+        except BackendError:
+            out[name] = outbox_backlog(paths, name)
+    return out

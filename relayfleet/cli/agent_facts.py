@@ -1,0 +1,114 @@
+"""What `gh fleet status` says about one agent's runner (backend status + runner.json facts)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import Agent, Fleet
+
+
+def select_agents(fleet: Fleet, names: list[str], all_: bool) -> list[Agent]:
+    from relayfleet.core.errors import UsageError
+
+    if all_ and names:
+        raise UsageError("name agents or pass --all, not both")
+    if all_:
+        return [fleet.agents[n] for n in sorted(fleet.agents)]
+    if not names:
+        raise UsageError("name at least one agent, or pass --all")
+    return [fleet.agent(n) for n in dict.fromkeys(names)]
+
+
+def runner_facts(paths: FleetPaths, fleet: Fleet, agent: Agent) -> dict[str, Any]:
+    """One `status --json` agent entry: running, pid, backend, host, delivery, pending, …"""
+    from relayfleet.backends.registry import backend_for
+    from relayfleet.core.errors import FleetError
+
+    backend_name = agent.runtime.backend
+    try:
+        backend = backend_for(agent, fleet)
+        st = backend.status(paths, fleet, agent)
+    except FleetError as exc:
+        return {
+            "name": agent.name,
+            "running": False,
+            "pid": None,
+            "backend": backend_name,
+            "host": agent.runtime.host,
+            "delivery": None,
+            "pending": None,
+            "error": str(exc),
+        }
+    x = dict(st.extra)
+    now = time.time()
+    started = x.get("started_at") or st.started_at
+    errors = x.get("plugin_errors") or []
+    return {
+        "name": agent.name,
+        "running": st.running,
+        "pid": st.pid,
+        "backend": st.backend,
+        "host": st.host or agent.runtime.host,
+        "delivery": x.get("delivery") if st.running else None,
+        "pending": x.get("pending") if st.running else None,
+        "session": x.get("session") if st.running else "stopped",
+        "session_id": x.get("session_id"),
+        "uptime_s": round(now - started, 1) if st.running and started else None,
+        "last_delivered": x.get("last_delivered"),
+        "last_delivered_at": x.get("last_delivered_at"),
+        "restarts": x.get("restarts", 0) if st.running else None,
+        "attached": x.get("attached", 0) if st.running else 0,
+        "plugins": x.get("plugins", []),
+        "plugin_errors": errors,
+        "detail": st.detail,
+    }
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def table_row(f: dict[str, Any]) -> list[str]:
+    """NAME RUNNING PID BACKEND UPTIME DELIVERY PENDING LAST-EVENT RESTARTS PLUGIN-ERRORS"""
+    last = f.get("last_delivered") or "-"
+    if f.get("last_delivered_at"):
+        last += f" ({human_age(time.time() - f['last_delivered_at'])} ago)"
+    errs = f.get("plugin_errors") or []
+    where = f["backend"] + (f"@{f['host']}" if f.get("host") else "")
+    return [
+        f["name"],
+        "yes" if f["running"] else "no",
+        str(f["pid"] or "-"),
+        where,
+        human_age(f.get("uptime_s")),
+        (f.get("delivery") or "-") + (" (attached)" if f.get("attached") else ""),
+        "-" if f.get("pending") is None else str(f["pending"]),
+        last,
+        "-" if f.get("restarts") is None else str(f["restarts"]),
+        ", ".join(sorted({e.get("plugin", "?") for e in errs})) or "-",
+    ]
+
+
+TABLE_HEADERS = (
+    "name",
+    "running",
+    "pid",
+    "backend",
+    "uptime",
+    "delivery",
+    "pending",
+    "last event",
+    "restarts",
+    "plugin errors",
+)

@@ -1,0 +1,145 @@
+"""`gh fleet new-agent`, `remove-agent`, `list`: the agents of the fleet."""
+
+from __future__ import annotations
+
+import argparse
+
+from relayfleet.cli.context import Context
+
+ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "new-agent",
+        help="scaffold an agent (agent.toml + CLAUDE.md, a port, a starter route)",
+        description="Scaffold .fleet/agents/<name>/ from the role's template, allocate the next "
+        "free port, and for coder/reviewer/manager with --repo add a starter watch and route. "
+        "Makes one git commit.",
+    )
+    p.add_argument("name", help="lowercase letters, digits and '-' (e.g. wms-coder)")
+    p.add_argument("--role", required=True, metavar="ROLE", help=f"one of {', '.join(ROLES)}")
+    p.add_argument("--repo", help="the GitHub repo it works on (owner/name)")
+    p.add_argument("--model", help="Claude model (default: [defaults] model of fleet.toml)")
+    p.add_argument("--no-route", action="store_true", help="add no starter watch/route")
+    p.add_argument(
+        "--no-remote", action="store_true", help="disable Remote Control for its session"
+    )
+    p.add_argument("--force", action="store_true", help="re-scaffold an existing agent")
+    p.add_argument("--backend", choices=("local", "docker", "ssh"), help="where its runner runs")
+    p.add_argument("--host", help="a host of fleet.toml (`gh fleet host add`) for docker/ssh")
+    p.add_argument(
+        "--inbox-transport",
+        choices=("file", "shared", "ssh", "http"),
+        help="how the router reaches its inbox (default: file; ssh for ssh agents)",
+    )
+    p.add_argument(
+        "--endpoint",
+        choices=("default", "custom", "gateway"),
+        default="default",
+        help="where its Claude session talks (default: Anthropic directly)",
+    )
+    p.add_argument("--endpoint-url", metavar="URL", help="custom endpoint, or gateway upstream")
+    p.add_argument("--no-commit", action="store_true", help="write the files but do not commit")
+    p.set_defaults(func=run_new)
+
+    r = sub.add_parser(
+        "remove-agent",
+        help="delete an agent's config (refuses while routes name it)",
+        description="Delete .fleet/agents/<name>/. Refuses while routes send to it, unless "
+        "--prune-routes. Makes one git commit.",
+    )
+    r.add_argument("name")
+    r.add_argument(
+        "--prune-routes",
+        action="store_true",
+        help="also take it out of routes (dropping routes and watches left unused)",
+    )
+    r.add_argument("--no-commit", action="store_true", help="change the files but do not commit")
+    r.set_defaults(func=run_remove)
+
+    ls = sub.add_parser("list", help="agents with role, port, model, repo, backend")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=run_list)
+
+
+def run_new(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.core.errors import FleetError
+    from relayfleet.fleet.scaffold import new_agent
+
+    if args.role not in ROLES:
+        raise FleetError(f"unknown role {args.role!r} (roles: {', '.join(ROLES)})")
+    paths = ctx.paths
+    changed = new_agent(
+        paths,
+        args.name,
+        role=args.role,
+        repo=args.repo,
+        model=args.model,
+        route=not args.no_route,
+        remote=not args.no_remote,
+        force=args.force,
+        backend=args.backend,
+        host=args.host,
+        inbox_transport=args.inbox_transport,
+        endpoint=args.endpoint,
+        endpoint_url=args.endpoint_url,
+        commit=not args.no_commit,
+    )
+    agent = ctx.load().agents[args.name]
+    print(f"Created agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
+    for path in changed:
+        print(f"  {paths.rel(path)}", file=ctx.out)
+    if paths.routes_toml in changed:
+        print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
+    elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
+        print("  no route: give it --repo, or add one with `gh fleet route add`", file=ctx.out)
+    print(f"Next: gh fleet start {agent.name}", file=ctx.out)
+    return 0
+
+
+def run_remove(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.fleet.scaffold import remove_agent
+
+    paths = ctx.paths
+    changed = remove_agent(
+        paths, args.name, prune_routes=args.prune_routes, commit=not args.no_commit
+    )
+    print(f"Removed agent {args.name}", file=ctx.out)
+    for path in changed:
+        print(f"  {paths.rel(path)}", file=ctx.out)
+    if paths.agent_state(args.name).exists():
+        print(
+            f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
+        )
+    return 0
+
+
+def run_list(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.cli.output import print_json, print_table
+
+    fleet = ctx.load()
+    rows = [
+        {
+            "name": a.name,
+            "role": a.role,
+            "port": a.port,
+            "model": a.model,
+            "repo": a.repo,
+            "backend": a.runtime.backend,
+            "host": a.runtime.host,
+        }
+        for a in sorted(fleet.agents.values(), key=lambda a: a.name)
+    ]
+    if args.json:
+        print_json(ctx.out, rows)
+        return 0
+    if not rows:
+        print(
+            "No agents yet. Add one: gh fleet new-agent <name> --role coder --repo owner/name",
+            file=ctx.out,
+        )
+        return 0
+    headers = ["name", "role", "port", "model", "repo", "backend", "host"]
+    print_table(ctx.out, headers, [[r[h] for h in headers] for r in rows])
+    return 0

@@ -1,0 +1,116 @@
+"""`gh fleet attach <agent>`: your terminal on the agent's live session, like `tmux attach`.
+
+The runner serves its PTY on a 0600 unix socket in the agent's state dir. Detach with Ctrl-]
+(the runner and the session keep going). While you are attached the runner holds typed
+deliveries, so it never types into your half-written prompt; they go in when you detach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import socket
+import sys
+from pathlib import Path
+
+from relayfleet.cli.context import Context
+
+DETACH_KEY = b"\x1d"  # Ctrl-]
+DETACH_NAME = "Ctrl-]"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("attach", help=f"attach to an agent's live session (detach: {DETACH_NAME})")
+    p.add_argument("agent")
+    p.set_defaults(func=run)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.core.errors import BackendError
+
+    paths = ctx.paths
+    agent = ctx.load().agent(args.agent)
+    if agent.runtime.backend != "local":
+        raise BackendError(
+            f"attach works for local agents; {agent.name} runs on {agent.runtime.backend}",
+            hints=["use Remote Control (claude.ai/code) or ssh to the host and attach there"],
+        )
+    sock_path = paths.agent_state(agent.name) / "attach.sock"
+    try:
+        sock = connect(sock_path)
+    except OSError as exc:
+        raise BackendError(
+            f"{agent.name} has no live session to attach to ({exc.strerror or exc})",
+            hints=[f"gh fleet start {agent.name}"],
+        ) from exc
+    print(
+        f"[attached to {agent.name}; detach with {DETACH_NAME}; deliveries wait while attached]",
+        file=ctx.err,
+        flush=True,
+    )
+    stdin_fd = sys.stdin.fileno()
+    stdout_fd = sys.stdout.fileno()
+    with raw_terminal(stdin_fd):
+        reason = pump(sock, stdin_fd, stdout_fd)
+    print(f"\r\n[detached from {agent.name}: {reason}]", file=ctx.err)
+    return 0
+
+
+def connect(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(str(path))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int):  # type: ignore[no-untyped-def]
+    """Keystrokes go through unchanged (Ctrl-C reaches the session, not us) until we return."""
+    if not os.isatty(fd):
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def pump(sock: socket.socket, in_fd: int, out_fd: int, detach: bytes = DETACH_KEY) -> str:
+    """Copy session -> out and in -> session until the detach key, EOF, or the runner goes away."""
+    try:
+        while True:
+            ready, _, _ = select.select([sock, in_fd], [], [])
+            if sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return "the runner closed the session"
+                _write_all(out_fd, data)
+            if in_fd in ready:
+                data = os.read(in_fd, 4096)
+                if not data:
+                    return "end of input"
+                if detach in data:
+                    before = data.split(detach, 1)[0]
+                    if before:
+                        sock.sendall(before)
+                    return "detached"
+                sock.sendall(data)
+    finally:
+        sock.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -1,0 +1,277 @@
+"""`gh fleet doctor`: one line per check, ✓ / ! / ✗; exit 1 if any ✗.
+
+Checks are plain functions in CHECKS, each `(Doctor) -> list[Result]`; add one by appending to
+the list (host checks append one result per host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from relayfleet.cli.context import Context
+
+if TYPE_CHECKING:
+    from relayfleet.core.paths import FleetPaths
+    from relayfleet.fleet.model import Fleet
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # ok | warn | fail
+    name: str
+    detail: str
+    hints: tuple[str, ...] = ()
+
+
+@dataclass
+class Doctor:
+    """What the checks share: the context, and the fleet loaded once (or why it did not load)."""
+
+    ctx: Context
+    _loaded: bool = False
+    _fleet: Fleet | None = None
+    load_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> FleetPaths | None:
+        try:
+            return self.ctx.paths
+        except Exception:  # no fleet here: the config check reports it
+            return None
+
+    @property
+    def fleet(self) -> Fleet | None:
+        from relayfleet.core.errors import FleetError
+
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._fleet = self.ctx.load()
+            except FleetError as exc:
+                self.load_error = str(exc)
+        return self._fleet
+
+
+Check = Callable[[Doctor], list[Result]]
+
+
+def _version(cmd: str, env: dict[str, str]) -> str:
+    try:
+        proc = subprocess.run(
+            [cmd, "--version"], capture_output=True, text=True, timeout=20, env=env
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(version unknown: {exc})"
+    first = (proc.stdout or proc.stderr).strip().splitlines()
+    return first[0] if first else "(no version output)"
+
+
+def _tool(name: str, why: str, hint: str) -> Check:
+    def check(doc: Doctor) -> list[Result]:
+        path = shutil.which(name, path=doc.ctx.env.get("PATH"))
+        if not path:
+            return [Result(FAIL, name, f"not on PATH ({why})", (hint,))]
+        return [Result(OK, name, f"{_version(path, doc.ctx.env)} ({path})")]
+
+    return check
+
+
+def check_git(doc: Doctor) -> list[Result]:
+    from relayfleet.core.errors import FleetError
+    from relayfleet.fleet.gitops import repo_state
+
+    paths = doc.paths
+    if paths is None:
+        return []
+    try:
+        st = repo_state(paths.root)
+    except FleetError as exc:
+        return [Result(FAIL, "git", str(exc), tuple(exc.hints))]
+    where = f"branch {st.branch}" if st.branch else "detached HEAD"
+    head = st.head[:7] if st.head else "no commits yet"
+    out = [Result(OK, "git", f"{st.workdir}: {where} at {head}")]
+    if st.fleet_dirty:
+        shown = ", ".join(st.fleet_dirty[:3]) + (" …" if len(st.fleet_dirty) > 3 else "")
+        out.append(
+            Result(
+                WARN,
+                "git .fleet/",
+                f"{len(st.fleet_dirty)} uncommitted change(s): {shown}",
+                ("review with `gh fleet diff`, then commit them",),
+            )
+        )
+    if not st.state_ignored:
+        out.append(
+            Result(
+                FAIL,
+                "git .fleet/state/",
+                "runtime state is not gitignored",
+                ("add the line `state/` to .fleet/.gitignore",),
+            )
+        )
+    return out
+
+
+def check_config(doc: Doctor) -> list[Result]:
+    from relayfleet.core.errors import FleetError
+
+    paths = doc.paths
+    if paths is None:
+        try:
+            doc.ctx.paths  # noqa: B018  (re-raise for its message)
+        except FleetError as exc:
+            return [Result(FAIL, "config", str(exc), tuple(exc.hints))]
+        return [Result(FAIL, "config", "no fleet here")]
+    try:
+        from relayfleet.fleet.validate import validate
+
+        problems = validate(paths)
+    except FleetError as exc:
+        return [Result(FAIL, "config", str(exc), tuple(exc.hints))]
+    errors = [p for p in problems if getattr(p, "level", "error") == "error"]
+    warnings = [p for p in problems if getattr(p, "level", "error") != "error"]
+    if errors:
+        return [
+            Result(
+                FAIL, "config", f"{len(errors)} error(s): {errors[0]}", ("run `gh fleet validate`",)
+            )
+        ]
+    fleet = doc.fleet
+    if fleet is None:
+        return [Result(FAIL, "config", doc.load_error or "the fleet does not load")]
+    detail = (
+        f".fleet/ is valid: {len(fleet.agents)} agent(s), {len(fleet.watches)} watch(es), "
+        f"{len(fleet.routes)} route(s)"
+    )
+    if warnings:
+        detail += f"; {len(warnings)} warning(s), e.g. {warnings[0]}"
+        return [Result(WARN, "config", detail, ("run `gh fleet validate`",))]
+    return [Result(OK, "config", detail)]
+
+
+def check_ports(doc: Doctor) -> list[Result]:
+    fleet = doc.fleet
+    if fleet is None:
+        return []
+    by_port: dict[int, list[str]] = {}
+    for a in fleet.agents.values():
+        by_port.setdefault(a.port, []).append(a.name)
+    clashes = {p: sorted(n) for p, n in by_port.items() if len(n) > 1}
+    if clashes:
+        text = "; ".join(f"{p}: {', '.join(n)}" for p, n in sorted(clashes.items()))
+        return [
+            Result(
+                FAIL, "ports", f"agents share a port ({text})", ("give each agent its own port",)
+            )
+        ]
+    return [Result(OK, "ports", f"{len(by_port)} agent port(s), no collisions")]
+
+
+def check_routes(doc: Doctor) -> list[Result]:
+    from relayfleet.cli.commands.route import route_problems
+
+    fleet = doc.fleet
+    if fleet is None:
+        return []
+    problems = route_problems(fleet)
+    errors = [p["message"] for p in problems if p["level"] == "error"]
+    warns = [p["message"] for p in problems if p["level"] != "error"]
+    if errors:
+        return [Result(FAIL, "routes", "; ".join(errors), ("see `gh fleet route`",))]
+    if warns:
+        return [Result(WARN, "routes", "; ".join(warns), ("see `gh fleet route`",))]
+    return [Result(OK, "routes", f"{len(fleet.routes)} route(s), none dangling")]
+
+
+def check_hosts(doc: Doctor) -> list[Result]:
+    fleet = doc.fleet
+    if fleet is None:
+        return []
+    bad = []
+    for a in sorted(fleet.agents.values(), key=lambda a: a.name):
+        host = a.runtime.host
+        if host and host not in fleet.hosts:
+            bad.append(f"{a.name} → {host!r}")
+        elif a.runtime.backend == "ssh" and not host:
+            bad.append(f"{a.name} (ssh backend, no host)")
+    if bad:
+        known = ", ".join(sorted(fleet.hosts)) or "none"
+        return [
+            Result(
+                FAIL,
+                "hosts",
+                f"agents on unknown hosts: {', '.join(bad)} (hosts: {known})",
+                ("add it: gh fleet host add <name> --backend ssh --host user@addr",),
+            )
+        ]
+    return [Result(OK, "hosts", f"{len(fleet.hosts)} host(s), every agent's host is known")]
+
+
+CHECKS: list[Check] = [
+    _tool(
+        "claude",
+        "agents run Claude Code",
+        "install Claude Code: npm i -g @anthropic-ai/claude-code",
+    ),
+    _tool(
+        "gh",
+        "the router reads GitHub tokens from it",
+        "install the GitHub CLI: https://cli.github.com",
+    ),
+    check_git,
+    check_config,
+    check_ports,
+    check_routes,
+    check_hosts,
+]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check the environment and the fleet's config")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run_checks(ctx: Context, checks: list[Check] | None = None) -> list[Result]:
+    doc = Doctor(ctx)
+    results: list[Result] = []
+    for check in CHECKS if checks is None else checks:
+        try:
+            results += check(doc)
+        except Exception as exc:  # one broken check must not hide the others
+            name = getattr(check, "__name__", "check").removeprefix("check_")
+            results.append(
+                Result(FAIL, name, f"the check itself failed: {type(exc).__name__}: {exc}")
+            )
+    return results
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.cli.output import print_json
+
+    results = run_checks(ctx)
+    failed = any(r.status == FAIL for r in results)
+    if args.json:
+        print_json(
+            ctx.out,
+            [
+                {"status": r.status, "name": r.name, "detail": r.detail, "hints": list(r.hints)}
+                for r in results
+            ],
+        )
+        return 1 if failed else 0
+    for r in results:
+        print(f"{MARKS[r.status]} {r.name}: {r.detail}", file=ctx.out)
+        if r.status != OK:
+            for hint in r.hints:
+                print(f"    hint: {hint}", file=ctx.out)
+    return 1 if failed else 0

@@ -1,0 +1,36 @@
+"""`gh fleet inbox <agent> [--json] [-n N]`: what has been delivered to an agent, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+
+from relayfleet.cli.context import Context
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inbox", help="print an agent's inbox (events delivered to it)")
+    p.add_argument("agent")
+    p.add_argument("--json", action="store_true", help="the events as a JSON array (3.7 shape)")
+    p.add_argument("-n", "--limit", type=int, default=0, help="only the last N events")
+    p.set_defaults(func=run)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.cli.output import print_json
+    from relayfleet.core.atomic import read_jsonl
+
+    paths = ctx.paths
+    fleet = ctx.load()
+    agent = fleet.agent(args.agent)  # NotFound names the known agents
+    events = read_jsonl(paths.inbox(agent.name))
+    if args.limit > 0:
+        events = events[-args.limit :]
+    if args.json:
+        print_json(ctx.out, events)
+        return 0
+    if not events:
+        print(f"{agent.name}: inbox is empty", file=ctx.out)
+        return 0
+    for e in events:
+        print(f"{e.get('ts', '?')}  {e.get('source', '?'):<8} {e.get('body', '')}", file=ctx.out)
+    return 0

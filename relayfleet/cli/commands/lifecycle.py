@@ -1,0 +1,101 @@
+"""`gh fleet start|stop|restart [agent …|--all]`: run agents' runners through their backends."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from relayfleet.cli.context import Context
+
+START_TIMEOUT = 60.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for verb, help_ in (
+        ("start", "start agents' runners (detached; a running one is left alone)"),
+        ("stop", "stop agents' runners and their sessions (TERM, then KILL after a grace)"),
+        ("restart", "stop, then start agents' runners (the session resumes its conversation)"),
+    ):
+        p = sub.add_parser(verb, help=help_)
+        p.add_argument("agents", nargs="*", metavar="agent")
+        p.add_argument("--all", action="store_true", help="every agent of the fleet")
+        if verb != "stop":
+            p.add_argument(
+                "--no-wait", action="store_true", help="return without waiting for the session"
+            )
+            p.add_argument("--timeout", type=float, default=START_TIMEOUT, help=argparse.SUPPRESS)
+        p.set_defaults(func=run, verb=verb)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.backends.registry import backend_for
+    from relayfleet.cli.agent_facts import select_agents
+
+    paths = ctx.paths
+    fleet = ctx.load()
+    agents = select_agents(fleet, args.agents, args.all)
+    rc = 0
+    if args.verb in ("stop", "restart"):
+        for a in agents:
+            was = backend_for(a, fleet).stop(paths, fleet, a)
+            print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
+    if args.verb in ("start", "restart"):
+        started = []
+        for a in agents:
+            st = backend_for(a, fleet).start(paths, fleet, a)
+            if st.detail == "already running":
+                print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
+            else:
+                started.append((a, st))
+        if args.no_wait:
+            for a, st in started:
+                print(f"{a.name}: started (pid {st.pid})", file=ctx.out)
+            return 0
+        rc = _wait_ready(ctx, paths, started, args.timeout)
+    return rc
+
+
+def _wait_ready(ctx: Context, paths, started: list, timeout: float) -> int:  # type: ignore[no-untyped-def]
+    """Wait until each new runner reports its session up (or died trying): fail loudly, early."""
+    from relayfleet.core.atomic import read_json
+    from relayfleet.core.procs import PidRecord
+
+    deadline = time.monotonic() + timeout
+    todo = {a.name: (a, st) for a, st in started}
+    rc = 0
+    while todo:
+        for name, (_a, st) in list(todo.items()):
+            facts = read_json(paths.runner_status(name), {}) or {}
+            alive = st.pid is None or PidRecord(st.pid, None, 0).alive()
+            if st.backend == "local" and not alive:
+                print(f"{name}: the runner exited during start-up", file=ctx.err)
+                _hint_logs(ctx, paths, name)
+                rc = 1
+                del todo[name]
+            elif (facts.get("pid") == st.pid and facts.get("session") == "up") or (
+                st.backend != "local" and st.running
+            ):
+                how = facts.get("delivery") or st.detail
+                print(f"{name}: started (pid {st.pid}, delivery {how})", file=ctx.out)
+                del todo[name]
+        if not todo:
+            break
+        if time.monotonic() > deadline:
+            for name in todo:
+                print(f"{name}: started, but the session is not up yet", file=ctx.err)
+                _hint_logs(ctx, paths, name)
+            return 1
+        time.sleep(0.05)
+    return rc
+
+
+def _hint_logs(ctx: Context, paths, name: str) -> None:  # type: ignore[no-untyped-def]
+    from relayfleet.backends.local import runner_out
+    from relayfleet.backends.logtail import tail_lines
+
+    for p in (runner_out(paths, name), paths.runner_log(name)):
+        text = tail_lines(p, 5).strip()
+        if text:
+            for line in text.splitlines():
+                print(f"  {p.name}: {line}", file=ctx.err)
+    print(f"  hint: gh fleet logs {name} --runner", file=ctx.err)

@@ -1,0 +1,113 @@
+"""`gh fleet logs <agent> [-f] [-n N] [--raw] [--runner] [--replies]`: what the session printed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from relayfleet.cli.context import Context
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("logs", help="print the tail of an agent's session log (ANSI stripped)")
+    p.add_argument("agent")
+    p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument("--raw", action="store_true", help="keep terminal escape sequences")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--runner", action="store_true", help="the runner's own log instead")
+    which.add_argument("--replies", action="store_true", help="the agent's replies to the operator")
+    p.set_defaults(func=run)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.backends.logtail import tail_lines
+    from relayfleet.backends.registry import backend_for
+
+    paths = ctx.paths
+    fleet = ctx.load()
+    agent = fleet.agent(args.agent)
+    if args.replies:
+        return _replies(ctx, paths.agent_state(agent.name) / "plugins/inbox/outbox.jsonl", args)
+    if args.runner:
+        path = paths.runner_log(agent.name)
+        ctx.out.write(tail_lines(path, args.lines, raw=True))
+    elif agent.runtime.backend == "local":
+        path = paths.session_log(agent.name)
+        ctx.out.write(tail_lines(path, args.lines, raw=args.raw))
+    else:
+        # docker/ssh: the backend knows where the log lives.
+        ctx.out.write(backend_for(agent, fleet).logs(paths, fleet, agent, args.lines))
+        return 0
+    ctx.out.flush()
+    if args.follow:
+        follow(path, ctx.out, raw=args.raw or args.runner)
+    return 0
+
+
+def _replies(ctx: Context, path: Path, args: argparse.Namespace) -> int:
+    from relayfleet.core.atomic import read_jsonl
+
+    for ev in read_jsonl(path)[-args.lines :]:
+        print(f"{ev.get('ts', '')}  {ev.get('body', '')}", file=ctx.out)
+    return 0
+
+
+def follow(path: Path, out: TextIO, *, raw: bool, stop_after: float | None = None) -> None:
+    """Print what is appended to `path` until ^C, across rotation and truncation.
+
+    A CLI that waits on a human can afford a 0.1 s poll; the runner's inbox tail cannot (inotify).
+    """
+    from relayfleet.backends.logtail import strip_ansi
+
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    f = None
+    ino = 0
+    at_end = True  # the first open skips what `tail_lines` already printed
+    pending = b""
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if f is None:
+                try:
+                    f = open(path, "rb")  # noqa: SIM115 - held across iterations
+                except FileNotFoundError:
+                    at_end = False  # when it appears, all of it is new
+                    time.sleep(0.1)
+                    continue
+                ino = os.fstat(f.fileno()).st_ino
+                if at_end:
+                    f.seek(0, os.SEEK_END)
+                at_end = False
+            chunk = f.read()
+            if chunk:
+                data = pending + chunk
+                cut = data.rfind(b"\n") + 1
+                # Whole lines only, so an escape sequence is never split between two writes.
+                done, pending = data[:cut], data[cut:]
+                if done:
+                    out.write((done if raw else strip_ansi(done)).decode("utf-8", "replace"))
+                    out.flush()
+                continue
+            try:
+                st = os.stat(path)
+                rotated = st.st_ino != ino or st.st_size < f.tell()
+            except FileNotFoundError:
+                rotated = True
+            if rotated:  # session.log -> session.log.1: reopen the new file from its start
+                f.close()
+                f = None
+                continue
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if f is not None:
+            f.close()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    follow(Path(sys.argv[1]), sys.stdout, raw=False)

@@ -1,0 +1,205 @@
+"""`gh fleet router start|stop|restart|status [--json]|run [--once]`: the one GitHub poller."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from relayfleet.cli.context import Context
+
+if TYPE_CHECKING:
+    from relayfleet.core.paths import FleetPaths
+    from relayfleet.fleet.model import Fleet
+    from relayfleet.router.poller import Poller, RouterConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("router", help="the GitHub router: one poller for every watch")
+    rsub = p.add_subparsers(dest="router_cmd", metavar="<start|stop|restart|status|run>")
+    rsub.required = True
+    rsub.add_parser("start", help="start the router in the background").set_defaults(func=run)
+    rsub.add_parser("stop", help="stop the router").set_defaults(func=run)
+    rsub.add_parser("restart", help="stop, then start the router").set_defaults(func=run)
+    st = rsub.add_parser("status", help="running state, last cycle, API cost, broken watches")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=run)
+    r = rsub.add_parser("run", help="poll in the foreground (`--once`: one cycle, a dry run)")
+    r.add_argument("--once", action="store_true", help="one cycle, then exit")
+    r.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)
+    r.set_defaults(func=run)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.router import daemon
+
+    paths = ctx.paths
+    cmd = args.router_cmd
+    if cmd == "status":
+        return _status(ctx, paths, json_out=args.json)
+    if cmd == "stop":
+        was = daemon.stop(paths)
+        print("router stopped" if was else "router was not running", file=ctx.out)
+        return 0
+    if cmd in ("start", "restart"):
+        if cmd == "restart":
+            daemon.stop(paths)
+        ctx.load()  # a broken config fails here, in front of the user, not in a log
+        pid = daemon.start(paths, ctx.env)
+        print(f"router running (pid {pid}); log: {paths.rel(paths.router_log)}", file=ctx.out)
+        return 0
+    return _run(ctx, paths, once=args.once, detached=args.detached_child)
+
+
+def _status(ctx: Context, paths: FleetPaths, *, json_out: bool) -> int:
+    from relayfleet.cli.output import print_json
+    from relayfleet.router import daemon
+
+    st = daemon.status(paths)
+    if json_out:
+        print_json(ctx.out, st)
+        return 0
+    state = f"running (pid {st['pid']})" if st["running"] else "stopped"
+    lines = [
+        f"router:          {state}",
+        f"last cycle:      {st['last_cycle'] or 'never'}",
+        f"cursor age:      {_age(st['cursor_age_s'])}",
+        f"requests (1h):   {_n(st['requests_last_hour'])}"
+        f" ({_n(st['not_modified_last_hour'])} were 304, free)",
+        f"rate limit left: {_n(st['rate_limit_remaining'])}",
+    ]
+    if st["pending"]:
+        lines.append(f"pending:         {st['pending']} event(s) waiting for a transport")
+    if st["broken_watches"]:
+        lines.append("broken watches:")
+        lines += [f"  {w}: {why}" for w, why in sorted(st["broken_watches"].items())]
+    if st["error"]:
+        lines.append(f"last error:      {st['error']}")
+    ctx.out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _age(s: float | None) -> str:
+    return "no cursor yet" if s is None else f"{s:.0f}s"
+
+
+def _n(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def router_config(fleet: Fleet) -> RouterConfig:
+    """Fleet -> what the poller needs, with every watch's filter parsed (a bad one raises)."""
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.fleet.filters import parse_filter
+    from relayfleet.router.poller import RouterConfig
+
+    queries = {}
+    for w in fleet.watches:
+        try:
+            queries[w.name] = parse_filter(w.kind, w.filter)
+        except ConfigError as exc:
+            raise ConfigError(f"watch {w.name!r}: {exc}", file=".fleet/routes.toml",
+                              hints=exc.hints) from exc  # fmt: skip
+    return RouterConfig(
+        watches=fleet.watches,
+        routes=fleet.routes,
+        agents=tuple(sorted(fleet.agents)),
+        queries=queries,
+    )
+
+
+def transport_factory(paths: FleetPaths, load_fleet: Any) -> Any:
+    """agent -> its inbox transport. File inboxes use the router's incremental-scan transport;
+    every other kind (shared, ssh, http) comes from `backends.transports` (durable outbox)."""
+    from relayfleet.router.delivery import FileTransport
+
+    local = FileTransport(paths.inbox)
+    cache: dict[str, Any] = {}
+
+    def transport_for(agent: str) -> Any:
+        fleet = load_fleet()
+        spec = fleet.agents.get(agent)
+        kind = spec.runtime.inbox_transport if spec else "file"
+        if kind == "file" and (spec is None or spec.runtime.backend != "ssh"):
+            return local
+        from relayfleet.backends.transports import transport_for as backend_transport
+
+        if agent not in cache:
+            cache[agent] = backend_transport(paths, fleet, spec)
+        return cache[agent]
+
+    return transport_for
+
+
+def build_poller(ctx: Context, paths: FleetPaths, holder: dict[str, Fleet]) -> Poller:
+    """The poller, wired: token, API URL, HTTP cache, cursor, transports, outbox draining.
+    `holder["fleet"]` is the current fleet (the loop swaps it on reload)."""
+    from relayfleet.router.cursor import Cursor
+    from relayfleet.router.github import (
+        GitHubClient,
+        HttpCache,
+        api_host,
+        resolve_api_url,
+        resolve_token,
+        token_fingerprint,
+    )
+    from relayfleet.router.poller import Poller
+
+    fleet = holder["fleet"]
+    api_url = resolve_api_url(ctx.env, fleet.api_url)
+    token = resolve_token(ctx.env, api_host(api_url))
+    cache = HttpCache.load(paths.http_cache, token_fingerprint(token))
+    client = GitHubClient(api_url, token, cache)
+
+    def drain() -> None:
+        from relayfleet.backends.transports import drain_outboxes
+
+        drain_outboxes(paths, holder["fleet"])
+
+    return Poller(
+        client=client,
+        cursor=Cursor.load(paths.cursor),
+        transport_for=transport_factory(paths, lambda: holder["fleet"]),
+        status_path=paths.router_status,
+        min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", "10")),
+        before_cycle=drain,
+    )
+
+
+def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
+    from relayfleet.router import daemon
+
+    fleet = ctx.load()
+    config = router_config(fleet)
+    with daemon.instance_lock(paths):
+        daemon.setup_logging(paths, foreground=not detached)
+        holder = {"fleet": fleet}
+        poller = build_poller(ctx, paths, holder)
+        if once:
+            report = poller.run_once(config, force=True)
+            print(
+                f"polled {len(report.polled)} stream(s), {len(report.not_modified)} unchanged "
+                f"(304); delivered {len(report.delivered)} event(s)",
+                file=ctx.out,
+            )
+            for agent, evt in report.delivered:
+                print(f"  -> {agent}: {evt}", file=ctx.out)
+            for err in report.errors:
+                print(f"  ! {err}", file=ctx.err)
+            return 0
+        daemon.mark_running(paths)
+
+        def load() -> RouterConfig:
+            fresh = ctx.load()
+            config = router_config(fresh)  # parse before swapping: a bad edit changes nothing
+            holder["fleet"] = fresh
+            return config
+
+        stop = daemon.Stop()
+        stop.install()
+        try:
+            return daemon.run_loop(poller, load, lambda: daemon.config_stamp(paths), stop=stop)
+        finally:
+            import contextlib
+
+            with contextlib.suppress(FileNotFoundError):
+                paths.router_pid.unlink()

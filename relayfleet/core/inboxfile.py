@@ -1,0 +1,89 @@
+"""Append an event to an inbox file exactly once (idempotent by event id), under flock.
+
+One implementation for every place that writes an inbox: the local file transport, the shared
+mount transport, the runner's HTTP inbox, and the ssh transport (which runs this module on the
+remote host: `python -m relayfleet.core.inboxfile append <path>` with the event on stdin).
+Stdlib only, so it runs with any Python 3 the remote has.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _has_id(raw: bytes, event_id: str) -> bool:
+    needle = json.dumps(event_id).encode()
+    if needle not in raw:  # fast path: a substring scan, no JSON parsing
+        return False
+    for line in raw.split(b"\n"):
+        if needle in line:
+            try:
+                if json.loads(line).get("id") == event_id:
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def contains(path: Path, event_id: str) -> bool:
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return False
+    # Only complete (newline-terminated) lines count: a torn tail never landed.
+    return _has_id(raw[: raw.rfind(b"\n") + 1], event_id)
+
+
+def append_once(path: Path, event: dict[str, Any], *, create_parent: bool = True) -> bool:
+    """Append `event` unless its id is already there. True when it was appended.
+
+    Holds an exclusive flock for the check and the write, so two writers (the router and a
+    `tell`) never both append the same id; one write() + fsync, and a torn tail left by a killed
+    writer is cut first.
+    """
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise ValueError("an inbox event needs a string id")
+    path = Path(path)
+    if create_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        raw = os.pread(fd, size, 0) if size else b""
+        end = raw.rfind(b"\n") + 1
+        if end != len(raw):
+            os.ftruncate(fd, end)  # a writer died mid-line: drop the torn tail
+            raw = raw[:end]
+        if _has_id(raw, event_id):
+            return False
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str]) -> int:
+    """`append <path>` (event JSON on stdin) prints appended|present; `has <path> <id>` 0/1."""
+    if len(argv) >= 2 and argv[0] == "append":
+        event = json.loads(sys.stdin.read())
+        print("appended" if append_once(Path(argv[1]), event) else "present")
+        return 0
+    if len(argv) == 3 and argv[0] == "has":
+        return 0 if contains(Path(argv[1]), argv[2]) else 1
+    print(
+        "usage: inboxfile append <path> < event.json | inboxfile has <path> <id>", file=sys.stderr
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

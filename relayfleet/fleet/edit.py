@@ -1,0 +1,420 @@
+"""Edits of routes.toml (watches, routes) and fleet.toml (hosts) that keep the user's comments.
+
+Each edit: load the current fleet (a broken file stops here and is never overwritten), check the
+request against it, change the tomlkit document, re-check the whole fleet as it would be, write
+the file, then make one commit `fleet: <what changed>` (ARCHITECTURE 3.4) unless told not to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relayfleet.core.errors import ConfigError, FleetError, NotFound
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import KINDS, MATCH_KEYS, Fleet, Route
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
+ASSOCIATIONS = (
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIME_CONTRIBUTOR",
+    "FIRST_TIMER",
+    "MANNEQUIN",
+    "NONE",
+)
+ITEM_STATES = ("open", "closed", "merged", "all")
+HOST_BACKENDS = ("ssh", "docker")
+HOST_OS = ("linux", "windows")
+MIN_POLL_SEC = 10
+ROUTES = ".fleet/routes.toml"
+FLEET = ".fleet/fleet.toml"
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What an edit did: the commit subject, the files written, the commit (None: not made)."""
+
+    message: str
+    files: tuple[Path, ...]
+    commit: str | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def sentence(self) -> str:
+        """`fleet: add watch x (…)` -> `Added watch x (…)`, for the command's output."""
+        text = self.message.removeprefix("fleet: ")
+        verb, _, rest = text.partition(" ")
+        done = {"add": "Added", "remove": "Removed"}.get(verb, verb[:1].upper() + verb[1:])
+        return f"{done} {rest}".strip()
+
+
+# -- checks on input ---------------------------------------------------------------------------
+
+
+def check_name(what: str, name: str) -> None:
+    if not NAME_RE.match(name or "") or name in (".", ".."):
+        raise FleetError(
+            f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+
+
+def check_repo(repo: str) -> None:
+    if not REPO_RE.match(repo or "") or repo.split("/")[1] in (".", ".."):
+        raise FleetError(f"invalid repo {repo!r}: expected owner/name")
+
+
+def _values(raw: str | Sequence[str]) -> list[str]:
+    """`--label a,b --label c` -> [a, b, c] (strings and repeated flags both accepted)."""
+    items = [raw] if isinstance(raw, str) else list(raw)
+    out: list[str] = []
+    for item in items:
+        out += [v.strip() for v in item.split(",") if v.strip()]
+    return out
+
+
+def _store(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
+def normalize_match(fleet: Fleet, raw: Mapping[str, str | Sequence[str] | None]) -> dict[str, Any]:
+    """Flag values -> the `[route.match]` table, checking each key against the fleet."""
+    match: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None or value == [] or value == "":
+            continue
+        if key not in MATCH_KEYS:
+            raise FleetError(f"unknown match key {key!r} (known: {', '.join(MATCH_KEYS)})")
+        # title_contains is a substring: commas in it are literal.
+        vals = [value] if key == "title_contains" and isinstance(value, str) else _values(value)
+        if key == "title_contains" and not isinstance(value, str):
+            vals = [v for v in value if v]
+        if key == "watch":
+            known = {w.name for w in fleet.watches}
+            for v in vals:
+                if v not in known:
+                    raise NotFound(
+                        f"no watch named {v!r} (watches: {', '.join(sorted(known)) or 'none'})",
+                        hints=["add it first: gh fleet watch add <name> --kind K --repo R"],
+                    )
+        elif key == "kind":
+            for v in vals:
+                if v not in KINDS:
+                    raise FleetError(f"invalid kind {v!r} (kinds: {', '.join(KINDS)})")
+        elif key == "repo":
+            for v in vals:
+                check_repo(v)
+        elif key == "state":
+            vals = [v.lower() for v in vals]
+            for v in vals:
+                if v not in ITEM_STATES:
+                    raise FleetError(f"invalid state {v!r} (states: {', '.join(ITEM_STATES)})")
+        elif key == "association":
+            vals = [v.upper() for v in vals]
+            for v in vals:
+                if v not in ASSOCIATIONS:
+                    raise FleetError(
+                        f"invalid association {v!r} (one of: {', '.join(ASSOCIATIONS)})"
+                    )
+        match[key] = _store(vals)
+    return match
+
+
+def describe_match(match: Mapping[str, Any]) -> str:
+    parts = [f"{k}={v if isinstance(v, str) else ','.join(v)}" for k, v in match.items()]
+    return " ".join(parts) or "(catch-all)"
+
+
+# -- the edit pipeline -------------------------------------------------------------------------
+
+
+def _current(paths: FleetPaths) -> Fleet:
+    from relayfleet.fleet.load import load_fleet
+
+    return load_fleet(paths)
+
+
+def _apply(
+    paths: FleetPaths,
+    target: Path,
+    rel: str,
+    change: Callable[[Any, Fleet], str],
+    *,
+    commit: bool,
+    warnings: Sequence[str] = (),
+) -> EditResult:
+    """Load the fleet and `target`'s document, let `change` edit it (returning the message),
+    re-check the whole fleet as it would be, write, and commit."""
+    from relayfleet.fleet.load import read_texts
+    from relayfleet.fleet.schema import load_fleet_from_texts
+    from relayfleet.fleet.toml_io import dump_doc, load_doc, parse_doc, save_doc
+
+    fleet = _current(paths)
+    doc = load_doc(target, rel) if target.exists() else parse_doc("", rel)
+    message = change(doc, fleet)
+    text = dump_doc(doc)
+    if text.endswith("\n\n"):  # a removal at the end leaves the blank line that preceded it
+        doc = parse_doc(text.rstrip("\n") + "\n", rel)
+    texts = read_texts(paths)
+    texts[target.relative_to(paths.fleet).as_posix()] = dump_doc(doc)
+    load_fleet_from_texts(texts)  # raises ConfigError before anything is written
+    save_doc(target, doc)
+    sha = None
+    if commit:
+        from relayfleet.fleet.gitops import commit_fleet
+
+        sha = commit_fleet(paths.root, [target], message)
+    return EditResult(message=message, files=(target,), commit=sha, warnings=tuple(warnings))
+
+
+def _table(values: Mapping[str, Any]) -> Any:
+    import tomlkit
+
+    t = tomlkit.table()
+    for k, v in values.items():
+        if isinstance(v, Mapping):
+            t[k] = _table(v)
+        else:
+            t[k] = v
+    return t
+
+
+# -- watches -----------------------------------------------------------------------------------
+
+
+def add_watch(
+    paths: FleetPaths,
+    name: str,
+    *,
+    kind: str,
+    repo: str,
+    filter: str = "",
+    poll_sec: int | None = None,
+    commit: bool = True,
+) -> EditResult:
+    from relayfleet.fleet.filters import parse_filter
+    from relayfleet.fleet.toml_io import aot_append
+
+    check_name("watch", name)
+    if kind not in KINDS:
+        raise FleetError(f"invalid kind {kind!r} (kinds: {', '.join(KINDS)})")
+    if repo or kind != "notifications":
+        check_repo(repo)
+    if filter:
+        parse_filter(kind, filter)  # ConfigError naming the bad flag
+    if poll_sec is not None and poll_sec < MIN_POLL_SEC:
+        raise FleetError(f"--poll-sec must be at least {MIN_POLL_SEC} (got {poll_sec})")
+
+    def change(doc: Any, fleet: Fleet) -> str:
+        if fleet.watch(name) is not None:
+            raise ConfigError(f"a watch named {name!r} already exists", file=ROUTES)
+        values: dict[str, Any] = {"name": name, "kind": kind, "repo": repo}
+        if filter:
+            values["filter"] = filter
+        if poll_sec is not None:
+            values["poll_sec"] = poll_sec
+        aot_append(doc, "watch", _table(values))
+        where = f"{kind} {repo}".strip()
+        return f"fleet: add watch {name} ({where})"
+
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+
+
+def routes_using_watch(fleet: Fleet, name: str) -> list[Route]:
+    return [r for r in fleet.routes if name in r.match.get("watch", ())]
+
+
+def remove_watch(
+    paths: FleetPaths, name: str, *, prune_routes: bool = False, commit: bool = True
+) -> EditResult:
+    from relayfleet.fleet.toml_io import aot_remove
+
+    def change(doc: Any, fleet: Fleet) -> str:
+        if fleet.watch(name) is None:
+            known = ", ".join(w.name for w in fleet.watches) or "none"
+            raise NotFound(f"no watch named {name!r} (watches: {known})")
+        users = routes_using_watch(fleet, name)
+        if users and not prune_routes:
+            listed = ", ".join(f"#{r.index}" for r in users)
+            raise ConfigError(
+                f"watch {name!r} is used by route {listed}",
+                file=ROUTES,
+                hints=[
+                    "remove those routes first (gh fleet route remove <index>)",
+                    "or pass --prune-routes to remove them (and the watch) together",
+                ],
+            )
+        aot_remove(doc, "watch", lambda t: t.get("name") == name)
+        pruned = _prune_watch_from_routes(doc, name)
+        suffix = f" and route {', '.join(f'#{i}' for i in pruned)}" if pruned else ""
+        return f"fleet: remove watch {name}{suffix}"
+
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+
+
+def _prune_watch_from_routes(doc: Any, name: str) -> list[int]:
+    """Drop `name` from routes' watch lists; remove routes left with no watch. 1-based indexes
+    of the routes removed."""
+    from relayfleet.fleet.toml_io import aot_remove
+
+    if "route" not in doc:
+        return []
+    doomed: set[int] = set()
+    for i, route in enumerate(doc["route"]):
+        match = route.get("match")
+        if match is None or "watch" not in match:
+            continue
+        watch = match["watch"]
+        if isinstance(watch, str):
+            if watch == name:
+                doomed.add(i)
+            continue
+        kept = [w for w in watch if w != name]
+        if not kept:
+            doomed.add(i)
+        elif len(kept) != len(watch):
+            match["watch"] = _store([str(w) for w in kept])
+    ids = {id(t) for i, t in enumerate(doc["route"]) if i in doomed}
+    return [i + 1 for i in aot_remove(doc, "route", lambda t: id(t) in ids)]
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def add_route(
+    paths: FleetPaths,
+    *,
+    to: Sequence[str],
+    match: Mapping[str, str | Sequence[str] | None],
+    commit: bool = True,
+) -> EditResult:
+    """Append a route; `match` holds flag values (lists or comma-separated strings)."""
+    from relayfleet.fleet.toml_io import aot_append
+
+    agents = _values(to)
+    if not agents:
+        raise FleetError("a route needs at least one recipient (--to agent[,agent…])")
+    warnings: list[str] = []
+
+    def change(doc: Any, fleet: Fleet) -> str:
+        unknown = [a for a in agents if a not in fleet.agents]
+        if unknown:
+            known = ", ".join(sorted(fleet.agents)) or "none yet"
+            raise NotFound(f"no agent named {', '.join(map(repr, unknown))} (agents: {known})")
+        table = normalize_match(fleet, match)
+        for route in fleet.routes:
+            same = {k: tuple(_values(v)) for k, v in table.items()} == dict(route.match)
+            if same and set(route.to) == set(agents):
+                raise ConfigError(f"route #{route.index} already does that", file=ROUTES)
+        if not table:
+            warnings.append(
+                "this route is a catch-all: every item of every watch goes to " + ", ".join(agents)
+            )
+        values: dict[str, Any] = {"to": list(dict.fromkeys(agents)), "match": table}
+        aot_append(doc, "route", _table(values))
+        index = len(fleet.routes) + 1
+        return f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"
+
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, warnings=warnings)
+
+
+def remove_route(paths: FleetPaths, index: int, *, commit: bool = True) -> EditResult:
+    from relayfleet.fleet.toml_io import aot_remove
+
+    def change(doc: Any, fleet: Fleet) -> str:
+        count = len(fleet.routes)
+        if not 1 <= index <= count:
+            raise NotFound(
+                f"no route #{index} (there {'is' if count == 1 else 'are'} {count}; "
+                "see `gh fleet route`)"
+            )
+        route = fleet.routes[index - 1]
+        target = doc["route"][index - 1]
+        aot_remove(doc, "route", lambda t: t is target)
+        plain = {k: list(v) for k, v in route.match.items()}
+        return f"fleet: remove route #{index} ({describe_match(plain)} → {', '.join(route.to)})"
+
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+
+
+# -- hosts -------------------------------------------------------------------------------------
+
+
+def add_host(
+    paths: FleetPaths,
+    name: str,
+    *,
+    backend: str,
+    host: str = "",
+    port: int | None = None,
+    workdir: str = "",
+    os: str = "linux",
+    key: str = "",
+    commit: bool = True,
+) -> EditResult:
+    check_name("host", name)
+    if backend not in HOST_BACKENDS:
+        raise FleetError(f"invalid backend {backend!r} for a host (one of: ssh, docker)")
+    if backend == "ssh" and not re.match(r"^([^@\s]+@)?[^@\s:/]+$", host or ""):
+        raise FleetError(f"--host must be user@address for ssh (got {host!r})")
+    if backend == "docker" and host and not re.match(r"^(unix|tcp|ssh|npipe)://\S+$", host):
+        raise FleetError(f"--host for docker must be a DOCKER_HOST url (got {host!r})")
+    if port is not None and not 1 <= port <= 65535:
+        raise FleetError(f"--port must be 1-65535 (got {port})")
+    if os not in HOST_OS:
+        raise FleetError(f"invalid --os {os!r} (one of: {', '.join(HOST_OS)})")
+    if key and ("BEGIN" in key or "\n" in key):
+        raise FleetError("--key takes the path of a private key file, never the key itself")
+
+    def change(doc: Any, fleet: Fleet) -> str:
+        import tomlkit
+
+        if name in fleet.hosts:
+            raise ConfigError(f"a host named {name!r} already exists", file=FLEET)
+        values: dict[str, Any] = {"backend": backend}
+        if host:
+            values["host"] = host
+        if port is not None:
+            values["port"] = port
+        if workdir:
+            values["workdir"] = workdir
+        values["os"] = os
+        if key:
+            values["key"] = key
+        if "hosts" not in doc:
+            doc["hosts"] = tomlkit.table(is_super_table=True)
+        doc["hosts"][name] = _table(values)
+        return f"fleet: add host {name} ({backend} {host or 'local engine'})"
+
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit)
+
+
+def agents_on_host(fleet: Fleet, name: str) -> list[str]:
+    return sorted(a.name for a in fleet.agents.values() if a.runtime.host == name)
+
+
+def remove_host(paths: FleetPaths, name: str, *, commit: bool = True) -> EditResult:
+    def change(doc: Any, fleet: Fleet) -> str:
+        if name not in fleet.hosts:
+            known = ", ".join(sorted(fleet.hosts)) or "none"
+            raise NotFound(f"no host named {name!r} (hosts: {known})")
+        users = agents_on_host(fleet, name)
+        if users:
+            raise ConfigError(
+                f"host {name!r} is used by agent {', '.join(users)}",
+                file=FLEET,
+                hints=["move or remove those agents first (gh fleet remove-agent <name>)"],
+            )
+        del doc["hosts"][name]
+        if not len(doc["hosts"]):
+            del doc["hosts"]
+        return f"fleet: remove host {name}"
+
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit)

@@ -1,0 +1,297 @@
+"""Read and write `.fleet/*.toml` keeping the user's comments, order and formatting.
+
+Reads for the model go through `tomllib` (`parse_plain`, fast and strict); edits go through
+tomlkit documents (`load_doc` / `save_doc`). A file that fails to parse raises ConfigError with
+`file:line` and is never written back.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.container import Container
+from tomlkit.exceptions import ParseError
+from tomlkit.items import AoT, Comment, Null, Table, Whitespace
+from tomlkit.toml_document import TOMLDocument
+
+from relayfleet.core.atomic import write_atomic
+from relayfleet.core.errors import ConfigError
+
+_TOMLLIB_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOMLKIT_AT = re.compile(r"\s*at line (\d+) col (\d+)\s*$")
+
+
+def parse_plain(text: str, rel: str) -> dict[str, Any]:
+    """Parse TOML into plain dicts (tomllib); a syntax error is ConfigError(file=rel, line=N)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOMLLIB_AT.search(msg)
+        line = int(m.group(1)) if m else None
+        detail = _TOMLLIB_AT.sub("", msg) or "invalid TOML"
+        raise ConfigError(
+            f"TOML syntax error: {detail}",
+            file=rel,
+            line=line,
+            hints=["fix the file by hand (it was left untouched), then run `gh fleet validate`"],
+        ) from exc
+
+
+def parse_doc(text: str, rel: str) -> TOMLDocument:
+    """Parse TOML for editing (tomlkit); a syntax error is ConfigError(file=rel, line=N)."""
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        detail = _TOMLKIT_AT.sub("", str(exc)).rstrip(".") or "invalid TOML"
+        raise ConfigError(
+            f"TOML syntax error: {detail}",
+            file=rel,
+            line=exc.line or None,
+            hints=["fix the file by hand (it was left untouched), then run `gh fleet validate`"],
+        ) from exc
+    except (ValueError, KeyError) as exc:  # tomlkit raises plain errors on a few malformed inputs
+        raise ConfigError(f"TOML syntax error: {exc}", file=rel) from exc
+
+
+def load_doc(path: Path, rel: str) -> TOMLDocument:
+    """Read and parse `path` for editing; `rel` (e.g. `.fleet/routes.toml`) names it in errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=rel) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason})", file=rel) from exc
+    return parse_doc(text, rel)
+
+
+def dump_doc(doc: TOMLDocument) -> str:
+    return tomlkit.dumps(doc)
+
+
+def save_doc(path: Path, doc: TOMLDocument) -> None:
+    """Write atomically. Only documents that parsed can reach here, so a broken file is never
+    replaced; the output is re-parsed first so we never write something we could not read."""
+    text = dump_doc(doc)
+    parse_plain(text, str(path))
+    write_atomic(Path(path), text)
+
+
+# -- arrays of tables, keeping the comments with the table they describe ---------------------
+#
+# tomlkit stores the comment and blank lines that stand *above* a `[[x]]` header as trailing
+# trivia of the *previous* table (deps-feasibility §2). A plain append would land after a
+# following section comment; a plain delete would take the next table's comment with it.
+
+
+def _tail(tbl: Table) -> Table:
+    """The table whose body ends the text of `tbl`: its last sub-table (`[route.match]`), if any."""
+    while tbl.value.body:
+        key, last = tbl.value.body[-1]
+        if key is None or not isinstance(last, Table):
+            break
+        tbl = last
+    return tbl
+
+
+def _pop_trailing(tbl: Table) -> list[tuple[Any, Any]]:
+    """Detach the comment and blank lines at the end of `tbl` (they describe what follows)."""
+    body = _tail(tbl).value.body
+    out: list[tuple[Any, Any]] = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], Comment | Whitespace):
+        out.insert(0, body.pop())
+    return out
+
+
+def _own_block(trailing: list[tuple[Any, Any]]) -> int:
+    """Where the comment block directly above the next header starts (after the last blank)."""
+    i = len(trailing)
+    while i > 0 and isinstance(trailing[i - 1][1], Comment):
+        i -= 1
+    return i
+
+
+def aot_append(doc: TOMLDocument | Container, key: str, table: Table | dict[str, Any]) -> None:
+    """Append `table` to the array of tables `key` (creating it at the end of the document),
+    right after its last entry and before any comment that introduces what follows."""
+    if not isinstance(table, Table):
+        t = tomlkit.table()
+        for k, v in table.items():
+            t[k] = v
+        table = t
+    if key not in doc:
+        if len(doc.body) and not dump_doc(doc).endswith("\n\n"):  # type: ignore[arg-type]
+            doc.add(tomlkit.nl())
+        aot = tomlkit.aot()
+        aot.append(table)
+        doc.append(key, aot)
+        return
+    aot = doc[key]
+    if not isinstance(aot, AoT):
+        raise ConfigError(f"{key!r} is not an array of tables ([[{key}]])")
+    if len(aot) == 0:
+        aot.append(table)
+        return
+    last = aot[-1]
+    trailing = _pop_trailing(last)
+    _tail(last).value.body.append((None, Whitespace("\n")))  # a blank line between entries
+    aot.append(table)
+    aot[-1].trivia.indent = aot[-1].trivia.indent.lstrip("\n")  # we added the blank line
+    # Whatever stood after the old last entry (a section comment, blank lines) now follows ours.
+    _tail(aot[-1]).value.body.extend(trailing)
+
+
+def aot_remove(doc: TOMLDocument | Container, key: str, pred: Callable[[Table], bool]) -> list[int]:
+    """Remove every table of `key` for which `pred` holds, with the comment block directly
+    above it, keeping the comments of what follows. Returns the 0-based indexes removed; the
+    key goes away when emptied."""
+    if key not in doc:
+        return []
+    aot = doc[key]
+    removed: list[int] = []
+    orphan = ""  # comments that followed the array's last table when it goes away
+    i = 0
+    orig = 0
+    while i < len(aot):
+        if not pred(aot[i]):
+            i += 1
+            orig += 1
+            continue
+        trailing = _pop_trailing(aot[i])
+        del aot[i]
+        removed.append(orig)
+        orig += 1
+        if i > 0:
+            prev = aot[i - 1]
+            own = _pop_trailing(prev)
+            _tail(prev).value.body.extend(
+                own[: _own_block(own)] + trailing[_leading_blanks(trailing) :]
+            )
+            if not trailing and i == len(aot):
+                _trim_end(prev)
+        else:
+            _drop_block_before(doc, key)
+            if i < len(aot):
+                nxt = aot[i]
+                text = "".join(t[1].as_string() for t in trailing[_leading_blanks(trailing) :])
+                nxt.trivia.indent = text + nxt.trivia.indent
+            else:
+                orphan = "".join(t[1].as_string() for t in trailing[_leading_blanks(trailing) :])
+    if removed and len(aot) == 0:
+        slot = next(j for j, (k, _) in enumerate(doc.body) if k is not None and k.key == key)
+        del doc[key]
+        if orphan.strip():
+            # Keep e.g. `# --- routes ---` that introduced the next section (in place, so the
+            # container's key indexes stay valid).
+            doc.body[slot] = (None, Whitespace(orphan))
+    return removed
+
+
+def _leading_blanks(trailing: list[tuple[Any, Any]]) -> int:
+    n = 0
+    while n < len(trailing) and isinstance(trailing[n][1], Whitespace):
+        n += 1
+    return n
+
+
+def _trim_end(tbl: Table) -> None:
+    """The file now ends with `tbl`: drop the blank lines that separated it from the removed one."""
+    body = _tail(tbl).value.body
+    while body and body[-1][0] is None and isinstance(body[-1][1], Whitespace):
+        body.pop()
+
+
+def _drop_block_before(doc: TOMLDocument | Container, key: str) -> None:
+    """Remove the comment block that stands directly above the first `[[key]]`: it lives on the
+    element before the array (a table's tail, or loose comments in the document body)."""
+    body = doc.body
+    idx = next((j for j, (k, _) in enumerate(body) if k is not None and k.key == key), None)
+    if idx is None or idx == 0:
+        return
+    prev = body[idx - 1][1]
+    if isinstance(prev, Table):
+        own = _pop_trailing(prev)
+        _tail(prev).value.body.extend(own[: _own_block(own)])
+    elif isinstance(prev, AoT) and len(prev):
+        own = _pop_trailing(prev[-1])
+        _tail(prev[-1]).value.body.extend(own[: _own_block(own)])
+    else:
+        j = idx - 1
+        while j >= 0 and body[j][0] is None and isinstance(body[j][1], Comment):
+            body[j] = (None, Null())  # in place: keyed entries keep their indexes
+            j -= 1
+
+
+# -- locating keys for file:line messages ----------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[|\[)\s*(.+?)\s*(\]\]|\])\s*(#.*)?$")
+_KEYLINE = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="""
+)
+_SEG = re.compile(r"""\s*("([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
+
+
+def _split_key(raw: str) -> list[str]:
+    out: list[str] = []
+    for m in _SEG.finditer(raw):
+        out.append(m.group(2) if m.group(2) is not None else m.group(3) or m.group(4) or "")
+    return out
+
+
+def line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """The 1-based line that defines `path` (e.g. `("route", 1, "match", "kind")`, indexes of
+    arrays of tables 0-based), else the line of its nearest enclosing table or key found."""
+    want = tuple(path)
+    aot_count: dict[tuple[str | int, ...], int] = {}
+    current: tuple[str | int, ...] = ()
+    best: tuple[int, int] | None = None  # (matched length, line)
+    in_multiline: str | None = None
+
+    def consider(p: tuple[str | int, ...], lineno: int) -> None:
+        nonlocal best
+        n = 0
+        while n < len(p) and n < len(want) and p[n] == want[n]:
+            n += 1
+        if n == len(p) and n > 0 and (best is None or n > best[0]):
+            best = (n, lineno)
+
+    def resolve(segs: list[str]) -> tuple[str | int, ...]:
+        out: list[str | int] = []
+        for s in segs:
+            out.append(s)
+            idx = aot_count.get(tuple(out))
+            if idx is not None:
+                out.append(idx)
+        return tuple(out)
+
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        h = _HEADER.match(line)
+        if h and "=" not in line.split("]")[0]:
+            segs = _split_key(h.group(2))
+            if h.group(1) == "[[":
+                parent = resolve(segs[:-1])
+                base = (*parent, segs[-1])
+                aot_count[base] = aot_count.get(base, -1) + 1
+                current = (*base, aot_count[base])
+            else:
+                current = resolve(segs)
+            consider(current, lineno)
+            continue
+        k = _KEYLINE.match(line)
+        if k:
+            full = (*current, *_split_key(k.group(1)))
+            consider(full, lineno)
+            rest = line[k.end() :]
+            for q in ('"""', "'''"):
+                if rest.count(q) % 2 == 1:
+                    in_multiline = q
+    return best[1] if best else None

@@ -1,0 +1,251 @@
+"""`gh fleet validate`: every file under `.fleet/` against the schema and against each other.
+
+Collects every problem (never stops at the first): TOML syntax, types, unknown keys, dangling
+references, duplicates, unparseable watch filters, catch-all routes, missing personas.
+`check_fleet` is the cross-file half, usable on any loaded Fleet (`route` and `doctor` use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from relayfleet.core.errors import ConfigError
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import Fleet
+from relayfleet.fleet.schema import (
+    FLEET_TOML,
+    ROUTES_TOML,
+    display,
+    dotted,
+    load_fleet_from_texts,
+)
+from relayfleet.fleet.toml_io import line_of
+
+MIN_POLL_SEC = 60  # below this a watch burns the hourly budget for little gain
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: str  # "error" | "warning"
+    message: str
+    file: str = ""  # e.g. ".fleet/routes.toml"
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else self.file
+        return (
+            f"{where}: {self.level}: {self.message}" if where else f"{self.level}: {self.message}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def from_error(exc: ConfigError) -> Problem:
+    return Problem("error", exc.detail, exc.file or "", exc.line)
+
+
+class _Sink:
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self.texts = texts
+        self.out: list[Problem] = []
+
+    def add(self, level: str, rel: str, path: tuple[str | int, ...], message: str) -> None:
+        line = line_of(self.texts[rel], path) if rel in self.texts and path else None
+        where = dotted(path)
+        self.out.append(
+            Problem(level, f"{where}: {message}" if where else message, display(rel), line)
+        )
+
+
+def check_fleet(fleet: Fleet, texts: Mapping[str, str] | None = None) -> list[Problem]:
+    """Cross-file checks on a loaded fleet (pure). `texts` (keyed like `load_fleet_from_texts`)
+    only add line numbers."""
+    from relayfleet.fleet.filters import parse_filter
+
+    s = _Sink(texts or {})
+    seen: dict[str, int] = {}
+    for i, w in enumerate(fleet.watches):
+        if w.name in seen:
+            s.add(
+                "error",
+                ROUTES_TOML,
+                ("watch", i, "name"),
+                f"duplicate watch name {w.name!r} (also watch[{seen[w.name] + 1}])",
+            )
+        seen.setdefault(w.name, i)
+        try:
+            parse_filter(w.kind, w.filter)
+        except ConfigError as exc:
+            s.add("error", ROUTES_TOML, ("watch", i, "filter"), exc.detail)
+        if w.poll_sec < MIN_POLL_SEC:
+            s.add(
+                "warning",
+                ROUTES_TOML,
+                ("watch", i, "poll_sec"),
+                f"{w.poll_sec} s is very frequent; {MIN_POLL_SEC} s or more keeps the rate "
+                "limit healthy",
+            )
+    used: set[str] = set()
+    for r in fleet.routes:
+        i = r.index - 1
+        if r.catch_all:
+            s.add(
+                "warning",
+                ROUTES_TOML,
+                ("route", i),
+                "catch-all route (empty match): every item of every watch goes to "
+                + ", ".join(r.to),
+            )
+        for name in r.match.get("watch", ()):
+            used.add(name)
+            if name not in seen:
+                s.add(
+                    "error",
+                    ROUTES_TOML,
+                    ("route", i, "match", "watch"),
+                    f"no watch named {name!r}" + _known(seen),
+                )
+        if "watch" not in r.match:
+            used.update(seen)
+        for name in r.to:
+            if name not in fleet.agents:
+                s.add(
+                    "error",
+                    ROUTES_TOML,
+                    ("route", i, "to"),
+                    f"no agent named {name!r}" + _known(fleet.agents),
+                )
+        if len(set(r.to)) != len(r.to):
+            s.add("warning", ROUTES_TOML, ("route", i, "to"), "lists an agent twice")
+    for i, w in enumerate(fleet.watches):
+        if w.name not in used:
+            s.add(
+                "warning",
+                ROUTES_TOML,
+                ("watch", i),
+                f"watch {w.name!r} is polled but no route delivers its items",
+            )
+    ports: dict[int, str] = {}
+    for name in sorted(fleet.agents):
+        a = fleet.agents[name]
+        rel = f"agents/{name}/agent.toml"
+        if a.port and a.port in ports:
+            s.add("error", rel, ("port",), f"port {a.port} is also used by {ports[a.port]}")
+        elif a.port:
+            ports[a.port] = name
+        rt = a.runtime
+        if rt.host and rt.host not in fleet.hosts:
+            s.add(
+                "error",
+                rel,
+                ("runtime", "host"),
+                f"no host named {rt.host!r}"
+                + _known(fleet.hosts)
+                + " (add it with `gh fleet host add`)",
+            )
+        elif rt.host and fleet.hosts[rt.host].backend != rt.backend:
+            s.add(
+                "error",
+                rel,
+                ("runtime", "backend"),
+                f"{rt.backend!r} but host {rt.host!r} is a {fleet.hosts[rt.host].backend} host",
+            )
+        if rt.backend == "ssh" and not rt.host:
+            s.add("error", rel, ("runtime", "host"), 'required when backend = "ssh"')
+        if rt.inbox_transport == "shared" and not rt.shared_path:
+            s.add(
+                "error", rel, ("runtime", "shared_path"), 'required when inbox_transport = "shared"'
+            )
+        ep = a.claude.endpoint
+        if (ep.mode == "gateway" or ep.via_gateway) and not fleet.gateway.enabled:
+            s.add(
+                "warning",
+                rel,
+                ("claude", "endpoint", "mode"),
+                "routes through the gateway, but [gateway] enabled = false in fleet.toml",
+            )
+        for stage in ep.stages:
+            if stage not in fleet.gateway.stages:
+                s.add(
+                    "error",
+                    rel,
+                    ("claude", "endpoint", "stages"),
+                    f"no gateway stage named {stage!r}" + _known(fleet.gateway.stages),
+                )
+        if a.claude.engine == "claude" and not a.claude.command:
+            s.add("error", rel, ("claude", "command"), "must name the program to run")
+    return s.out
+
+
+def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:
+    return f" (known: {', '.join(sorted(names))})" if names else " (none defined)"
+
+
+def _file_checks(paths: FleetPaths, texts: Mapping[str, str]) -> list[Problem]:
+    out: list[Problem] = []
+    if paths.agents.is_dir():
+        for d in sorted(paths.agents.iterdir()):
+            if not d.is_dir():
+                continue
+            rel = f"agents/{d.name}"
+            if not (d / "agent.toml").is_file():
+                out.append(Problem("warning", "directory without an agent.toml", display(rel)))
+            elif not (d / "CLAUDE.md").is_file():
+                out.append(
+                    Problem(
+                        "warning",
+                        "no CLAUDE.md persona: the agent starts with no instructions",
+                        display(f"{rel}/CLAUDE.md"),
+                    )
+                )
+    gi = paths.fleet / ".gitignore"
+    try:
+        ignores = gi.read_text(encoding="utf-8").split()
+    except OSError:
+        ignores = []
+    if not any(x.strip("/") == "state" for x in ignores):
+        out.append(
+            Problem(
+                "warning",
+                "does not ignore state/ (runtime state must never be committed)",
+                display(".gitignore"),
+            )
+        )
+    if FLEET_TOML not in texts:
+        out.append(Problem("error", "missing (run `gh fleet init`)", display(FLEET_TOML)))
+    return out
+
+
+def validate_texts(texts: Mapping[str, str]) -> list[Problem]:
+    """Schema and cross-file problems of a fleet given as texts (any git revision)."""
+    errors: list[ConfigError] = []
+    fleet = load_fleet_from_texts(texts, errors)
+    problems = [from_error(e) for e in errors if not _is_missing_fleet(e)]
+    return problems + check_fleet(fleet, texts)
+
+
+def _is_missing_fleet(e: ConfigError) -> bool:
+    return e.file == display(FLEET_TOML) and e.detail.startswith("missing (run")
+
+
+def validate(paths: FleetPaths) -> list[Problem]:
+    """Every problem of the fleet on disk, errors and warnings, in file order."""
+    from relayfleet.fleet.load import read_texts
+
+    texts = read_texts(paths)
+    problems = validate_texts(texts) + _file_checks(paths, texts)
+    order = {display(rel): n for n, rel in enumerate([FLEET_TOML, ROUTES_TOML, *sorted(texts)])}
+    return sorted(
+        problems,
+        key=lambda p: (order.get(p.file, len(order)), p.file, p.line or 0),
+    )
+
+
+def has_errors(problems: list[Problem]) -> bool:
+    return any(p.level == "error" for p in problems)
+
+
+__all__ = ["Problem", "check_fleet", "has_errors", "validate", "validate_texts"]

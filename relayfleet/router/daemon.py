@@ -1,0 +1,209 @@
+"""The router as a long-lived process: the loop, single-instance lock, detached start/stop/status.
+
+`gh fleet router start` spawns `python -m relayfleet router run` in its own session (the CLI
+wires config loading and transports; this module only knows callables). The PID file records
+the process start time, so a recycled PID is never mistaken for the router.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from relayfleet.core.atomic import read_json
+from relayfleet.core.errors import BackendError, ConfigError, GitHubError
+from relayfleet.core.paths import FleetPaths
+from relayfleet.core.procs import live_pid, spawn_detached, stop_group, write_pidfile
+from relayfleet.router.poller import Poller, RouterConfig
+
+log = logging.getLogger("relayfleet.router")
+IDLE_MAX = 5.0  # wake at least this often to notice config edits and signals
+
+
+@contextlib.contextmanager
+def instance_lock(paths: FleetPaths) -> Iterator[None]:
+    """One router per fleet: two would both deliver and race on the cursor."""
+    path = paths.router_state / "router.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackendError(
+                "another router is running for this fleet",
+                hints=["`gh fleet router status` shows it; `gh fleet router stop` stops it"],
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def config_stamp(paths: FleetPaths) -> tuple[tuple[str, int], ...]:
+    """mtimes of every config file: the loop reloads when this changes."""
+    files = [paths.fleet_toml, paths.routes_toml]
+    if paths.agents.is_dir():
+        files += sorted(paths.agents.glob("*/agent.toml"))
+    out = []
+    for f in files:
+        with contextlib.suppress(FileNotFoundError):
+            out.append((str(f), f.stat().st_mtime_ns))
+    return tuple(out)
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT; the loop finishes its cycle (deliveries recorded) and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.requested = True
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def run_loop(
+    poller: Poller,
+    load: Callable[[], RouterConfig],
+    stamp: Callable[[], object],
+    *,
+    stop: Stop,
+    sleep: Callable[[float], None] = time.sleep,
+    max_cycles: int | None = None,
+) -> int:
+    """Poll until stopped. Config edits are picked up between cycles, without a restart."""
+    config = load()
+    seen = stamp()
+    cycles = 0
+    while not stop.requested:
+        current = stamp()
+        if current != seen:
+            seen = current
+            try:
+                config = load()
+                poller.last_error = None
+                log.info("config reloaded: %d watches, %d routes, %d agents",
+                         len(config.watches), len(config.routes), len(config.agents))  # fmt: skip
+            except ConfigError as exc:
+                # Keep routing with the last good config; `router status` shows the problem.
+                poller.last_error = f"config not reloaded: {exc}"
+                log.error("%s", poller.last_error)
+        try:
+            poller.run_once(config)
+        except GitHubError as exc:
+            if exc.status == 401:
+                log.error("%s", exc)
+                for hint in exc.hints:
+                    log.error("hint: %s", hint)
+                return 1
+            raise
+        cycles += 1
+        if max_cycles is not None and cycles >= max_cycles:
+            break
+        wait = min(IDLE_MAX, poller.seconds_until_due(config, poller.clock()))
+        # Sleep in small steps so SIGTERM is honoured promptly.
+        end = time.monotonic() + wait
+        while not stop.requested and time.monotonic() < end:
+            sleep(min(0.2, max(0.0, end - time.monotonic())))
+    return 0
+
+
+def setup_logging(paths: FleetPaths, *, foreground: bool = False) -> None:
+    handler: logging.Handler
+    if foreground:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        paths.router_state.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(paths.router_log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("relayfleet")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+# -- detached lifecycle ---------------------------------------------------------------------
+def start(paths: FleetPaths, env: dict[str, str], *, timeout: float = 15.0) -> int:
+    """Spawn the router detached; returns its PID once it holds the lock and wrote its PID."""
+    running = live_pid(paths.router_pid)
+    if running:
+        return running.pid
+    argv = [sys.executable, "-m", "relayfleet", "router", "run", "--detached-child"]
+    child_env = dict(env)
+    child_env["FLEET_ROOT"] = str(paths.root)
+    pid = spawn_detached(argv, log=paths.router_log, env=child_env, cwd=paths.root)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = live_pid(paths.router_pid)
+        if rec and rec.pid == pid:
+            return pid
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = 0
+        if done:
+            break
+        time.sleep(0.05)
+    raise BackendError(
+        "the router did not start",
+        hints=[f"see {paths.rel(paths.router_log)} for why"],
+    )
+
+
+def mark_running(paths: FleetPaths) -> None:
+    write_pidfile(paths.router_pid)
+
+
+def stop(paths: FleetPaths, *, grace: float = 10.0) -> bool:
+    """TERM (the loop finishes its cycle), then KILL after `grace`. True if it was running."""
+    rec = live_pid(paths.router_pid)
+    if rec is None:
+        return False
+    stopped = stop_group(rec, grace=grace)
+    with contextlib.suppress(FileNotFoundError):
+        paths.router_pid.unlink()
+    return stopped
+
+
+def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
+    """`router status --json` and the `router` object of `status --json`."""
+    now = time.time() if now is None else now
+    rec = live_pid(paths.router_pid)
+    st = read_json(paths.router_status, {}) or {}
+    cursor = read_json(paths.cursor, None)
+    saved = cursor.get("saved_at") if isinstance(cursor, dict) else None
+    last_ts = st.get("last_cycle_ts")
+    return {
+        "running": rec is not None,
+        "pid": rec.pid if rec else None,
+        "started_at": rec.started_at if rec else None,
+        "last_cycle": st.get("last_cycle"),
+        "last_cycle_age_s": round(now - last_ts, 1) if last_ts else None,
+        "cursor_age_s": round(now - saved, 1) if saved else None,
+        "requests_last_hour": st.get("requests_last_hour"),
+        "not_modified_last_hour": st.get("not_modified_last_hour"),
+        "rate_limit_remaining": (st.get("rate_limit") or {}).get("remaining"),
+        "rate_limit": st.get("rate_limit") or {},
+        "broken_watches": st.get("broken") or {},
+        "pending": st.get("pending", 0),
+        "error": st.get("error"),
+        "streams": st.get("streams") or {},
+        "log": str(paths.router_log),
+    }
+
+
+def tail_log(path: Path, n: int = 20) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-n:]
+    except FileNotFoundError:
+        return []

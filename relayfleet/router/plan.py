@@ -1,0 +1,80 @@
+"""Group watches into streams: one request per (repo, endpoint) per cycle, not one per watch.
+
+- `issues:{repo}`: `GET /repos/{o}/{r}/issues?state=all&sort=updated&direction=desc&since=W`
+  serves every issues AND pulls watch on that repo (PRs carry a `pull_request` key).
+- `runs:{repo}`: `GET /repos/{o}/{r}/actions/runs` (first page, newest first).
+- `notifications`: `GET /notifications?all=true&since=W`, one for the whole host.
+
+A stream polls at the fastest cadence among its watches (research A7), never faster than the
+floor or than GitHub's `X-Poll-Interval`. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayfleet.fleet.model import Watch
+
+ENDPOINT_OF_KIND = {"issues": "issues", "pulls": "issues", "runs": "runs"}
+PER_PAGE = {"issues": 100, "runs": 30, "notifications": 50}
+MAX_PAGES = {"issues": 10, "runs": 1, "notifications": 5}
+
+
+@dataclass(frozen=True)
+class Stream:
+    key: str
+    endpoint: str  # issues | runs | notifications
+    repo: str  # "" for notifications
+    watches: tuple[Watch, ...]
+
+    @property
+    def period(self) -> int:
+        return min(w.poll_sec for w in self.watches)
+
+    @property
+    def path(self) -> str:
+        if self.endpoint == "notifications":
+            return "/notifications"
+        if self.endpoint == "runs":
+            return f"/repos/{self.repo}/actions/runs"
+        return f"/repos/{self.repo}/issues"
+
+    def params(self, since: str | None) -> dict[str, str]:
+        """Stable query parameters: `since` only moves when the poller decides (lazy)."""
+        per_page = str(PER_PAGE[self.endpoint])
+        if self.endpoint == "runs":
+            return {"per_page": per_page}
+        params = {"per_page": per_page}
+        if self.endpoint == "issues":
+            params.update(state="all", sort="updated", direction="desc")
+        else:
+            params["all"] = "true"  # threads the user read in the web UI still count
+        if since:
+            params["since"] = since
+        return params
+
+    @property
+    def max_pages(self) -> int:
+        return MAX_PAGES[self.endpoint]
+
+
+def stream_key(watch: Watch) -> str:
+    if watch.kind == "notifications":
+        return "notifications"
+    return f"{ENDPOINT_OF_KIND[watch.kind]}:{watch.repo.lower()}"
+
+
+def plan(watches: tuple[Watch, ...] | list[Watch]) -> list[Stream]:
+    """Streams in a stable order (by key), each with the watches it serves."""
+    groups: dict[str, list[Watch]] = {}
+    for w in watches:
+        if w.kind not in ENDPOINT_OF_KIND and w.kind != "notifications":
+            continue  # validation reports unknown kinds; the router skips them
+        groups.setdefault(stream_key(w), []).append(w)
+    out: list[Stream] = []
+    for key in sorted(groups):
+        ws = groups[key]
+        endpoint = key.split(":", 1)[0]
+        repo = "" if endpoint == "notifications" else ws[0].repo
+        out.append(Stream(key=key, endpoint=endpoint, repo=repo, watches=tuple(ws)))
+    return out

@@ -1,0 +1,353 @@
+"""One polling cycle: fetch each due stream -> items -> per-watch filter -> match -> deliver.
+
+Write order, which is what makes delivery exactly-once under `kill -9` at any instant:
+
+1. `transport.append(event)` (durable, idempotent by the deterministic event id),
+2. `cursor.record(agent, key)` (in memory), and at the end of the cycle
+3. `cursor.save()` (atomic), then
+4. `cache.save()` (the HTTP validators).
+
+A crash before 3 re-polls with the old validators (a 200, not a 304), rebuilds the same events
+and the transport skips the ids it already has; a crash between 3 and 4 costs one extra 200.
+Saving the validators before the cursor could turn the next poll into a 304 and lose items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from relayfleet.core.atomic import write_json_atomic
+from relayfleet.core.errors import GitHubError, RateLimited
+from relayfleet.fleet.model import Route, Watch
+from relayfleet.router.cursor import Cursor, route_sig
+from relayfleet.router.delivery import build_event
+from relayfleet.router.items import Item, item_from_rest, summary, with_change
+from relayfleet.router.match import dedup_key, route_matches
+from relayfleet.router.plan import Stream, plan
+from relayfleet.router.transport import InboxTransport
+
+log = logging.getLogger("relayfleet.router")
+
+FIRST_SINCE = 86_400  # a new stream's first `since`: items older than a day are not "current"
+OVERLAP = 60  # seconds subtracted when the watermark moves (boundary items are deduped anyway)
+STALE_SINCE = 2 * 86_400  # move an unused watermark at most every two days
+HALF_PAGE = 50  # ...or as soon as a poll returns this many items (keep responses small)
+
+
+class QueryLike(Protocol):
+    def matches(self, item: Any, me: str | None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """What the router needs from `.fleet/`, with each watch's filter already parsed."""
+
+    watches: tuple[Watch, ...]
+    routes: tuple[Route, ...]
+    agents: tuple[str, ...]
+    queries: dict[str, QueryLike]
+
+
+@dataclass
+class CycleReport:
+    polled: list[str] = field(default_factory=list)
+    not_modified: list[str] = field(default_factory=list)
+    delivered: list[tuple[str, str]] = field(default_factory=list)  # (agent, event id)
+    errors: list[str] = field(default_factory=list)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str) -> float | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        client: Any,  # router.github.GitHubClient (or anything with .get/.whoami/.budget/.cache)
+        cursor: Cursor,
+        transport_for: Callable[[str], InboxTransport],
+        status_path: Any = None,
+        clock: Callable[[], float] = time.time,
+        min_period: float = 10.0,
+        before_cycle: Callable[[], None] | None = None,
+    ) -> None:
+        self.before_cycle = before_cycle
+        self.client = client
+        self.cursor = cursor
+        self.transport_for = transport_for
+        self.status_path = status_path
+        self.clock = clock
+        self.min_period = min_period
+        self.next_due: dict[str, float] = {}
+        self.poll_interval: dict[str, int] = {}
+        self.broken: dict[str, str] = {}  # watch name -> why
+        self.stream_status: dict[str, dict[str, Any]] = {}
+        self.me: str | None = None
+        self.last_cycle: float | None = None
+        self.last_error: str | None = None
+        self.cycles = 0
+
+    # -- scheduling -----------------------------------------------------------------------
+    def period(self, stream: Stream) -> float:
+        base = max(float(stream.period), self.min_period)
+        return max(base, float(self.poll_interval.get(stream.key, 0)))
+
+    def due(self, stream: Stream, now: float) -> bool:
+        if any(not self.cursor.watch_ready(w.name) for w in stream.watches):
+            return True  # a new watch takes its snapshot right away
+        return now >= self.next_due.get(stream.key, 0.0)
+
+    def seconds_until_due(self, config: RouterConfig, now: float) -> float:
+        waits = [max(0.0, self.next_due.get(s.key, 0.0) - now) for s in plan(config.watches)] or [
+            60.0
+        ]
+        paused = getattr(getattr(self.client, "budget", None), "paused_until", 0.0) - now
+        return max(min(waits), paused, 0.0)
+
+    # -- the cycle ------------------------------------------------------------------------
+    def run_once(self, config: RouterConfig, *, force: bool = False) -> CycleReport:
+        """Poll every due stream (all of them with `force`), deliver, then persist."""
+        report = CycleReport()
+        now = self.clock()
+        self.cursor.begin_cycle()
+        self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
+        for name in list(self.broken):
+            if config.queries.get(name) is None:
+                del self.broken[name]
+        if self.before_cycle is not None:
+            try:
+                self.before_cycle()  # e.g. drain transports' outboxes
+            except Exception as exc:
+                log.warning("before-cycle hook failed: %s", exc)
+        self._retry_pending(report)
+        fatal: GitHubError | None = None
+        clean = True
+        try:
+            for stream in plan(config.watches):
+                if not (force or self.due(stream, now)):
+                    continue
+                try:
+                    self._poll(stream, config, report)
+                except RateLimited as exc:
+                    report.errors.append(f"{stream.key}: {exc}")
+                    self.last_error = str(exc)
+                    break  # the client refuses every request until retry_at anyway
+                except GitHubError as exc:
+                    if exc.status == 401:
+                        fatal = exc
+                        break
+                    self._stream_failed(stream, exc, report)
+        except BaseException:
+            clean = False  # a bug or a kill mid-stream: never save validators for it
+            raise
+        finally:
+            self.last_cycle = now
+            self.cycles += 1
+            if self.cursor.dirty or self.cursor.saved_at is None:
+                self.cursor.save(self.clock())
+            if clean:
+                self.client.cache.save()
+            self.write_status()
+        if fatal is not None:
+            self.last_error = str(fatal)
+            self.write_status()
+            raise GitHubError(
+                "GitHub rejected the token (401 Bad credentials); the router stopped",
+                status=401,
+                hints=[
+                    "run `gh auth login` (or `gh auth refresh`), or set GH_TOKEN to a valid token",
+                    "then `gh fleet router start`",
+                ],
+            )
+        return report
+
+    def _retry_pending(self, report: CycleReport) -> None:
+        still: list[dict[str, Any]] = []
+        for p in self.cursor.pending:
+            agent, event = p["agent"], p["event"]
+            try:
+                self.transport_for(agent).append(agent, event)
+            except Exception as exc:  # a transport is a plugin-like edge: keep the event
+                log.warning("delivery to %s still failing: %s", agent, exc)
+                still.append(p)
+                continue
+            self.cursor.record(agent, event["metadata"]["dedup_key"])
+            report.delivered.append((agent, event["id"]))
+        if len(still) != len(self.cursor.pending):
+            self.cursor.pending = still
+            self.cursor.dirty = True
+
+    def _stream_failed(self, stream: Stream, exc: GitHubError, report: CycleReport) -> None:
+        now = self.clock()
+        report.errors.append(f"{stream.key}: {exc}")
+        transient = exc.transient or exc.status is None or exc.status >= 500
+        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": exc.status,
+                                          "error": str(exc)}  # fmt: skip
+        if transient:
+            # Retried next cycle; nothing was recorded, so nothing is lost.
+            log.warning("%s: %s (retrying next cycle)", stream.key, exc)
+            self.next_due[stream.key] = now
+            return
+        # 404 (repo gone, renamed, no access) or another permanent 4xx: this stream's watches
+        # are broken (shown by `router status`); the others keep going.
+        for w in stream.watches:
+            self.broken[w.name] = f"HTTP {exc.status}: {exc}"
+        log.error("%s: %s (watches %s marked broken)", stream.key, exc,
+                  ", ".join(w.name for w in stream.watches))  # fmt: skip
+        self.next_due[stream.key] = now + max(self.period(stream), 300.0)
+
+    def _poll(self, stream: Stream, config: RouterConfig, report: CycleReport) -> None:
+        now = self.clock()
+        state = self.cursor.stream(stream.key)
+        if stream.endpoint != "runs" and not state.get("since"):
+            state["since"] = iso(now - FIRST_SINCE)
+            self.cursor.dirty = True
+        needs_me = any("@me" in w.filter for w in stream.watches)
+        if needs_me and self.me is None:
+            self.me = self.client.whoami()
+        page = self.client.get(
+            stream.path, stream.params(state.get("since")), max_pages=stream.max_pages
+        )
+        if page.poll_interval:
+            self.poll_interval[stream.key] = int(page.poll_interval)
+        self.next_due[stream.key] = now + self.period(stream)
+        for w in stream.watches:
+            self.broken.pop(w.name, None)
+        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": page.status,
+                                          "items": len(page.items)}  # fmt: skip
+        if page.status == 304:
+            report.not_modified.append(stream.key)
+        else:
+            report.polled.append(stream.key)
+            self._deliver_page(stream, page.items, config, report)
+            self._move_watermark(stream, page.items, now)
+        for w in stream.watches:
+            if not self.cursor.watch_ready(w.name):
+                self.cursor.mark_snapshot(w.name)
+
+    def _items(self, stream: Stream, objs: Iterable[dict[str, Any]]) -> list[Item]:
+        out: list[Item] = []
+        for obj in objs:
+            try:
+                out.append(item_from_rest(stream.endpoint, stream.repo, obj))
+            except (ValueError, TypeError, KeyError) as exc:
+                # One odd object must not hold back the rest of the page.
+                log.warning("%s: skipped an unreadable item: %s", stream.key, exc)
+        return out
+
+    def _deliver_page(
+        self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
+    ) -> None:
+        agents = set(config.agents)
+        for item in self._items(stream, objs):
+            key = dedup_key(item)
+            first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
+            item = with_change(item, prev)
+            # agent -> the sighting (through its first matching watch) that goes to it
+            chosen: dict[str, Item] = {}
+            for w in stream.watches:
+                if w.name in self.broken or not self._watch_keeps(w, item, config):
+                    continue
+                if not self.cursor.watch_ready(w.name):
+                    continue  # this poll is the watch's snapshot: seen, not delivered
+                if first_seen <= self.cursor.ready_gen(w.name):
+                    continue  # a version the snapshot already saw
+                seen = replace(item, watch=w.name)
+                for route in config.routes:
+                    if not route_matches(route, seen):
+                        continue
+                    if first_seen < self.cursor.born_gen(route_sig(route)):
+                        continue  # backlog for a route added after this version appeared
+                    for agent in route.to:
+                        if agent not in agents or agent in chosen:
+                            continue
+                        if first_seen < self.cursor.born_gen(f"agent:{agent}"):
+                            continue  # backlog for a newly added agent
+                        chosen[agent] = seen
+            for agent in sorted(chosen):
+                if self.cursor.is_delivered(agent, key):
+                    continue
+                self._deliver(agent, chosen[agent], key, report)
+
+    def _watch_keeps(self, w: Watch, item: Item, config: RouterConfig) -> bool:
+        scoped = w.kind == "notifications" and w.repo not in ("", "*")
+        if scoped and item.repo.lower() != w.repo.lower():
+            return False
+        query = config.queries.get(w.name)
+        if query is None:
+            return False
+        try:
+            return query.matches(item, me=self.me)
+        except Exception as exc:  # a filter bug must not stop the other watches
+            log.warning("watch %s: filter failed on %s: %s", w.name, item.ref, exc)
+            return False
+
+    def _deliver(self, agent: str, item: Item, key: str, report: CycleReport) -> None:
+        event = build_event(agent, item, key, ts=iso(self.clock()))
+        try:
+            self.transport_for(agent).append(agent, event)
+        except Exception as exc:  # unreachable remote inbox, full disk, …: retry every cycle
+            log.warning("delivery of %s to %s failed (will retry): %s", event["id"], agent, exc)
+            self.cursor.add_pending(agent, event)
+            return
+        self.cursor.record(agent, key)
+        report.delivered.append((agent, event["id"]))
+        log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
+
+    def _move_watermark(self, stream: Stream, objs: list[dict[str, Any]], now: float) -> None:
+        """Lazy `since`: keep the URL (and its ETag) stable; move only when it pays off."""
+        if stream.endpoint == "runs":
+            return
+        state = self.cursor.stream(stream.key)
+        newest = max((str(o.get("updated_at") or "") for o in objs), default="")
+        if newest > str(state.get("max_seen") or ""):
+            state["max_seen"] = newest
+            self.cursor.dirty = True
+        since_ts = _parse_iso(str(state.get("since") or "")) or 0.0
+        max_seen_ts = _parse_iso(str(state.get("max_seen") or ""))
+        if max_seen_ts is None:
+            return
+        if len(objs) >= HALF_PAGE or now - since_ts > STALE_SINCE:
+            moved = iso(max(since_ts, max_seen_ts - OVERLAP))
+            if moved != state.get("since"):
+                state["since"] = moved
+                self.cursor.dirty = True
+
+    # -- status ---------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        budget = getattr(self.client, "budget", None)
+        req = budget.requests_last_hour() if budget else None
+        nm = budget.not_modified_last_hour() if budget else None
+        return {
+            "last_cycle": iso(self.last_cycle) if self.last_cycle else None,
+            "last_cycle_ts": self.last_cycle,
+            "cycles": self.cycles,
+            "requests_last_hour": req,
+            "not_modified_last_hour": nm,
+            "rate_limit": budget.to_dict() if budget else {},
+            "broken": dict(self.broken),
+            "streams": {
+                k: {**v, "next_due": iso(self.next_due[k]) if k in self.next_due else None}
+                for k, v in self.stream_status.items()
+            },
+            "cursor_saved_at": self.cursor.saved_at,
+            "pending": len(self.cursor.pending),
+            "error": self.last_error,
+        }
+
+    def write_status(self, **extra: Any) -> None:
+        if self.status_path is not None:
+            write_json_atomic(self.status_path, {**self.status(), **extra})

@@ -1,0 +1,22 @@
+"""`python -m relayfleet.runner <fleet_root> <agent>`: one agent's runner, in the foreground.
+
+Backends start this detached (`gh fleet start`); it runs until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] in ("-h", "--help"):
+        print("usage: python -m relayfleet.runner <fleet_root> <agent>", file=sys.stderr)
+        return 2
+    from relayfleet.runner.supervisor import run_agent
+
+    return run_agent(args[0], args[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

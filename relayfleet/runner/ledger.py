@@ -1,0 +1,161 @@
+"""Durable per-agent delivery state: `state/agents/<name>/runner-state.json`.
+
+The write into the session is the one step that cannot be made atomic with our bookkeeping, so it
+is bracketed:
+
+    begin(item)      records "delivering X" (id + byte range in the inbox), durably
+    <engine.deliver>
+    delivered(item)  records "delivered X": offset moves past it, X becomes pending
+
+If the runner dies between the two (`kill -9`), the next runner finds "delivering X" and sends X
+again *marked as a re-send*: the session may or may not have seen it, and a marked duplicate is
+honest where a silent one is not. Everything before `offset` was delivered; everything after it
+was not, so nothing is lost and nothing is silently duplicated.
+
+A delivered event stays pending until the agent calls `ack_event`, or until the ack timeout, when
+it is re-sent (marked) up to `MAX_RESENDS` times; after that it is given up on and logged, so an
+agent that never acks (a plain `command` session) does not get the same event forever.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relayfleet.core.atomic import read_json, write_json_atomic
+
+MAX_RESENDS = 3
+RECENT_IDS = 1000  # delivered ids kept to drop duplicates (a replaced inbox, a double hand-off)
+ACKED_IDS = 500
+
+
+@dataclass
+class Pending:
+    id: str
+    start: int  # byte range of the event's line in inbox.jsonl (to re-read it for re-send)
+    end: int
+    delivered_at: float
+    resends: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Ledger:
+    path: Path
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    launched: bool = False  # a session was started once: later launches resume the conversation
+    offset: int = 0  # inbox bytes fully delivered
+    last_delivered: str | None = None
+    last_delivered_at: float | None = None
+    delivering: dict[str, Any] | None = None  # {"id", "start", "end", "resend"} while in flight
+    pending: dict[str, Pending] = field(default_factory=dict)
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_IDS))
+    acked: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACKED_IDS))
+    given_up: deque[str] = field(default_factory=lambda: deque(maxlen=ACKED_IDS))
+    delivered_count: int = 0
+
+    # -- persistence ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> Ledger:
+        d = read_json(path, None)
+        led = cls(path=Path(path))
+        if not isinstance(d, dict):
+            return led
+        led.session_id = d.get("session_id") or led.session_id
+        led.launched = bool(d.get("launched"))
+        led.offset = int(d.get("offset", 0))
+        led.last_delivered = d.get("last_delivered")
+        led.last_delivered_at = d.get("last_delivered_at")
+        led.delivering = d.get("delivering")
+        led.pending = {p["id"]: Pending(**p) for p in d.get("pending", [])}
+        led.recent.extend(d.get("recent", []))
+        led.acked.extend(d.get("acked", []))
+        led.given_up.extend(d.get("given_up", []))
+        led.delivered_count = int(d.get("delivered_count", 0))
+        return led
+
+    def save(self) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "session_id": self.session_id,
+                "launched": self.launched,
+                "offset": self.offset,
+                "last_delivered": self.last_delivered,
+                "last_delivered_at": self.last_delivered_at,
+                "delivering": self.delivering,
+                "pending": [p.to_json() for p in self.pending.values()],
+                "recent": list(self.recent),
+                "acked": list(self.acked),
+                "given_up": list(self.given_up),
+                "delivered_count": self.delivered_count,
+            },
+        )
+
+    # -- delivery -------------------------------------------------------------------------
+    def already_delivered(self, event_id: str) -> bool:
+        return event_id in self.recent or event_id in self.pending
+
+    def begin(self, event_id: str, start: int, end: int, *, resend: bool) -> None:
+        self.delivering = {"id": event_id, "start": start, "end": end, "resend": resend}
+        self.save()
+
+    def delivered(self, event_id: str, start: int, end: int, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        resend_of_pending = event_id in self.pending
+        self.delivering = None
+        if resend_of_pending:
+            p = self.pending[event_id]
+            p.resends += 1
+            p.delivered_at = now
+        else:
+            self.pending[event_id] = Pending(event_id, start, end, now)
+            if event_id not in self.recent:
+                self.recent.append(event_id)
+            self.last_delivered = event_id
+            self.last_delivered_at = now
+            self.delivered_count += 1
+        self.offset = max(self.offset, end)
+        self.save()
+
+    def skip(self, end: int) -> None:
+        """A line that is not deliverable (duplicate id, no id): move past it."""
+        self.offset = max(self.offset, end)
+
+    # -- acknowledgement ------------------------------------------------------------------
+    def ack(self, event_id: str, outcome: str = "", *, now: float | None = None) -> bool:
+        """Whether `event_id` was pending (acking twice, or an unknown id, is harmless)."""
+        p = self.pending.pop(event_id, None)
+        if p is None:
+            return False
+        now = time.time() if now is None else now
+        self.acked.append({"id": event_id, "outcome": outcome[:500], "at": now})
+        self.save()
+        return True
+
+    def due(self, timeout: float, *, now: float | None = None) -> list[Pending]:
+        """Pending events whose ack is overdue, oldest first."""
+        now = time.time() if now is None else now
+        late = [p for p in self.pending.values() if now - p.delivered_at >= timeout]
+        return sorted(late, key=lambda p: p.delivered_at)
+
+    def give_up(self, event_id: str) -> None:
+        if self.pending.pop(event_id, None) is not None:
+            self.given_up.append(event_id)
+            self.save()
+
+    def next_due_at(self, timeout: float) -> float | None:
+        if not self.pending:
+            return None
+        return min(p.delivered_at for p in self.pending.values()) + timeout
+
+    def mark_launched(self) -> None:
+        if not self.launched:
+            self.launched = True
+            self.save()

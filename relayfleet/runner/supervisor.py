@@ -1,0 +1,468 @@
+"""One agent's runner: plugins, MCP channel, session engine, inbox delivery, restarts.
+
+    inbox.jsonl --inotify--> InboxTail --> Ledger.begin --> engine.deliver --> Ledger.delivered
+                                                                  |
+    session exits --> backoff --> engine again with resume=True --+
+
+The supervisor is the one place (with the plugin host) allowed a broad `except`: whatever a
+session, a plugin or a tool does wrong is logged and survived; only SIGTERM/SIGINT end the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import logging.handlers
+import os
+import signal
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from relayfleet.core.atomic import write_json_atomic
+from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
+from relayfleet.core.procs import process_start_time, write_pidfile
+from relayfleet.fleet.model import Agent, Fleet
+from relayfleet.runner.attach_server import AttachServer, OutputHub
+from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
+from relayfleet.runner.inbox_tail import InboxTail, TailItem
+from relayfleet.runner.ledger import MAX_RESENDS, Ledger
+from relayfleet.runner.plugins import PluginHost
+from relayfleet.runner.tools import BUILTIN_TOOLS, INSTRUCTIONS, RunnerTools, read_event_at
+
+CHANNEL_NAME = "relay"
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 60.0
+HEALTHY_AFTER = 60.0  # a session that ran this long resets the backoff
+
+
+def runner_state_file(paths: FleetPaths, agent: str) -> Path:
+    return paths.agent_state(agent) / "runner-state.json"
+
+
+def attach_socket(paths: FleetPaths, agent: str) -> Path:
+    return paths.agent_state(agent) / "attach.sock"
+
+
+def mcp_config_file(paths: FleetPaths, agent: str) -> Path:
+    return paths.agent_state(agent) / "mcp.json"
+
+
+def plugin_sections(paths: FleetPaths, agent: str) -> dict[str, dict[str, Any]]:
+    """`[plugin.<name>]` tables of agent.toml: each plugin's own settings (read-only)."""
+    try:
+        raw = tomllib.loads(paths.agent_toml(agent).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    sections = raw.get("plugin", {})
+    return (
+        {k: v for k, v in sections.items() if isinstance(v, dict)}
+        if isinstance(sections, dict)
+        else {}
+    )
+
+
+def setup_logging(path: Path) -> logging.Logger:
+    log = logging.getLogger("relayfleet.runner")
+    log.setLevel(logging.INFO)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    return log
+
+
+class Runner:
+    def __init__(
+        self,
+        paths: FleetPaths,
+        fleet: Fleet,
+        agent: Agent,
+        *,
+        engine_factory: Callable[[EngineSpec, Any], SessionEngine] | None = None,
+        log: logging.Logger | None = None,
+        backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
+    ) -> None:
+        self.paths = paths
+        self.fleet = fleet
+        self.agent = agent
+        self.name = agent.name
+        self.state_dir = paths.agent_state(agent.name)
+        self.log = log or setup_logging(paths.runner_log(agent.name))
+        self.engine_factory = engine_factory
+        self.backoff = backoff
+        self.ledger = Ledger.load(runner_state_file(paths, agent.name))
+        self.engine: SessionEngine | None = None
+        self.channel: Any = None
+        self.plugins: PluginHost | None = None
+        self.restarts = 0
+        self.started_at = time.time()
+        self.session_started_at: float | None = None
+        self.last_exit: int | None = None
+        self.hub = OutputHub()
+        self.attach = AttachServer(
+            attach_socket(paths, agent.name),
+            self.hub,
+            self._current_pty,
+            self._on_attach,
+            self.ledger.mark_launched,  # a human's turn starts the conversation too
+        )
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()  # an engine is up and accepting deliveries
+        self._detached = asyncio.Event()
+        self._detached.set()
+        self._pending_changed = asyncio.Event()
+        self._status_dirty = asyncio.Event()
+        self._deliver_lock = asyncio.Lock()
+        self._tail: InboxTail | None = None
+        self.http_inbox: Any = None
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _current_pty(self) -> Any:
+        return getattr(self.engine, "pty", None) if self._ready.is_set() else None
+
+    def _on_attach(self, clients: int) -> None:
+        pty = self._current_pty()
+        if pty is not None:
+            pty.held = clients > 0
+        if clients > 0:
+            self._detached.clear()
+        else:
+            self._detached.set()
+        self.log.info("attach: %d viewer(s)", clients)
+        self._status_dirty.set()
+
+    def _on_ack(self, event_id: str, outcome: str) -> None:
+        self.log.info("acked %s: %s", event_id, outcome[:200])
+        self._pending_changed.set()
+        self._status_dirty.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def spec(self) -> EngineSpec:
+        workdir = self.state_dir / "work"
+        workdir.mkdir(parents=True, exist_ok=True)
+        return EngineSpec(
+            agent=self.agent,
+            agent_dir=self.paths.agent_dir(self.name),
+            state_dir=self.state_dir,
+            workdir=workdir,
+            session_log=self.paths.session_log(self.name),
+            mcp_url=self.mcp_url,
+            mcp_token=self.mcp_token,
+            session_id=self.ledger.session_id,
+            resume=self.ledger.launched,
+            gateway=self.fleet.gateway,
+            env={"RELAYFLEET_AGENT": self.name, "RELAYFLEET_MCP_CONFIG": str(self.mcp_config)},
+        )
+
+    # -- status ---------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        eng = self.engine if self._ready.is_set() else None
+        pty = self._current_pty()
+        return {
+            "agent": self.name,
+            "pid": os.getpid(),
+            "pid_start": process_start_time(os.getpid()),
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            "running": not self._stop.is_set(),
+            "session": "up" if eng is not None else "restarting",
+            "session_pid": getattr(pty, "pid", None),
+            "session_pid_start": process_start_time(pty.pid) if pty is not None else None,
+            "session_started_at": self.session_started_at,
+            "session_id": self.ledger.session_id,
+            "delivery": getattr(eng, "delivery", None),
+            "pending": len(self.ledger.pending),
+            "delivered": self.ledger.delivered_count,
+            "last_delivered": self.ledger.last_delivered,
+            "last_delivered_at": self.ledger.last_delivered_at,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "attached": self.attach.clients,
+            "plugins": list(self.plugins.loaded) if self.plugins else [],
+            "plugin_errors": [e.to_json() for e in self.plugins.errors] if self.plugins else [],
+            "mcp_url": getattr(self, "mcp_url", None),  # the token is never written here
+        }
+
+    def write_status(self) -> None:
+        write_json_atomic(self.paths.runner_status(self.name), self.status())
+
+    async def _status_loop(self) -> None:
+        # Coalesce: a burst of deliveries costs one status write, off the delivery path.
+        while True:
+            await self._status_dirty.wait()
+            self._status_dirty.clear()
+            await asyncio.to_thread(self.write_status)
+            await asyncio.sleep(0.2)
+
+    # -- main -----------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        write_pidfile(self.paths.runner_pid(self.name))
+        self.log.info("runner for %s starting (pid %d)", self.name, os.getpid())
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._start_services()
+            self.write_status()
+            tasks = [
+                asyncio.create_task(self._supervise(), name="supervise"),
+                asyncio.create_task(self._deliver_loop(), name="deliver"),
+                asyncio.create_task(self._resend_loop(), name="resend"),
+                asyncio.create_task(self._status_loop(), name="status"),
+            ]
+            stop = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stop and t.exception() is not None:
+                    self.log.error("runner task %s died: %r", t.get_name(), t.exception())
+            return 0
+        finally:
+            self._stop.set()
+            await self._shutdown(tasks)
+
+    async def _start_services(self) -> None:
+        from relayfleet.runner.channel import ChannelServer, write_mcp_config
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.tools = RunnerTools(
+            paths=self.paths,
+            fleet=self.fleet,
+            agent=self.name,
+            ledger=self.ledger,
+            on_ack=self._on_ack,
+        )
+        self.plugins = PluginHost(
+            agent=self.name,
+            config=dataclasses.asdict(self.agent),
+            sections=plugin_sections(self.paths, self.name),
+            agent_dir=self.paths.agent_dir(self.name),
+            state_dir=self.state_dir,
+            inbox=self.paths.inbox(self.name),
+            log=self.log,
+            reserved_tools=BUILTIN_TOOLS,
+        )
+        await self.plugins.load(self.agent.plugins, [bundled_plugins_dir(), self.paths.plugins])
+        self.channel = ChannelServer(CHANNEL_NAME, INSTRUCTIONS)
+        for fn, name, desc in self.tools.bind():
+            self.channel.tool(fn, name=name, description=desc)
+        for t in self.plugins.tools:
+            guarded = self._guard_tool(t.plugin, t.fn)
+            self.channel.tool(guarded, name=t.name, description=t.description)
+        self.mcp_url, self.mcp_token = await self.channel.start()
+        self.mcp_config = mcp_config_file(self.paths, self.name)
+        write_mcp_config(self.mcp_config, CHANNEL_NAME, self.mcp_url, self.mcp_token)
+        await self.attach.start()
+        if self.agent.runtime.inbox_transport == "http":
+            # The receiving end of the http inbox transport (G's runner/http_inbox.py).
+            from relayfleet.runner.http_inbox import start_http_inbox
+
+            self.http_inbox = await start_http_inbox(self.state_dir)
+        self.log.info(
+            "channel %s up at %s; plugins %s", CHANNEL_NAME, self.mcp_url, self.plugins.loaded
+        )
+
+    def _guard_tool(self, plugin: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A plugin tool that raises is reported (status, log), and the error goes to the caller."""
+        import functools
+        import inspect
+
+        @functools.wraps(fn)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                res = fn(*args, **kwargs)
+                return await res if inspect.isawaitable(res) else res
+            except Exception as exc:
+                assert self.plugins is not None
+                self.plugins._fail(plugin, "tool", f"{fn.__name__}: {type(exc).__name__}: {exc}")
+                self._status_dirty.set()
+                raise
+
+        return guarded
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        self.log.info("runner for %s stopping", self.name)
+        if self._tail is not None:
+            self._tail.close()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(t, 2)
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.engine.stop(), 15)
+        self._ready.clear()
+        await self.attach.stop()
+        if self.http_inbox is not None:
+            with contextlib.suppress(Exception):
+                await self.http_inbox.stop()
+        if self.plugins is not None:
+            await self.plugins.stop()
+        if self.channel is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.channel.stop(), 5)
+        st = self.status()
+        st.update(running=False, session="stopped", delivery=None, stopped_at=time.time())
+        write_json_atomic(self.paths.runner_status(self.name), st)
+        self.log.info("runner for %s stopped", self.name)
+
+    # -- the session ----------------------------------------------------------------------
+    def _make_engine(self, spec: EngineSpec) -> SessionEngine:
+        if self.engine_factory is not None:
+            return self.engine_factory(spec, self.channel)
+        from relayfleet.runner.engines import make_engine
+
+        return make_engine(spec, self.channel)
+
+    async def _supervise(self) -> None:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            spec = self.spec()
+            began = time.monotonic()
+            engine: SessionEngine | None = None
+            try:
+                engine = self._make_engine(spec)
+                self.engine = engine
+                await engine.start()
+            except Exception as exc:
+                self.log.error("session failed to start: %s: %s", type(exc).__name__, exc)
+                self.last_exit = None
+                if engine is not None:
+                    with contextlib.suppress(Exception):
+                        await engine.stop()
+            else:
+                # `launched` (so the next launch resumes) is marked at the first turn, not here:
+                # Claude Code creates the conversation with its first message, and `--resume`
+                # of an id that has none fails.
+                self.session_started_at = time.time()
+                pty = getattr(engine, "pty", None)
+                if pty is not None:
+                    pty.subscribe(self.hub.feed)
+                    pty.held = self.attach.attached
+                self._ready.set()
+                self._status_dirty.set()
+                self.log.info(
+                    "session up (%s, session %s, delivery %s)",
+                    "resumed" if spec.resume else "new",
+                    spec.session_id,
+                    engine.delivery,
+                )
+                self.last_exit = await engine.wait()
+                self._ready.clear()
+                if self._stop.is_set():
+                    return
+                self.log.warning("session exited with status %s", self.last_exit)
+            if self._stop.is_set():
+                return
+            self.restarts += 1
+            if time.monotonic() - began > HEALTHY_AFTER:
+                delay = self.backoff[0]
+            self.log.info("restarting the session in %.1fs (restart #%d)", delay, self.restarts)
+            self._status_dirty.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, self.backoff[1])
+
+    # -- delivery -------------------------------------------------------------------------
+    async def _deliver(self, item: TailItem, *, resend: bool) -> None:
+        """Into the session, bracketed by the ledger; retried (marked) across session restarts."""
+        event_id = str(item.event.get("id"))
+        failures = 0
+        async with self._deliver_lock:
+            while not self._stop.is_set():
+                await self._ready.wait()
+                engine = self.engine
+                assert engine is not None
+                if engine.delivery == DELIVERY_PTY and not self._detached.is_set():
+                    # A human is typing in this session: hold typed deliveries until they detach.
+                    await self._detached.wait()
+                    continue
+                self.ledger.begin(event_id, item.start, item.end, resend=resend)
+                try:
+                    await engine.deliver(item.event, resend=resend)
+                except Exception as exc:
+                    self.log.warning("delivery of %s failed (%s); will re-send", event_id, exc)
+                    resend = True  # it may have partly reached the session
+                    failures += 1
+                    # Usually the session just died and the supervisor is restarting it; back
+                    # off in case the engine itself is stuck.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), min(30.0, 0.5 * failures))
+                    continue
+                self.ledger.delivered(event_id, item.start, item.end)
+                self.ledger.mark_launched()
+                self.log.info(
+                    "delivered %s%s via %s",
+                    event_id,
+                    " (re-send)" if resend else "",
+                    engine.delivery,
+                )
+                self._pending_changed.set()
+                self._status_dirty.set()
+                return
+
+    async def _deliver_loop(self) -> None:
+        inbox = self.paths.inbox(self.name)
+        d = self.ledger.delivering
+        if d:
+            # The previous runner died mid-delivery: the session may have seen it. Say so.
+            ev = read_event_at(inbox, int(d["start"]), int(d["end"]))
+            if ev is not None and ev.get("id") == d["id"]:
+                self.log.info("re-sending %s interrupted by the last runner's exit", d["id"])
+                await self._deliver(TailItem(ev, int(d["start"]), int(d["end"])), resend=True)
+            else:
+                self.ledger.delivering = None
+        self._tail = InboxTail(inbox, self.ledger.offset)
+        async for item in self._tail:
+            event_id = item.event.get("id")
+            if not isinstance(event_id, str) or self.ledger.already_delivered(event_id):
+                self.ledger.skip(item.end)
+                continue
+            await self._deliver(item, resend=False)
+
+    async def _resend_loop(self) -> None:
+        timeout = float(self.agent.ack_timeout_sec)
+        inbox = self.paths.inbox(self.name)
+        while True:
+            due_at = self.ledger.next_due_at(timeout)
+            wait = None if due_at is None else max(0.05, due_at - time.time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._pending_changed.wait(), wait)
+            self._pending_changed.clear()
+            for p in self.ledger.due(timeout):
+                if p.resends >= MAX_RESENDS:
+                    self.log.warning("giving up on %s: no ack after %d re-sends", p.id, p.resends)
+                    self.ledger.give_up(p.id)
+                    self._status_dirty.set()
+                    continue
+                ev = read_event_at(inbox, p.start, p.end)
+                if ev is None or ev.get("id") != p.id:
+                    self.ledger.give_up(p.id)
+                    continue
+                self.log.info("no ack for %s after %.0fs: re-sending", p.id, timeout)
+                await self._deliver(TailItem(ev, p.start, p.end), resend=True)
+
+
+def run_agent(root: Path, agent_name: str) -> int:
+    """`python -m relayfleet.runner <root> <agent>`: load the fleet and run until signalled."""
+    from relayfleet.fleet.load import load_fleet
+
+    paths = FleetPaths(Path(root).resolve())
+    log = setup_logging(paths.runner_log(agent_name))
+    try:
+        fleet = load_fleet(paths)
+        agent = fleet.agent(agent_name)
+    except Exception as exc:
+        log.error("cannot load agent %s: %s", agent_name, exc)
+        raise
+    return asyncio.run(Runner(paths, fleet, agent, log=log).run())

@@ -1,0 +1,408 @@
+"""Real daemons for the remote-backend tests: an OpenSSH sshd and a dockerd on this machine.
+
+Both are started in a temp dir, on loopback / a private unix socket, and stopped by PID. Nothing
+here is a mock: the backends under test talk to the same programs a user's VM or laptop runs.
+Importable by `benchmarks/remote.py` too (plain module, no pytest imports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+SKELETON_IMAGE = "relayfleet-test-skel:latest"
+
+
+def wait_until(pred: Callable[[], object], timeout: float = 20.0, step: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s: {pred}")
+        time.sleep(step)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_packages(binary: str, packages: list[str]) -> str | None:
+    """Install Debian `packages` when `binary` is missing; None when usable, else why not."""
+    if os.path.exists(binary) or shutil.which(binary):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{binary} is missing and we cannot apt-get install {' '.join(packages)} (not root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            return f"apt-get failed for {' '.join(packages)}: {r.stderr.strip()[-300:]}"
+    if os.path.exists(binary) or shutil.which(binary):
+        return None
+    return f"{binary} still missing after installing {' '.join(packages)}"
+
+
+def _stop_pid(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+# -- sshd ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sshd:
+    """A running OpenSSH sshd on 127.0.0.1:`port` that accepts `client_key` for `user`."""
+
+    dir: Path
+    port: int
+    user: str
+    client_key: Path  # private key (OpenSSH format, no passphrase)
+    host_pub: str  # "ssh-ed25519 AAAA…"
+    known_hosts: Path  # a known_hosts file that trusts this server
+    log: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def accepted(self) -> int:
+        """How many SSH connections the server has authenticated so far (from its log)."""
+        try:
+            return self.log.read_text(errors="replace").count("Accepted publickey")
+        except FileNotFoundError:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_pid(self.proc)
+
+
+def start_sshd(workdir: Path) -> Sshd:
+    import asyncssh
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(str(workdir / "host_ed25519"))
+    os.chmod(workdir / "host_ed25519", 0o600)
+    client_key.write_private_key(str(workdir / "user_ed25519"))
+    os.chmod(workdir / "user_ed25519", 0o600)
+    (workdir / "authorized_keys").write_bytes(client_key.export_public_key())
+    host_pub = host_key.export_public_key().decode().strip()
+    port = free_port()
+    known = workdir / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir
+    cfg = workdir / "sshd_config"
+    cfg.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {workdir / 'host_ed25519'}",
+                f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
+                f"PidFile {workdir / 'sshd.pid'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",
+                "AllowTcpForwarding yes",
+                "GatewayPorts no",
+                "MaxSessions 50",
+                "MaxStartups 50:30:100",
+                "LogLevel INFO",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
+    check = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"sshd -t rejected the config: {check.stderr.strip()}")
+    log = workdir / "sshd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(cfg)],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    sshd = Sshd(
+        dir=workdir,
+        port=port,
+        user=os.environ.get("USER") or "root",
+        client_key=workdir / "user_ed25519",
+        host_pub=host_pub,
+        known_hosts=known,
+        log=log,
+        proc=proc,
+    )
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited: {log.read_text(errors='replace')[-500:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+        return False
+
+    wait_until(listening, 15)
+    import pwd
+
+    sshd.user = pwd.getpwuid(os.getuid()).pw_name
+    return sshd
+
+
+# -- dockerd ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dockerd:
+    base_url: str  # unix://… for docker.DockerClient / DOCKER_HOST
+    proc: subprocess.Popen[bytes] | None = None  # None: a daemon that was already running
+    dir: Path | None = None
+
+    def client(self):  # -> docker.DockerClient
+        import docker
+
+        return docker.DockerClient(base_url=self.base_url, timeout=60)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(Exception):
+            c = self.client()
+            for ctr in c.containers.list(all=True, filters={"label": "relayfleet.test"}):
+                ctr.remove(force=True)
+            for ctr in c.containers.list(all=True, filters={"label": "relayfleet.fleet"}):
+                ctr.remove(force=True)
+        _stop_pid(self.proc, grace=20)
+        assert self.dir is not None
+        # dockerd leaves its network namespace mounted; unmount before the temp dir goes away.
+        for mnt in (self.dir / "exec" / "netns" / "default", self.dir / "exec" / "netns"):
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+
+
+def _ping(base_url: str) -> bool:
+    import docker
+
+    try:
+        return bool(docker.DockerClient(base_url=base_url, timeout=3).ping())
+    except Exception:
+        return False
+
+
+def start_dockerd(workdir: Path) -> Dockerd:
+    """Use a running engine (DOCKER_HOST / the default socket) or start one in `workdir`."""
+    for url in filter(None, [os.environ.get("DOCKER_HOST"), "unix:///var/run/docker.sock"]):
+        if url.startswith("unix://") and not os.path.exists(url[len("unix://") :]):
+            continue
+        if _ping(url):
+            return Dockerd(base_url=url)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sock = workdir / "docker.sock"
+    log = workdir / "dockerd.log"
+    argv = [
+        DOCKERD,
+        "--bridge=none",
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        f"--data-root={workdir / 'root'}",
+        f"--exec-root={workdir / 'exec'}",
+        f"--pidfile={workdir / 'dockerd.pid'}",
+        "-H",
+        f"unix://{sock}",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    d = Dockerd(base_url=f"unix://{sock}", proc=proc, dir=workdir)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dockerd exited: {log.read_text(errors='replace')[-800:]}")
+        return sock.exists() and _ping(d.base_url)
+
+    try:
+        wait_until(up, 30, step=0.1)
+    except BaseException:
+        d.stop()
+        raise
+    return d
+
+
+# -- an image that can run our Python runner, with no registry ----------------------------------
+
+
+def runner_mounts() -> list[str]:
+    """Host paths (read-only) the skeleton image needs so `python -m relayfleet.runner` works.
+
+    Measured: /usr (the dynamic loader, libc, libssl, …), the venv and repo (/work/main holds
+    both), the pyenv prefix the venv's python links to, and /etc/ssl for certificates.
+    """
+    venv = Path(sys.prefix)
+    base = Path(os.path.realpath(sys.executable)).parent.parent  # …/pyenv/versions/3.11.7
+    repo = Path(__file__).resolve().parents[2]
+    out = {"/usr", str(venv), str(base), str(repo), "/etc/ssl"}
+    # The venv is usually inside the repo: one mount covers both.
+    if str(venv).startswith(str(repo) + os.sep):
+        out.discard(str(venv))
+    return [f"{p}:{p}:ro" for p in sorted(out)]
+
+
+def skeleton_tar() -> bytes:
+    """An empty root: usr/ and the merged-/usr symlinks, /etc/passwd, /tmp."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = mode
+            tar.addfile(ti)
+
+        def add_link(name: str, target: str) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = target
+            tar.addfile(ti)
+
+        def add_file(name: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o644
+            tar.addfile(ti, io.BytesIO(data))
+
+        for d in ("usr", "etc", "root", "work", "var", "var/tmp", "run"):
+            add_dir(d)
+        add_dir("tmp", 0o1777)
+        for name in ("bin", "lib", "lib64", "sbin"):
+            add_link(name, f"usr/{name}")
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+        add_file("etc/group", b"root:x:0:\n")
+        add_file("etc/hosts", b"127.0.0.1 localhost\n")
+    return buf.getvalue()
+
+
+def import_skeleton_image(client, tag: str = SKELETON_IMAGE) -> str:  # client: DockerClient
+    """`docker import` the skeleton with PATH set to the venv, so `python` is our interpreter."""
+    with contextlib.suppress(Exception):
+        client.images.get(tag)
+        return tag
+    repo, _, version = tag.partition(":")
+    path = ":".join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    client.api.import_image_from_data(
+        skeleton_tar(),
+        repository=repo,
+        tag=version or "latest",
+        changes=[f"ENV PATH={path}", "ENV LANG=C.UTF-8", "WORKDIR /"],
+    )
+    return tag
+
+
+# -- a real `.fleet/` on disk -------------------------------------------------------------------
+
+
+def _toml_value(v: object) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def _table(name: str, d: dict[str, object]) -> str:
+    lines = [f"[{name}]"] if name else []
+    subs = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            subs.append((f"{name}.{k}" if name else k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    out = "\n".join(lines) + "\n"
+    for n, sd in subs:
+        out += "\n" + _table(n, sd)
+    return out
+
+
+def write_fleet(root: Path, *, name: str, hosts: dict[str, dict], agents: dict[str, dict]) -> None:
+    """Write fleet.toml, routes.toml and agents/<name>/{agent.toml,CLAUDE.md} under `root`."""
+    fleet = root / ".fleet"
+    (fleet / "agents").mkdir(parents=True, exist_ok=True)
+    (fleet / ".gitignore").write_text("state/\n")
+    (fleet / "fleet.toml").write_text(
+        _table("fleet", {"name": name}) + "\n" + _table("hosts", hosts)
+    )
+    (fleet / "routes.toml").write_text("")
+    for aname, spec in agents.items():
+        d = fleet / "agents" / aname
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "agent.toml").write_text(_table("", {"name": aname, "role": "coder", **spec}))
+        (d / "CLAUDE.md").write_text(f"You are {aname}, a test agent.\n")
+
+
+def fake_claude_agent(
+    transcript: Path, backend: str, host: str, transport: str, port: int, **runtime: object
+) -> dict:
+    return {
+        "port": port,
+        "plugins": [],
+        "runtime": {"backend": backend, "host": host, "inbox_transport": transport, **runtime},
+        "claude": {
+            "engine": "command",
+            "command": ["python", "-m", "relayfleet.fakes.fake_claude"],
+            "args": ["--transcript", str(transcript)],
+            "remote_control": False,
+        },
+    }
+
+
+def transcript_turns(path: Path) -> list[str]:
+    import json
+
+    out = []
+    try:
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if rec.get("type") == "turn":
+                    out.append(str(rec.get("text", "")))
+    except FileNotFoundError:
+        pass
+    return out

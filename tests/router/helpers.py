@@ -1,0 +1,92 @@
+"""Build a real router (client, cache, cursor, file transport) against the fake GitHub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relayfleet.core.atomic import read_jsonl
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.filters import parse_filter
+from relayfleet.fleet.model import Route, Watch
+from relayfleet.router.cursor import Cursor
+from relayfleet.router.delivery import FileTransport
+from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
+from relayfleet.router.poller import Poller, RouterConfig
+
+
+def watch(name: str, kind: str, repo: str, filter: str = "", poll_sec: int = 30) -> Watch:
+    return Watch(name=name, kind=kind, repo=repo, filter=filter, poll_sec=poll_sec)
+
+
+def route(index: int, to: list[str] | str, **match: Any) -> Route:
+    norm = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in match.items()}
+    return Route(index=index, match=norm, to=(to,) if isinstance(to, str) else tuple(to))
+
+
+def config(watches: list[Watch], routes: list[Route], agents: list[str]) -> RouterConfig:
+    return RouterConfig(
+        watches=tuple(watches),
+        routes=tuple(routes),
+        agents=tuple(agents),
+        queries={w.name: parse_filter(w.kind, w.filter) for w in watches},
+    )
+
+
+@dataclass
+class Rig:
+    paths: FleetPaths
+    base_url: str
+    token: str
+    clock: Any = None
+
+    def poller(self) -> Poller:
+        """A fresh poller, as after a restart: everything reloaded from disk."""
+        cache = HttpCache.load(self.paths.http_cache, token_fingerprint(self.token))
+        kw = {"clock": self.clock} if self.clock else {}
+        client = GitHubClient(self.base_url, self.token, cache, timeout=10, **kw)
+        return Poller(
+            client=client,
+            cursor=Cursor.load(self.paths.cursor),
+            transport_for=lambda agent: FileTransport(self.paths.inbox),
+            status_path=self.paths.router_status,
+            min_period=0,
+            **kw,
+        )
+
+    def inbox(self, agent: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.paths.inbox(agent))
+
+
+def make_rig(tmp: Path, fake: Any, clock: Any = None) -> Rig:
+    root = tmp / "fleet"
+    (root / ".fleet").mkdir(parents=True)
+    (root / ".fleet" / "fleet.toml").write_text('[fleet]\nname = "t"\n')
+    return Rig(FleetPaths(root), fake.base_url, fake.token, clock)
+
+
+def write_fleet(
+    root: Path,
+    agents: list[str],
+    watches: list[Watch],
+    routes: list[Route],
+    api_url: str = "https://api.github.com",
+) -> FleetPaths:
+    """A real `.fleet/` on disk (fleet.toml, routes.toml, agents/*/agent.toml)."""
+    fleet = root / ".fleet"
+    (fleet / "agents").mkdir(parents=True, exist_ok=True)
+    (fleet / "fleet.toml").write_text(f'[fleet]\nname = "t"\n\n[github]\napi_url = "{api_url}"\n')
+    for i, name in enumerate(agents):
+        d = fleet / "agents" / name
+        d.mkdir(exist_ok=True)
+        (d / "agent.toml").write_text(f'name = "{name}"\nrole = "coder"\nport = {8801 + i}\n')
+    out: list[str] = []
+    for w in watches:
+        out += ["[[watch]]", f'name = "{w.name}"', f'kind = "{w.kind}"', f'repo = "{w.repo}"',
+                f"filter = {w.filter!r}", f"poll_sec = {w.poll_sec}", ""]  # fmt: skip
+    for r in routes:
+        out += ["[[route]]", f"to = {list(r.to)!r}", "[route.match]"]
+        out += [f"{k} = {list(v)!r}" for k, v in r.match.items()] + [""]
+    (fleet / "routes.toml").write_text("\n".join(out).replace("'", '"'))
+    return FleetPaths(root)

@@ -1,0 +1,66 @@
+"""Helpers for the session-side runner tests (PTY, channel, engines)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from relayfleet.fleet.model import Agent, ClaudeConfig
+from relayfleet.runner.engine import EngineSpec
+
+
+async def wait_until(pred: Callable[[], object], timeout: float = 20.0, step: float = 0.02) -> None:
+    """Poll `pred` until it is truthy; fail with a clear message after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {pred}")
+        await asyncio.sleep(step)
+
+
+def make_spec(
+    tmp: Path,
+    *,
+    command: tuple[str, ...],
+    engine: str = "command",
+    args: tuple[str, ...] = (),
+    mcp_url: str = "",
+    mcp_token: str = "",
+    session_id: str = "11111111-2222-4333-8444-555555555555",
+    resume: bool = False,
+    env: dict[str, str] | None = None,
+    remote_control: bool = False,
+    isolate_config: bool = True,
+    name: str = "coder",
+) -> EngineSpec:
+    agent = Agent(
+        name=name,
+        role="coder",
+        model="sonnet",
+        claude=ClaudeConfig(
+            engine=engine,
+            command=command,
+            args=args,
+            remote_control=remote_control,
+            isolate_config=isolate_config,
+        ),
+    )
+    agent_dir = tmp / "agents" / name
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    (agent_dir / "CLAUDE.md").write_text("You are a test agent.\n")
+    state_dir = tmp / "state" / name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return EngineSpec(
+        agent=agent,
+        agent_dir=agent_dir,
+        state_dir=state_dir,
+        workdir=tmp / "work" / name,
+        session_log=state_dir / "session.log",
+        mcp_url=mcp_url,
+        mcp_token=mcp_token,
+        session_id=session_id,
+        resume=resume,
+        env=dict(env or {}),
+    )

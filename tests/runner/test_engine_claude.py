@@ -1,0 +1,186 @@
+"""The `claude` engine end to end against the fake `claude`: channel path and PTY fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sessionkit import make_spec, wait_until
+
+from relayfleet.runner.channel import ChannelServer
+from relayfleet.runner.engine import DELIVERY_CHANNEL, DELIVERY_PTY
+from relayfleet.runner.engine_claude import FLAG_FETCH_KILLERS, ClaudeEngine, channel_event
+
+FAKE = (sys.executable, "-m", "relayfleet.fakes.fake_claude")
+EVENT = {
+    "id": "evt_1",
+    "ts": "2026-11-24T10:00:00Z",
+    "source": "github",
+    "body": "[FROM github | issues acme/WMS#12 updated] Fix the scanner crash",
+    "metadata": {"repo": "acme/WMS", "kind": "issues", "number": 12},
+}
+
+
+def transcript(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def turns(path: Path) -> list[dict[str, Any]]:
+    return [e for e in transcript(path) if e["type"] == "turn"]
+
+
+async def run_session(
+    tmp: Path, *, env: dict[str, str], resume: bool = False, body: Any = None
+) -> tuple[ClaudeEngine, list[str]]:
+    """Start the runner's channel + engine, deliver EVENT, run `body`, stop everything."""
+    acked: list[str] = []
+
+    async def ack_event(event_id: str) -> str:
+        """Acknowledge an event."""
+        acked.append(event_id)
+        return f"acknowledged {event_id}"
+
+    srv = ChannelServer()
+    srv.tool(ack_event)
+    url, token = await srv.start()
+    spec = make_spec(
+        tmp, command=FAKE, engine="claude", mcp_url=url, mcp_token=token, env=env, resume=resume
+    )
+    engine = ClaudeEngine(spec, srv)
+    engine.channel_timeout = 10
+    try:
+        await engine.start()
+        if body is not None:
+            await body(engine, acked)
+    finally:
+        await engine.stop(grace=2)
+        await srv.stop()
+    return engine, acked
+
+
+def test_channel_path_event_arrives_as_notification_and_is_acked(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "DO_NOT_TRACK": "1", "DISABLE_TELEMETRY": "1"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.delivery == DELIVERY_CHANNEL
+        await engine.deliver(EVENT)
+        await wait_until(lambda: acked)
+
+    engine, acked = asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert acked == ["evt_1"]
+    (turn,) = turns(log)
+    assert turn["via"] == "channel"
+    assert turn["text"] == EVENT["body"]
+    assert turn["meta"] == {
+        "event_id": "evt_1",
+        "from": "github",
+        "kind": "issues",
+        "repo": "acme/WMS",
+        "number": "12",
+        "resend": "false",
+    }
+    launch = transcript(log)[0]
+    argv = launch["argv"]
+    assert argv[argv.index("--dangerously-load-development-channels") + 1] == "server:relay"
+    assert argv[argv.index("--session-id") + 1] == engine.spec.session_id
+    assert "--strict-mcp-config" in argv
+    assert argv[argv.index("--append-system-prompt-file") + 1].endswith("CLAUDE.md")
+    # The token is in the 0600 config file, never on the command line.
+    assert engine.spec.mcp_token not in " ".join(argv)
+    env_seen = engine.env()
+    assert env_seen["MCP_PROTOCOL_NEGOTIATION"] == "legacy"
+    assert env_seen["DISABLE_AUTOUPDATER"] == "1"
+    assert not any(k in env_seen for k in FLAG_FETCH_KILLERS)
+    assert env_seen["CLAUDE_CONFIG_DIR"] == str(engine.spec.state_dir / "claude-config")
+
+
+def test_pty_fallback_when_channels_are_unavailable(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_NO_CHANNELS": "1"}
+    second = {**EVENT, "id": "evt_2", "body": "/etc/passwd is\nworth a look"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.delivery == DELIVERY_PTY
+        assert engine.notice == "Channels are not currently available"
+        assert engine.pty is not None and engine.pty.bracketed_paste
+        await engine.deliver(EVENT)
+        await engine.deliver(second, resend=True)
+        await wait_until(lambda: len(turns(log)) == 2)
+
+    engine, acked = asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert acked == []  # typed turns carry no event id; the agent acks via the tool itself
+    assert [(t["via"], t["text"]) for t in turns(log)] == [
+        ("pty", EVENT["body"]),
+        ("pty", "[re-send] [event] /etc/passwd is\nworth a look"),
+    ]
+    assert engine.status()["delivery"] == DELIVERY_PTY
+
+
+def test_dialogs_with_safe_defaults_are_answered_by_moving_the_selection(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(log),
+        "FAKE_CLAUDE_TRUST_DIALOG": "1",
+        "FAKE_CLAUDE_APIKEY_DIALOG": "1",
+    }
+    engine, _ = asyncio.run(run_session(tmp_path, env=env))
+    kinds = [e["type"] for e in transcript(log)]
+    assert "ready" in kinds
+    assert {"type": "apikey", "approved": True}.items() <= next(
+        e for e in transcript(log) if e["type"] == "apikey"
+    ).items()
+    assert engine.delivery == DELIVERY_CHANNEL
+
+
+def test_restart_resumes_the_same_session_and_recovers_an_empty_one(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log)}
+
+    async def one_turn(engine: ClaudeEngine, acked: list[str]) -> None:
+        await engine.deliver(EVENT)
+        await wait_until(lambda: acked)
+
+    # Resuming a conversation that never had a turn falls back to --session-id.
+    asyncio.run(run_session(tmp_path, env=env, resume=True, body=one_turn))
+    asyncio.run(run_session(tmp_path, env=env, resume=True))
+    launches = [e for e in transcript(log) if e["type"] == "launch"]
+    assert [e["resumed"] for e in launches] == [False, True]
+    assert len({e["session_id"] for e in launches}) == 1
+    argv = launches[-1]["argv"]
+    assert argv[argv.index("--resume") + 1] == launches[0]["session_id"]
+
+
+def test_session_that_exits_during_startup_is_an_error(tmp_path: Path) -> None:
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(tmp_path / "t.jsonl")}
+
+    async def main() -> None:
+        srv = ChannelServer()
+        url, token = await srv.start()
+        spec = make_spec(
+            tmp_path,
+            command=(sys.executable, "-c", "print('boom'); raise SystemExit(4)"),
+            engine="claude",
+            mcp_url=url,
+            mcp_token=token,
+            env=env,
+        )
+        try:
+            await ClaudeEngine(spec, srv).start()
+        finally:
+            await srv.stop()
+
+    with pytest.raises(Exception, match="exited with status 4"):
+        asyncio.run(main())
+
+
+def test_channel_meta_holds_identifier_keys_and_string_values() -> None:
+    content, meta = channel_event({"id": "e", "source": "ops", "body": "hi"}, resend=True)
+    assert content == "hi"
+    assert meta == {"event_id": "e", "from": "ops", "resend": "true"}
