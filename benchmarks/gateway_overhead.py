@@ -144,10 +144,8 @@ async def throughput(direct: str, gateway: str, concurrency: int, per_stream: in
             results = await asyncio.gather(*(worker() for _ in range(concurrency)))
             wall = time.perf_counter() - t0
             lat = [x for r in results for x in r]
-            print(
-                f"  {name:8} {len(lat) / wall:8.0f} streams/s   median {statistics.median(lat):7.2f}"
-                f" ms   p99 {pct(lat, 99):7.2f} ms"
-            )
+            rate, med, p99 = len(lat) / wall, statistics.median(lat), pct(lat, 99)
+            print(f"  {name:8} {rate:8.0f} streams/s   median {med:7.2f} ms   p99 {p99:7.2f} ms")
 
 
 def main() -> None:
@@ -168,9 +166,8 @@ def main() -> None:
         up, direct = spawn("--serve-upstream")
         gw, gateway = spawn("--serve-gateway", direct, state)
         try:
-            print(
-                f"gateway overhead on loopback (python {sys.version.split()[0]}, {os.cpu_count()} cpus)"
-            )
+            py = sys.version.split()[0]
+            print(f"gateway overhead on loopback (python {py}, {os.cpu_count()} cpus)")
             asyncio.run(latency(direct, gateway, a.requests))
             asyncio.run(throughput(direct, gateway, a.concurrency, a.per_stream))
         finally:

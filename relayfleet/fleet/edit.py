@@ -149,6 +149,7 @@ def _apply(
     *,
     commit: bool,
     warnings: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> EditResult:
     """Load the fleet and `target`'s document, let `change` edit it (returning the message),
     re-check the whole fleet as it would be, write, and commit."""
@@ -170,7 +171,7 @@ def _apply(
     if commit:
         from relayfleet.fleet.gitops import commit_fleet
 
-        sha = commit_fleet(paths.root, [target], message)
+        sha = commit_fleet(paths.root, [target], message, env=env)
     return EditResult(message=message, files=(target,), commit=sha, warnings=tuple(warnings))
 
 
@@ -198,6 +199,7 @@ def add_watch(
     filter: str = "",
     poll_sec: int | None = None,
     commit: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> EditResult:
     from relayfleet.fleet.filters import parse_filter
     from relayfleet.fleet.toml_io import aot_append
@@ -224,7 +226,7 @@ def add_watch(
         where = f"{kind} {repo}".strip()
         return f"fleet: add watch {name} ({where})"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
 
 
 def routes_using_watch(fleet: Fleet, name: str) -> list[Route]:
@@ -232,7 +234,12 @@ def routes_using_watch(fleet: Fleet, name: str) -> list[Route]:
 
 
 def remove_watch(
-    paths: FleetPaths, name: str, *, prune_routes: bool = False, commit: bool = True
+    paths: FleetPaths,
+    name: str,
+    *,
+    prune_routes: bool = False,
+    commit: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> EditResult:
     from relayfleet.fleet.toml_io import aot_remove
 
@@ -256,7 +263,7 @@ def remove_watch(
         suffix = f" and route {', '.join(f'#{i}' for i in pruned)}" if pruned else ""
         return f"fleet: remove watch {name}{suffix}"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
 
 
 def _prune_watch_from_routes(doc: Any, name: str) -> list[int]:
@@ -294,6 +301,7 @@ def add_route(
     to: Sequence[str],
     match: Mapping[str, str | Sequence[str] | None],
     commit: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> EditResult:
     """Append a route; `match` holds flag values (lists or comma-separated strings)."""
     from relayfleet.fleet.toml_io import aot_append
@@ -322,10 +330,18 @@ def add_route(
         index = len(fleet.routes) + 1
         return f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, warnings=warnings)
+    return _apply(
+        paths, paths.routes_toml, ROUTES, change, commit=commit, warnings=warnings, env=env
+    )
 
 
-def remove_route(paths: FleetPaths, index: int, *, commit: bool = True) -> EditResult:
+def remove_route(
+    paths: FleetPaths,
+    index: int,
+    *,
+    commit: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> EditResult:
     from relayfleet.fleet.toml_io import aot_remove
 
     def change(doc: Any, fleet: Fleet) -> str:
@@ -341,7 +357,7 @@ def remove_route(paths: FleetPaths, index: int, *, commit: bool = True) -> EditR
         plain = {k: list(v) for k, v in route.match.items()}
         return f"fleet: remove route #{index} ({describe_match(plain)} → {', '.join(route.to)})"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
 
 
 # -- hosts -------------------------------------------------------------------------------------
@@ -358,6 +374,7 @@ def add_host(
     os: str = "linux",
     key: str = "",
     commit: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> EditResult:
     check_name("host", name)
     if backend not in HOST_BACKENDS:
@@ -393,14 +410,20 @@ def add_host(
         doc["hosts"][name] = _table(values)
         return f"fleet: add host {name} ({backend} {host or 'local engine'})"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit)
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env)
 
 
 def agents_on_host(fleet: Fleet, name: str) -> list[str]:
     return sorted(a.name for a in fleet.agents.values() if a.runtime.host == name)
 
 
-def remove_host(paths: FleetPaths, name: str, *, commit: bool = True) -> EditResult:
+def remove_host(
+    paths: FleetPaths,
+    name: str,
+    *,
+    commit: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> EditResult:
     def change(doc: Any, fleet: Fleet) -> str:
         if name not in fleet.hosts:
             known = ", ".join(sorted(fleet.hosts)) or "none"
@@ -417,4 +440,4 @@ def remove_host(paths: FleetPaths, name: str, *, commit: bool = True) -> EditRes
             del doc["hosts"]
         return f"fleet: remove host {name}"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit)
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env)

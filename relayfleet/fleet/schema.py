@@ -36,7 +36,7 @@ from relayfleet.fleet.model import (
     Runtime,
     Watch,
 )
-from relayfleet.fleet.toml_io import line_of, parse_plain
+from relayfleet.fleet.toml_read import line_of, parse_plain
 
 FLEET_TOML = "fleet.toml"
 ROUTES_TOML = "routes.toml"

@@ -141,7 +141,7 @@ def _named(kind: str, old: dict[str, Any], new: dict[str, Any], label: Any) -> l
 
 def describe_route(route: Route) -> str:
     """`watch=wms-prs label=bug → wms-reviewer` (or `(catch-all) → …`)."""
-    match = " ".join(f"{k}={_show(v[0] if len(v) == 1 else v)}" for k, v in route.match.items())
+    match = " ".join(f"{k}={','.join(_show(x) for x in v)}" for k, v in route.match.items())
     return f"{match or '(catch-all)'} {ARROW} {', '.join(route.to)}"
 
 

@@ -21,7 +21,7 @@ from relayfleet.fleet.schema import (
     dotted,
     load_fleet_from_texts,
 )
-from relayfleet.fleet.toml_io import line_of
+from relayfleet.fleet.toml_read import line_of
 
 MIN_POLL_SEC = 60  # below this a watch burns the hourly budget for little gain
 
@@ -237,7 +237,8 @@ def validate(paths: FleetPaths) -> list[Problem]:
 
     texts = read_texts(paths)
     problems = validate_texts(texts) + _file_checks(paths, texts)
-    order = {display(rel): n for n, rel in enumerate([FLEET_TOML, ROUTES_TOML, *sorted(texts)])}
+    files = [FLEET_TOML, ROUTES_TOML, *sorted(set(texts) - {FLEET_TOML, ROUTES_TOML})]
+    order = {display(rel): n for n, rel in enumerate(files)}
     return sorted(
         problems,
         key=lambda p: (order.get(p.file, len(order)), p.file, p.line or 0),

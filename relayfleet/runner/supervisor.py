@@ -45,7 +45,23 @@ def runner_state_file(paths: FleetPaths, agent: str) -> Path:
 
 
 def attach_socket(paths: FleetPaths, agent: str) -> Path:
-    return paths.agent_state(agent) / "attach.sock"
+    """`state/agents/<name>/attach.sock`, or a short stand-in when that path is too long.
+
+    A unix socket path is limited to ~104 bytes; a fleet in a deep directory would exceed it.
+    The stand-in lives in a private (0700) per-user directory, named by a hash of the state dir;
+    runner.json records whichever is in use, and `gh fleet attach` reads it from there.
+    """
+    import hashlib
+    import tempfile
+
+    path = paths.agent_state(agent) / "attach.sock"
+    if len(os.fsencode(path)) < 100:
+        return path
+    base = Path(tempfile.gettempdir()) / f"relayfleet-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(base, 0o700)
+    digest = hashlib.sha256(os.fsencode(path.parent.resolve())).hexdigest()[:20]
+    return base / f"{digest}.sock"
 
 
 def mcp_config_file(paths: FleetPaths, agent: str) -> Path:
@@ -186,6 +202,7 @@ class Runner:
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "attached": self.attach.clients,
+            "attach_socket": str(self.attach.path),
             "plugins": list(self.plugins.loaded) if self.plugins else [],
             "plugin_errors": [e.to_json() for e in self.plugins.errors] if self.plugins else [],
             "mcp_url": getattr(self, "mcp_url", None),  # the token is never written here
@@ -261,7 +278,10 @@ class Runner:
         self.mcp_url, self.mcp_token = await self.channel.start()
         self.mcp_config = mcp_config_file(self.paths, self.name)
         write_mcp_config(self.mcp_config, CHANNEL_NAME, self.mcp_url, self.mcp_token)
-        await self.attach.start()
+        try:
+            await self.attach.start()
+        except OSError as exc:  # attach is a convenience: the agent runs without it
+            self.log.error("attach socket unavailable: %s", exc)
         if self.agent.runtime.inbox_transport == "http":
             # The receiving end of the http inbox transport (G's runner/http_inbox.py).
             from relayfleet.runner.http_inbox import start_http_inbox

@@ -129,8 +129,7 @@ def test_restart_resumes_the_same_session_and_nothing_is_redelivered(fleet: Flee
     assert run_cli(fleet, "start", "coder")[0] == 0
     run_cli(fleet, "tell", "coder", "one")
     wait_until(lambda: turns(transcript) == ["[FROM operator] one"])
-    state = read_json(runner_state_file(fleet.paths, "coder"))
-    assert state["launched"] is True
+    state = wait_until(lambda: (read_json(runner_state_file(fleet.paths, "coder")) or {}).get("launched") and read_json(runner_state_file(fleet.paths, "coder")))
 
     rc, out, err = run_cli(fleet, "restart", "coder")
     assert rc == 0, err
@@ -173,6 +172,10 @@ def test_fake_claude_in_the_command_engine_gets_events_and_stop_kills_everything
     )
     rc, out, err = run_cli(fleet, "start", "fake")
     assert rc == 0, err
+    # The `command` engine knows nothing of the program's start-up (the `claude` engine waits for
+    # the idle prompt); the fake switches its terminal to raw mode, which discards typed-ahead
+    # input, so wait until it is ready, as a human would.
+    wait_until(lambda: any(t["type"] == "ready" for t in read_transcript(transcript)))
     for i in range(3):
         run_cli(fleet, "tell", "fake", f"message {i}")
 
@@ -215,7 +218,8 @@ def test_stop_escalates_to_kill_and_leaves_no_orphans(fleet: FleetDir) -> None:
     )
     child_file = fleet.root / "child.pid"
     fleet.add_agent("stubborn", [PY, str(stubborn), str(child_file)])
-    assert run_cli(fleet, "start", "stubborn")[0] == 0
+    rc, _, err = run_cli(fleet, "start", "stubborn")
+    assert rc == 0, err
     wait_until(child_file.exists)
     child = int(wait_until(lambda: child_file.read_text().strip()))
     st = read_json(fleet.paths.runner_status("stubborn"))

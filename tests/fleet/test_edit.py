@@ -39,7 +39,9 @@ def test_add_watch_and_route_keep_every_comment(paths: FleetPaths) -> None:
     text = paths.routes_toml.read_text()
     assert comments(text) == before
     # The watch joined the other watches, above the routes' section comment; the route is last.
-    new_watch = '[[watch]]\nname = "wms-bugs"\nkind = "issues"\nrepo = "acme/WMS"\nfilter = "--label bug"\n'
+    new_watch = (
+        '[[watch]]\nname = "wms-bugs"\nkind = "issues"\nrepo = "acme/WMS"\nfilter = "--label bug"\n'
+    )
     assert text.index(new_watch) < text.index("# --- routes ---")
     assert text.replace(new_watch + "\n", "").startswith(ROUTES_TOML)
     fleet = load_fleet(paths)
@@ -137,7 +139,12 @@ def test_hosts_add_and_remove(paths: FleetPaths) -> None:
     text = paths.fleet_toml.read_text()
     assert text.startswith(before)  # comments and order kept; the host appended
     host = load_fleet(paths).hosts["vm1"]
-    assert (host.backend, host.host, host.port, host.workdir) == ("ssh", "you@10.0.0.5", 2222, "/srv/fleet")
+    assert (host.backend, host.host, host.port, host.workdir) == (
+        "ssh",
+        "you@10.0.0.5",
+        2222,
+        "/srv/fleet",
+    )
     assert result.message == "fleet: add host vm1 (ssh you@10.0.0.5)"
     assert last_commit_files(paths.root) == [".fleet/fleet.toml"]
 

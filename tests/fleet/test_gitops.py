@@ -27,7 +27,7 @@ def status(repo: Path) -> list[str]:
 
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
-    """A repo with one user commit, an unrelated staged change, an unstaged one, an untracked file."""
+    """One user commit, then an unrelated staged change, an unstaged one, an untracked file."""
     (git_repo / "README").write_text("hello\n")
     (git_repo / "app.py").write_text("print(1)\n")
     git(git_repo, "add", "README", "app.py")
@@ -269,3 +269,17 @@ def test_ensure_repo_inits_or_finds_the_top(tmp_path: Path) -> None:
     assert top == plain.resolve() and (plain / ".git").is_dir()
     assert gitops.ensure_repo(plain / "sub") == plain.resolve()
     assert gitops.head_commit(plain) is None
+
+
+def test_linked_worktree_commits_to_its_own_branch(repo: Path, tmp_path: Path) -> None:
+    main_before = git(repo, "rev-parse", "main")
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(wt), "-b", "feature")
+    fleet = write_fleet(wt)
+
+    sha = gitops.commit_fleet(wt, [fleet], "fleet: on a branch")
+
+    assert git(repo, "rev-parse", "feature").strip() == sha
+    assert git(repo, "rev-parse", "main") == main_before
+    assert not [line for line in status(wt) if ".fleet/" in line]
+    assert "M  README" in status(repo)  # the main checkout's staged work is untouched

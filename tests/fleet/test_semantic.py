@@ -49,15 +49,16 @@ def test_agents_added_removed_and_changed() -> None:
 
     assert "+agent manager (manager)" in lines
     assert "-agent wms-reviewer" in lines
-    assert "~agent wms-coder: model sonnet→opus, runtime.backend local→ssh, runtime.host \"\"→vm1" in lines
+    assert (
+        '~agent wms-coder: model sonnet→opus, runtime.backend local→ssh, runtime.host ""→vm1'
+        in lines
+    )
 
 
 def test_route_recipient_added_reads_as_a_route_change() -> None:
     old = base()
     routes = (old.routes[0], Route(2, {"label": ("needs-human",)}, ("wms-reviewer", "manager")))
-    assert diff_fleets(old, dataclasses.replace(old, routes=routes)) == [
-        "~route #2 to: +manager"
-    ]
+    assert diff_fleets(old, dataclasses.replace(old, routes=routes)) == ["~route #2 to: +manager"]
 
 
 def test_route_inserted_in_the_middle_is_one_addition() -> None:
@@ -101,4 +102,4 @@ def test_watches_hosts_and_fleet_settings() -> None:
 
 def test_describe_route_catch_all() -> None:
     assert describe_route(Route(1, {}, ("a", "b"))) == "(catch-all) → a, b"
-    assert describe_route(Route(1, {"label": ("x", "y")}, ("a",))) == "label=[x, y] → a"
+    assert describe_route(Route(1, {"label": ("x", "y")}, ("a",))) == "label=x,y → a"

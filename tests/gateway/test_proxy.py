@@ -223,11 +223,9 @@ def test_token_accounting_json_and_sse(
 
     row = gateway.gateway.stats.agents["coder"]
     assert (row["requests"], row["input_tokens"], row["output_tokens"]) == (2, 130, 25)
-    saved = wait_until(
-        lambda: json.loads(p.read_text()) if (p := tmp_path / "stats.json").exists() else None
-    )
-    wait_until(lambda: json.loads((tmp_path / "stats.json").read_text())["rejected"] == 1)
-    saved = json.loads((tmp_path / "stats.json").read_text())
+    stats = tmp_path / "stats.json"
+    wait_until(lambda: stats.exists() and json.loads(stats.read_text())["rejected"] == 1)
+    saved = json.loads(stats.read_text())
     assert saved["agents"]["coder"]["input_tokens"] == 130
     assert saved["agents"]["coder"]["output_tokens"] == 25
     assert "hi" not in json.dumps(saved) and SENTINEL not in json.dumps(saved)

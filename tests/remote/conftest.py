@@ -27,7 +27,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Sshd]:
 
 @pytest.fixture(scope="session")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Dockerd]:
-    why = rs.ensure_packages("dockerd", ["docker.io"])
+    # docker-init (tini) backs `init=True`; --no-install-recommends leaves it out.
+    why = rs.ensure_packages("dockerd", ["docker.io"]) or rs.ensure_packages(
+        "docker-init", ["tini"]
+    )
     if why:
         pytest.skip(why)
     try:

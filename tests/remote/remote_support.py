@@ -305,10 +305,12 @@ def skeleton_tar() -> bytes:
             ti.mode = 0o644
             tar.addfile(ti, io.BytesIO(data))
 
-        for d in ("usr", "etc", "root", "work", "var", "var/tmp", "run"):
+        # sbin is a real dir: docker mounts its init at /sbin/docker-init, which must not
+        # land inside the read-only /usr bind mount.
+        for d in ("usr", "etc", "root", "work", "var", "var/tmp", "run", "sbin"):
             add_dir(d)
         add_dir("tmp", 0o1777)
-        for name in ("bin", "lib", "lib64", "sbin"):
+        for name in ("bin", "lib", "lib64"):
             add_link(name, f"usr/{name}")
         add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
         add_file("etc/group", b"root:x:0:\n")
@@ -406,3 +408,11 @@ def transcript_turns(path: Path) -> list[str]:
     except FileNotFoundError:
         pass
     return out
+
+
+def transcript_ready(path: Path) -> bool:
+    """The fake claude drew its prompt (typing before that is lost, as with the real one)."""
+    try:
+        return '"type": "ready"' in path.read_text()
+    except FileNotFoundError:
+        return False

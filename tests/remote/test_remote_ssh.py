@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def seed_remote_venv(workdir: Path) -> None:
 @pytest.fixture
 def ssh_fleet(sshd: rs.Sshd, tmp_path: Path) -> tuple[FleetPaths, Path, Path]:
     root = tmp_path / "op"
-    workdir = tmp_path / "remote-host"
+    workdir = tmp_path / "w"  # short: the runner binds a unix socket under it
     transcript = tmp_path / "transcript.jsonl"
     host = {
         "backend": "ssh",
@@ -103,7 +104,7 @@ def ssh_fleet(sshd: rs.Sshd, tmp_path: Path) -> tuple[FleetPaths, Path, Path]:
     }
     rs.write_fleet(
         root,
-        name="rf-ssh",
+        name=f"s{os.getpid() % 10000}",
         hosts={"vm": host},
         agents={"coder": rs.fake_claude_agent(transcript, "ssh", "vm", "ssh", 8801)},
     )
@@ -115,9 +116,10 @@ def ssh_fleet(sshd: rs.Sshd, tmp_path: Path) -> tuple[FleetPaths, Path, Path]:
     return paths, workdir, transcript
 
 
-def test_ssh_agent_starts_in_tmux_gets_events_and_stops_clean(
+def test_ssh_e2e(
     ssh_fleet: tuple[FleetPaths, Path, Path],
 ) -> None:
+    """An ssh agent starts in tmux, gets a `tell`, and `stop` leaves nothing on either side."""
     from relayfleet.backends.ssh import SshBackend
 
     paths, workdir, transcript = ssh_fleet
@@ -127,10 +129,11 @@ def test_ssh_agent_starts_in_tmux_gets_events_and_stops_clean(
     try:
         st = backend.start(paths, fleet, agent)
         assert st.running and st.detail.startswith("[ssh@vm]")
-        remote_root = workdir / "fleets" / "rf-ssh"
+        remote_root = workdir / "fleets" / fleet.name
         assert (workdir / "relayfleet-0.1.0" / "src" / "relayfleet" / "runner").is_dir()
         assert (remote_root / ".fleet" / "agents" / "coder" / "agent.toml").is_file()
 
+        rs.wait_until(lambda: rs.transcript_ready(transcript), 30)
         t = transport_for(paths, fleet, "coder")
         landed = t.append(
             "coder",

@@ -158,9 +158,7 @@ def test_one_request_per_repo_and_endpoint_per_cycle(rig: Rig, fake: FakeGitHub)
     assert fake.count(status=304) == 4  # the second cycle cost no rate-limit point
 
 
-def test_a_404_marks_its_watches_broken_and_the_others_continue(
-    rig: Rig, fake: FakeGitHub
-) -> None:
+def test_a_404_marks_its_watches_broken_and_the_others_continue(rig: Rig, fake: FakeGitHub) -> None:
     cfg = config(
         [watch("wms", "issues", REPO), watch("site", "issues", "acme/site")],
         [route(1, "coder")],

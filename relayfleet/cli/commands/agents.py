@@ -70,6 +70,7 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
     if args.role not in ROLES:
         raise FleetError(f"unknown role {args.role!r} (roles: {', '.join(ROLES)})")
     paths = ctx.paths
+    existed = paths.agent_toml(args.name).is_file() if args.force else False
     changed = new_agent(
         paths,
         args.name,
@@ -87,7 +88,8 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
         commit=not args.no_commit,
     )
     agent = ctx.load().agents[args.name]
-    print(f"Created agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
+    verb = "Re-scaffolded" if existed else "Created"
+    print(f"{verb} agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
     for path in changed:
         print(f"  {paths.rel(path)}", file=ctx.out)
     if paths.routes_toml in changed:

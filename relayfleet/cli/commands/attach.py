@@ -37,7 +37,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             f"attach works for local agents; {agent.name} runs on {agent.runtime.backend}",
             hints=["use Remote Control (claude.ai/code) or ssh to the host and attach there"],
         )
-    sock_path = paths.agent_state(agent.name) / "attach.sock"
+    from relayfleet.core.atomic import read_json
+
+    facts = read_json(paths.runner_status(agent.name), {}) or {}
+    sock_path = Path(facts.get("attach_socket") or paths.agent_state(agent.name) / "attach.sock")
     try:
         sock = connect(sock_path)
     except OSError as exc:

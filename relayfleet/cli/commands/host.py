@@ -107,6 +107,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         os=args.os,
         key=args.key,
         commit=not args.no_commit,
+        env=ctx.env,
     )
     return _report(ctx, result)
 
@@ -114,4 +115,4 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_host
 
-    return _report(ctx, remove_host(ctx.paths, args.name, commit=not args.no_commit))
+    return _report(ctx, remove_host(ctx.paths, args.name, commit=not args.no_commit, env=ctx.env))

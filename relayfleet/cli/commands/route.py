@@ -146,10 +146,9 @@ def gate_json(fleet: Fleet, texts: dict[str, str] | None = None) -> dict[str, An
 
 def run_show(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json, print_table
-    from relayfleet.fleet.semantic import describe_route
-
     from relayfleet.fleet.load import read_texts
     from relayfleet.fleet.schema import load_fleet_from_texts
+    from relayfleet.fleet.semantic import describe_route
 
     texts = read_texts(ctx.paths)
     fleet = load_fleet_from_texts(texts)
@@ -197,7 +196,11 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import add_route
 
     result = add_route(
-        ctx.paths, to=args.to, match=_match_from_args(args), commit=not args.no_commit
+        ctx.paths,
+        to=args.to,
+        match=_match_from_args(args),
+        commit=not args.no_commit,
+        env=ctx.env,
     )
     return _report(ctx, result)
 
@@ -205,7 +208,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_route
 
-    return _report(ctx, remove_route(ctx.paths, args.index, commit=not args.no_commit))
+    return _report(ctx, remove_route(ctx.paths, args.index, commit=not args.no_commit, env=ctx.env))
 
 
 def run_watch_add(ctx: Context, args: argparse.Namespace) -> int:
@@ -219,6 +222,7 @@ def run_watch_add(ctx: Context, args: argparse.Namespace) -> int:
         filter=args.filter,
         poll_sec=args.poll_sec,
         commit=not args.no_commit,
+        env=ctx.env,
     )
     return _report(ctx, result)
 
@@ -227,7 +231,11 @@ def run_watch_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_watch
 
     result = remove_watch(
-        ctx.paths, args.name, prune_routes=args.prune_routes, commit=not args.no_commit
+        ctx.paths,
+        args.name,
+        prune_routes=args.prune_routes,
+        commit=not args.no_commit,
+        env=ctx.env,
     )
     return _report(ctx, result)
 

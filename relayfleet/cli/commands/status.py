@@ -26,23 +26,21 @@ def _line_count(path: Any) -> int:
 
 
 def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
-    """One row per agent. `pending` is the inbox's event count for now; the runner work extends
-    this with running/pid/delivery and what is actually still unread."""
+    """One row per agent: what its backend and its runner (runner.json) report.
+
+    `delivery` is the path into the session in use (`channel` or `pty`); `pending` is what was
+    delivered and not yet acknowledged; `inbox_events` counts the inbox's lines.
+    """
+    from relayfleet.cli.agent_facts import runner_facts
+
     paths = ctx.paths
     rows = []
     for name in sorted(fleet.agents):
         a = fleet.agents[name]
-        rows.append(
-            {
-                "name": name,
-                "running": False,
-                "pid": None,
-                "backend": a.runtime.backend,
-                "host": a.runtime.host,
-                "delivery": a.runtime.inbox_transport,
-                "pending": _line_count(paths.inbox(name)),
-            }
-        )
+        row = runner_facts(paths, fleet, a)
+        row["inbox_transport"] = a.runtime.inbox_transport
+        row["inbox_events"] = _line_count(paths.inbox(name))
+        rows.append(row)
     return rows
 
 
@@ -68,19 +66,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not agents:
         print("no agents yet (gh fleet new-agent <name> --role coder)", file=ctx.out)
         return 0
-    print_table(
-        ctx.out,
-        ["agent", "running", "pid", "backend", "host", "pending"],
-        [
-            [
-                r["name"],
-                "yes" if r["running"] else "no",
-                r["pid"] or "-",
-                r["backend"],
-                r["host"] or "-",
-                r["pending"],
-            ]
-            for r in agents
-        ],
-    )
+    from relayfleet.cli.agent_facts import TABLE_HEADERS, table_row
+
+    print_table(ctx.out, TABLE_HEADERS, [table_row(r) for r in agents])
+    for r in agents:
+        for e in r.get("plugin_errors") or []:
+            print(
+                f"{r['name']}: plugin {e.get('plugin')} ({e.get('stage')}): {e.get('message')}",
+                file=ctx.out,
+            )
+        if r.get("error"):
+            print(f"{r['name']}: {r['error']}", file=ctx.out)
     return 0

@@ -1,0 +1,101 @@
+"""Read-only TOML helpers (stdlib only, so `gh fleet list` starts fast): parse to plain dicts
+with file:line errors, and find the line of a key for messages. Edits live in `toml_io`."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from typing import Any
+
+from relayfleet.core.errors import ConfigError
+
+HINT = "fix the file by hand (it was left untouched), then run `gh fleet validate`"
+_TOMLLIB_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def parse_plain(text: str, rel: str) -> dict[str, Any]:
+    """Parse TOML into plain dicts (tomllib); a syntax error is ConfigError(file=rel, line=N)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOMLLIB_AT.search(msg)
+        line = int(m.group(1)) if m else None
+        detail = _TOMLLIB_AT.sub("", msg) or "invalid TOML"
+        raise ConfigError(
+            f"TOML syntax error: {detail}",
+            file=rel,
+            line=line,
+            hints=[HINT],
+        ) from exc
+
+
+# -- locating keys for file:line messages ----------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[|\[)\s*(.+?)\s*(\]\]|\])\s*(#.*)?$")
+_KEYLINE = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="""
+)
+_SEG = re.compile(r"""\s*("([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
+
+
+def _split_key(raw: str) -> list[str]:
+    out: list[str] = []
+    for m in _SEG.finditer(raw):
+        out.append(m.group(2) if m.group(2) is not None else m.group(3) or m.group(4) or "")
+    return out
+
+
+def line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """The 1-based line that defines `path` (e.g. `("route", 1, "match", "kind")`, indexes of
+    arrays of tables 0-based), else the line of its nearest enclosing table or key found."""
+    want = tuple(path)
+    aot_count: dict[tuple[str | int, ...], int] = {}
+    current: tuple[str | int, ...] = ()
+    best: tuple[int, int] | None = None  # (matched length, line)
+    in_multiline: str | None = None
+
+    def consider(p: tuple[str | int, ...], lineno: int) -> None:
+        nonlocal best
+        n = 0
+        while n < len(p) and n < len(want) and p[n] == want[n]:
+            n += 1
+        if n == len(p) and n > 0 and (best is None or n > best[0]):
+            best = (n, lineno)
+
+    def resolve(segs: list[str]) -> tuple[str | int, ...]:
+        out: list[str | int] = []
+        for s in segs:
+            out.append(s)
+            idx = aot_count.get(tuple(out))
+            if idx is not None:
+                out.append(idx)
+        return tuple(out)
+
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        h = _HEADER.match(line)
+        if h and "=" not in line.split("]")[0]:
+            segs = _split_key(h.group(2))
+            if h.group(1) == "[[":
+                parent = resolve(segs[:-1])
+                base = (*parent, segs[-1])
+                aot_count[base] = aot_count.get(base, -1) + 1
+                current = (*base, aot_count[base])
+            else:
+                current = resolve(segs)
+            consider(current, lineno)
+            continue
+        k = _KEYLINE.match(line)
+        if k:
+            full = (*current, *_split_key(k.group(1)))
+            consider(full, lineno)
+            rest = line[k.end() :]
+            for q in ('"""', "'''"):
+                if rest.count(q) % 2 == 1:
+                    in_multiline = q
+    return best[1] if best else None
