@@ -49,5 +49,8 @@ def tail_lines(path: Path, lines: int, *, raw: bool = False) -> str:
     if not raw:
         data = strip_ansi(data)
     text = data.decode("utf-8", "replace")
-    out = text.splitlines()
+    # Split on LF only: a raw CR is part of the line (a TUI redraw), not a line of its own.
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
     return "\n".join(out[-lines:]) + ("\n" if out else "") if lines > 0 else ""

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "status",
     "up",
     "demo",
+    "tunnel",
 )
 
 

@@ -237,6 +237,8 @@ class FakeClaude:
         await asyncio.sleep(0.01)
         if env_flag("FAKE_CLAUDE_CALL_API"):
             await self.call_api(text)
+        await asyncio.sleep(0.04)
+        self.out("\x1b[1A\r\x1b[2K")  # the spinner line goes away when the turn is done
         self.out(f"● Received: {text}\n")
         if self.crash_after is not None and self.turns >= self.crash_after:
             self.record(type="exit", code=70, reason="crash-after")

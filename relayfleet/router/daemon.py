@@ -86,6 +86,8 @@ def run_loop(
     config = load()
     seen = stamp()
     cycles = 0
+    log.info("router started (pid %d): %d watches, %d routes, %d agents", os.getpid(),
+             len(config.watches), len(config.routes), len(config.agents))  # fmt: skip
     while not stop.requested:
         current = stamp()
         if current != seen:
@@ -116,6 +118,7 @@ def run_loop(
         end = time.monotonic() + wait
         while not stop.requested and time.monotonic() < end:
             sleep(min(0.2, max(0.0, end - time.monotonic())))
+    log.info("router stopped after %d cycle(s)", cycles)
     return 0
 
 

@@ -1,8 +1,17 @@
-"""`gh fleet up`: the whole fleet in the foreground, kept in step with `.fleet/` and git HEAD."""
+"""`gh fleet up`: the whole fleet in the foreground, kept in step with `.fleet/` and git HEAD.
+
+One loop owns every decision; other threads only post events (a file changed, a child exited)
+or set the stop flag (a signal handler may do no more than that). What runs is written to
+`state/up.json`, so `gh fleet status` can tell whether it is what HEAD says (`drift`).
+
+Routes and watches are never applied here: the router reloads them itself between two cycles,
+with its cursor intact, so a route change neither restarts it nor loses or repeats a delivery.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import queue
@@ -13,11 +22,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from relayfleet.core.atomic import write_json_atomic
-from relayfleet.core.errors import ConfigError, FleetError
+from relayfleet.core.atomic import read_json, write_json_atomic
+from relayfleet.core.errors import BackendError, ConfigError, FleetError
 from relayfleet.core.paths import FleetPaths
+from relayfleet.core.procs import PidRecord, live_pid, process_start_time
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.up.procman import ProcessManager
 from relayfleet.up.reconcile import fingerprint, plan
@@ -25,16 +35,25 @@ from relayfleet.up.reconcile import fingerprint, plan
 ROUTER = "router"
 GATEWAY = "gateway"
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+HEALTHY_AFTER = 30.0  # a child that ran this long starts its backoff afresh
+TICK = 0.25
+HEAD_EVERY = 1.0
+SETTLE_QUIET = 0.3  # a commit or a merge writes several files: wait for a quiet spell
+SETTLE_MAX = 5.0
+RED = "31"
 
 
 def fleet_digest(paths: FleetPaths) -> str:
     """A digest of every config file under .fleet/ (not state/): what `up` has applied."""
     h = hashlib.sha256()
+    if not paths.fleet.is_dir():
+        return ""
     for p in sorted(paths.fleet.rglob("*")):
         rel = p.relative_to(paths.fleet).as_posix()
-        if rel.startswith("state/") or not p.is_file():
+        if rel.startswith("state/") or rel == "state" or not p.is_file():
             continue
-        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
+        with contextlib.suppress(OSError):
+            h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -49,112 +68,225 @@ class Options:
     only: tuple[str, ...] = ()
     colour: bool = False
     grace: float = 5.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every child
 
 
 @dataclass
 class _Event:
-    kind: str  # "change" | "exit" | "pull" | "stop"
+    kind: str  # "change" | "exit" | "stop"
     name: str = ""
     rc: int = 0
 
 
-@dataclass
 class FleetUp:
-    paths: FleetPaths
-    out: TextIO
-    opts: Options = field(default_factory=Options)
+    """`FleetUp(paths, out, Options()).run()` blocks until `stop()`, SIGINT or SIGTERM."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, paths: FleetPaths, out: TextIO, opts: Options | None = None) -> None:
+        self.paths = paths
+        self.out = out
+        self.opts = opts or Options()
         self.events: queue.Queue[_Event] = queue.Queue()
-        self.procs = ProcessManager(self.out, colour=self.opts.colour, on_exit=self._exited)
+        self.procs = ProcessManager(out, colour=self.opts.colour, on_exit=self._exited)
         self.running: dict[str, str] = {}  # agent -> fingerprint it was started with
         self.remote: dict[str, Agent] = {}  # docker/ssh agents started through their backend
         self.fleet: Fleet | None = None
         self.live_commit: str | None = None
+        self.applied_digest = ""
+        self.refused: dict[str, Any] | None = None
         self.failures: dict[str, int] = {}
+        self.restart_at: dict[str, float] = {}
+        self.started_at = time.time()
+        self._stop_requested = False  # the only thing a signal handler touches
+        self.exit_code = 0  # 130 after SIGINT, 143 after SIGTERM (as Procfile runners do)
         self._stopping = threading.Event()
+        self._seen_head: str | None = None
+        self._git_dir: Path | None = None
+        self._lock_fd: int | None = None
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
-        fleet = self._load_valid()
-        if fleet is None:
-            raise ConfigError("the fleet's config is invalid; fix it (gh fleet validate) first")
-        self._install_signals()
-        self._start_watcher()
+        self._acquire()
         try:
-            if self.opts.with_router:
-                self._spawn_router()
-            if fleet.gateway.enabled:
-                self._spawn_gateway()
-            self._apply(fleet)
-            next_pull = self._next_pull()
-            while not self._stopping.is_set():
-                timeout = None if next_pull is None else max(0.0, next_pull - time.monotonic())
-                try:
-                    ev = self.events.get(timeout=timeout)
-                except queue.Empty:
-                    ev = _Event("pull")
-                if ev.kind == "stop":
-                    break
-                if ev.kind == "pull":
-                    self._pull()
-                    next_pull = self._next_pull()
-                    continue
-                if ev.kind == "exit":
-                    self._restart_crashed(ev.name, ev.rc)
-                    continue
-                self._drain_changes()
-                new = self._load_valid()
-                if new is not None:
-                    self._apply(new)
+            fleet = self._load_valid(initial=True)
+            assert fleet is not None
+            self._install_signals()
+            self._git_dir = _git_dir(self.paths.root)
+            self._seen_head = _head(self.paths)
+            self._start_watcher()
+            try:
+                self._take_over(fleet)
+                self.fleet = fleet
+                if self.opts.with_router:
+                    self._spawn_router()
+                if fleet.gateway.enabled:
+                    self._spawn_gateway()
+                self._apply(fleet, announce=False)
+                self.procs.say("up", self._summary(fleet))
+                self._loop()
+            finally:
+                self._shutdown()
         finally:
-            self.procs.say("up", "stopping the fleet…")
-            self._stopping.set()
-            self.procs.stop_all(grace=self.opts.grace)
-            for name, agent in list(self.remote.items()):
-                self._stop_remote(name, agent)
-            with contextlib.suppress(FileNotFoundError):
-                up_state_path(self.paths).unlink()
-        return 0
+            self._release()
+        return self.exit_code
 
     def stop(self) -> None:
-        self._stopping.set()
+        """Ask the loop to stop everything (any thread)."""
+        self._stop_requested = True
         self.events.put(_Event("stop"))
+
+    def _loop(self) -> None:
+        next_head = time.monotonic() + HEAD_EVERY
+        next_pull = self._next_pull()
+        while not self._stop_requested:
+            try:
+                ev: _Event | None = self.events.get(timeout=TICK)
+            except queue.Empty:
+                ev = None
+            if self._stop_requested or (ev and ev.kind == "stop"):
+                break
+            now = time.monotonic()
+            if ev and ev.kind == "exit":
+                self._schedule_restart(ev.name, ev.rc)
+            changed = bool(ev and ev.kind == "change")
+            if now >= next_head:
+                next_head = now + HEAD_EVERY
+                head = _head(self.paths)
+                if head != self._seen_head:
+                    self._seen_head = head
+                    changed = True
+            if changed:
+                self._settle()
+                self._reconcile()
+            self._restart_due()
+            if next_pull is not None and time.monotonic() >= next_pull:
+                self._pull()
+                next_pull = self._next_pull()
+
+    def _shutdown(self) -> None:
+        self._stopping.set()
+        self.procs.say("up", "stopping the fleet…")
+        self.procs.stop_all(grace=self.opts.grace)
+        for name, agent in list(self.remote.items()):
+            self._stop_remote(name, agent)
+        with contextlib.suppress(FileNotFoundError):
+            up_state_path(self.paths).unlink()
+        self.procs.say("up", "stopped; nothing left running")
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stop())
+            return  # embedded (the demo): the owner calls stop()
 
-    # -- config -----------------------------------------------------------------------------
-    def _load_valid(self) -> Fleet | None:
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                self.opts.grace = 0.5  # a second Ctrl-C: do not wait for slow children
+            else:
+                self.exit_code = 128 + signum
+            self._stop_requested = True  # no locks here: the loop polls this flag
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def _acquire(self) -> None:
+        """One `up` per fleet: a second one would start every agent twice."""
+        path = self.paths.state / "up.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            st = read_json(up_state_path(self.paths), {}) or {}
+            raise BackendError(
+                f"`gh fleet up` is already running for this fleet (pid {st.get('pid', '?')})",
+                hints=["stop it with Ctrl-C in its terminal (or kill -TERM <pid>)"],
+            ) from None
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _take_over(self, fleet: Fleet) -> None:
+        """Detached runners and a detached router of this fleet would double every delivery."""
+        from relayfleet.backends.local import LocalBackend
+
+        if self.opts.with_router:
+            from relayfleet.router import daemon
+
+            rec = live_pid(self.paths.router_pid)
+            if rec is not None:
+                self.procs.say("up", f"stopping the detached router (pid {rec.pid}); up runs it")
+                daemon.stop(self.paths)
+        for name, agent in sorted(self._desired(fleet).items()):
+            if _backend_name(agent, fleet) != "local":
+                continue
+            rec = live_pid(self.paths.runner_pid(name))
+            if rec is not None:
+                self.procs.say("up", f"stopping the detached runner of {name} (pid {rec.pid})")
+                LocalBackend(grace=self.opts.grace).stop(self.paths, fleet, agent)
+
+    # -- config ---------------------------------------------------------------------------
+    def _load_valid(self, *, initial: bool = False) -> Fleet | None:
         from relayfleet.fleet.load import load_fleet
         from relayfleet.fleet.validate import validate
 
         try:
-            problems = [p for p in validate(self.paths) if p.level == "error"]
-            if problems:
-                raise ConfigError(problems[0].message, file=problems[0].file, line=problems[0].line)
+            errors = [p for p in validate(self.paths) if p.level == "error"]
+            if errors:
+                raise ConfigError(
+                    str(errors[0]) + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+                )
             return load_fleet(self.paths)
         except FleetError as exc:
-            live = (self.live_commit or "the last good config")[:12]
-            self.procs.say("up", f"refused the change: {exc}; still running {live}", "31")
+            if initial:
+                raise ConfigError(
+                    f"the fleet's config is invalid, nothing was started: {exc}",
+                    hints=["`gh fleet validate` lists every problem"],
+                ) from exc
+            digest = fleet_digest(self.paths)
+            if not self.refused or self.refused.get("digest") != digest:
+                live = _short(self.live_commit) or "the last good config"
+                self.procs.say("up", f"refused the change: {exc}", RED)
+                self.procs.say(
+                    "up", f"still running {live}; fix it (gh fleet validate) and commit", RED
+                )
+                self.refused = {
+                    "message": str(exc),
+                    "digest": digest,
+                    "head": _head(self.paths),
+                    "at": time.time(),
+                }
+                self._write_state()
             return None
 
-    def _drain_changes(self) -> None:
-        # A commit touches several files at once; settle before reading them.
-        time.sleep(0.2)
-        pending = []
-        while True:
+    def _settle(self) -> None:
+        """Wait until the tree is quiet (no change event for a moment, no git operation)."""
+        deadline = time.monotonic() + SETTLE_MAX
+        while time.monotonic() < deadline and not self._stop_requested:
             try:
-                ev = self.events.get_nowait()
+                ev = self.events.get(timeout=SETTLE_QUIET)
             except queue.Empty:
-                break
+                if not self._git_busy():
+                    return
+                continue
             if ev.kind != "change":
-                pending.append(ev)
-        for ev in pending:
-            self.events.put(ev)
+                self.events.put(ev)  # handled by the loop after the reconcile
+                if ev.kind == "stop":
+                    return
+                time.sleep(SETTLE_QUIET)
+
+    def _git_busy(self) -> bool:
+        return bool(self._git_dir and (self._git_dir / "index.lock").exists())
+
+    def _reconcile(self) -> None:
+        fleet = self._load_valid()
+        if fleet is None:
+            return
+        if self.refused:
+            self.procs.say("up", "the config is valid again")
+            self.refused = None
+        self._apply(fleet)
 
     def _desired(self, fleet: Fleet) -> dict[str, Agent]:
         agents = dict(fleet.agents)
@@ -162,73 +294,135 @@ class FleetUp:
             agents = {n: a for n, a in agents.items() if n in self.opts.only}
         return agents
 
-    def _apply(self, fleet: Fleet) -> None:
+    def _fingerprints(self, fleet: Fleet) -> dict[str, str]:
+        return {
+            n: fingerprint(a, _launch_context(self.paths, fleet, a))
+            for n, a in self._desired(fleet).items()
+        }
+
+    def _apply(self, fleet: Fleet, *, announce: bool = True) -> None:
+        desired = self._fingerprints(fleet)
         agents = self._desired(fleet)
-        desired = {n: fingerprint(a, _persona(self.paths, n)) for n, a in agents.items()}
         p = plan(desired, self.running)
-        old = self.fleet
+        old = self.fleet or fleet
+        routes_changed = self.fleet is not None and (
+            (self.fleet.routes, self.fleet.watches) != (fleet.routes, fleet.watches)
+        )
         self.fleet = fleet
-        for name in p.stop:
-            self._stop_agent(name, old.agents[name] if old and name in old.agents else None)
-        for name in p.restart:
-            self._stop_agent(name, old.agents.get(name) if old else None)
+        stop = [*p.stop, *p.restart]
+        self._stop_agents(stop, old)
+        for name in (*p.restart, *p.start):
+            self.failures.pop(name, None)
             self._start_agent(agents[name], desired[name])
-        for name in p.start:
-            self._start_agent(agents[name], desired[name])
-        self.live_commit = _head(self.paths)
-        if not p.empty:
-            self.procs.say("up", "reconciled: " + " ".join(p.describe()))
+        self._gateway(fleet)
+        head = _head(self.paths)
+        moved = head != self.live_commit
+        self.live_commit = head
+        self.applied_digest = fleet_digest(self.paths)
+        if announce:
+            what = " ".join(p.describe()) or "no agent changed"
+            if routes_changed:
+                what += "; routes/watches changed: the router reloads them (no restart)"
+            if not p.empty or routes_changed or moved:
+                self.procs.say("up", f"applied {_short(head) or 'the work tree'}: {what}")
         self._write_state()
 
+    def _summary(self, fleet: Fleet) -> str:
+        n = len(self.running)
+        parts = [f"{n} agent{'s' if n != 1 else ''}"]
+        if self.opts.with_router:
+            parts.append(f"the router ({len(fleet.watches)} watches, {len(fleet.routes)} routes)")
+        if fleet.gateway.enabled:
+            parts.append("the gateway")
+        at = _short(self.live_commit) or "an uncommitted fleet"
+        pull = f"; pulling every {self.opts.pull_interval:g}s" if self.opts.pull_interval else ""
+        return f"running {', '.join(parts)} at {at}{pull}. Ctrl-C stops everything."
+
     def _write_state(self) -> None:
+        from relayfleet.fleet.gitops import repo_state
+
+        dirty: list[str] = []
+        with contextlib.suppress(FleetError):
+            dirty = list(repo_state(self.paths.root).fleet_dirty)
         write_json_atomic(
             up_state_path(self.paths),
             {
                 "pid": os.getpid(),
+                "pid_start": process_start_time(os.getpid()),
+                "started_at": self.started_at,
                 "live_commit": self.live_commit,
-                "fleet_digest": fleet_digest(self.paths),
-                "agents": self.running,
+                "fleet_digest": self.applied_digest,
+                "uncommitted": dirty,
+                "agents": dict(self.running),
+                "router": self.opts.with_router,
+                "refused": self.refused,
+                "pull_interval": self.opts.pull_interval,
                 "updated_at": time.time(),
             },
         )
 
-    # -- children ---------------------------------------------------------------------------
+    # -- children -------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self.opts.env)
         env["FLEET_ROOT"] = str(self.paths.root)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
     def _spawn_router(self) -> None:
-        argv = [sys.executable, "-m", "relayfleet.router", "run", "--root", str(self.paths.root)]
-        self.procs.spawn(ROUTER, argv, self._env())
+        # The router's entry point is the CLI (it wires config loading and transports).
+        argv = [sys.executable, "-m", "relayfleet", "router", "run"]
+        self.procs.spawn(ROUTER, argv, self._env(), cwd=self.paths.root)
 
     def _spawn_gateway(self) -> None:
         argv = [sys.executable, "-m", "relayfleet.gateway", str(self.paths.root)]
-        self.procs.spawn(GATEWAY, argv, self._env())
+        self.procs.spawn(GATEWAY, argv, self._env(), cwd=self.paths.root)
+
+    def _gateway(self, fleet: Fleet) -> None:
+        want = fleet.gateway.enabled
+        has = GATEWAY in self.procs.children
+        if want and not has:
+            self._spawn_gateway()
+        elif has and not want:
+            self.procs.stop(GATEWAY, grace=self.opts.grace)
 
     def _start_agent(self, agent: Agent, fp: str) -> None:
+        assert self.fleet is not None
         self.running[agent.name] = fp
-        if agent.runtime.backend != "local":
+        if _backend_name(agent, self.fleet) != "local":
             from relayfleet.backends.registry import backend_for
 
-            assert self.fleet is not None
             try:
                 st = backend_for(agent, self.fleet).start(self.paths, self.fleet, agent)
                 self.remote[agent.name] = agent
                 self.procs.say(agent.name, f"started {st.detail or agent.runtime.backend}")
             except FleetError as exc:
-                self.procs.say(agent.name, f"could not start: {exc}", "31")
+                self.procs.say(agent.name, f"could not start: {exc}", RED)
             return
-        argv = [sys.executable, "-m", "relayfleet.runner", str(self.paths.root), agent.name]
-        self.procs.spawn(agent.name, argv, self._env())
+        from relayfleet.backends.local import session_record
 
-    def _stop_agent(self, name: str, agent: Agent | None) -> None:
-        self.running.pop(name, None)
-        if name in self.remote:
-            self._stop_remote(name, self.remote[name])
-            return
-        self.procs.stop(name, grace=self.opts.grace)
+        name = agent.name
+        argv = [sys.executable, "-m", "relayfleet.runner", str(self.paths.root), name]
+        self.procs.spawn(
+            name,
+            argv,
+            self._env(),
+            cwd=self.paths.root,
+            tail=self.paths.runner_log(name),
+            extras=lambda: session_record(self.paths, name),
+        )
+
+    def _stop_agents(self, names: list[str], fleet: Fleet) -> None:
+        local = []
+        for name in names:
+            self.running.pop(name, None)
+            self.restart_at.pop(name, None)
+            if name in self.remote:
+                self._stop_remote(name, self.remote[name])
+            else:
+                local.append(name)
+        if local:
+            self.procs.stop_many(local, grace=self.opts.grace)
 
     def _stop_remote(self, name: str, agent: Agent) -> None:
         from relayfleet.backends.registry import backend_for
@@ -240,30 +434,40 @@ class FleetUp:
             backend_for(agent, self.fleet).stop(self.paths, self.fleet, agent)
             self.procs.say(name, f"stopped [{agent.runtime.backend}]")
         except FleetError as exc:
-            self.procs.say(name, f"could not stop: {exc}", "31")
+            self.procs.say(name, f"could not stop: {exc}", RED)
 
     def _exited(self, name: str, rc: int) -> None:
         if not self._stopping.is_set():
             self.events.put(_Event("exit", name=name, rc=rc))
 
-    def _restart_crashed(self, name: str, rc: int) -> None:
+    def _schedule_restart(self, name: str, rc: int) -> None:
         if self._stopping.is_set() or self.procs.running(name):
             return
+        if self.procs.uptime(name) >= HEALTHY_AFTER:
+            self.failures.pop(name, None)
         n = self.failures.get(name, 0)
         self.failures[name] = n + 1
         delay = RESTART_BACKOFF[min(n, len(RESTART_BACKOFF) - 1)]
-        self.procs.say(name, f"exited with {rc}; restarting in {delay:.0f}s", "31")
-        if self._stopping.wait(delay):
-            return
-        self.procs.children.pop(name, None)
-        if name == ROUTER:
-            self._spawn_router()
-        elif name == GATEWAY:
-            self._spawn_gateway()
-        elif self.fleet and name in self.running and name in self.fleet.agents:
-            self._start_agent(self.fleet.agents[name], self.running[name])
+        self.procs.say(name, f"exited with {rc}; restarting in {delay:g}s", RED)
+        self.restart_at[name] = time.monotonic() + delay
 
-    # -- watching and pulling ---------------------------------------------------------------
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for name, at in list(self.restart_at.items()):
+            if at > now or self._stop_requested:
+                continue
+            del self.restart_at[name]
+            if self.procs.running(name):
+                continue
+            self.procs.children.pop(name, None)
+            if name == ROUTER and self.opts.with_router:
+                self._spawn_router()
+            elif name == GATEWAY and self.fleet and self.fleet.gateway.enabled:
+                self._spawn_gateway()
+            elif self.fleet and name in self.running and name in self.fleet.agents:
+                self._start_agent(self.fleet.agents[name], self.running[name])
+
+    # -- watching and pulling -------------------------------------------------------------
     def _start_watcher(self) -> None:
         threading.Thread(target=self._watch, daemon=True, name="fleet-watch").start()
 
@@ -271,20 +475,27 @@ class FleetUp:
         import watchfiles
 
         state = str(self.paths.state)
-        targets = [str(self.paths.fleet)]
 
         def interesting(_change: object, path: str) -> bool:
-            return not path.startswith(state) and "/.tmp" not in path and not path.endswith(".lock")
+            name = os.path.basename(path)
+            return not (
+                path.startswith(state)
+                or (name.startswith(".") and name != ".gitignore")
+                or name.endswith((".lock", "~", ".swp", ".tmp"))
+            )
 
-        for _changes in watchfiles.watch(
-            *targets,
-            watch_filter=interesting,
-            debounce=300,
-            step=50,
-            stop_event=self._stopping,
-            raise_interrupt=False,
-        ):
-            self.events.put(_Event("change"))
+        try:
+            for _changes in watchfiles.watch(
+                str(self.paths.fleet),
+                watch_filter=interesting,
+                debounce=200,
+                step=50,
+                stop_event=self._stopping,
+                raise_interrupt=False,
+            ):
+                self.events.put(_Event("change"))
+        except Exception as exc:  # the HEAD poll still notices commits
+            self.procs.say("up", f"file watching stopped: {exc}", RED)
 
     def _next_pull(self) -> float | None:
         if not self.opts.pull_interval:
@@ -292,21 +503,61 @@ class FleetUp:
         return time.monotonic() + self.opts.pull_interval
 
     def _pull(self) -> None:
+        """`git fetch` then `git merge --ff-only @{u}`: a merged PR arrives by itself."""
         root = str(self.paths.root)
-        for argv in (["git", "-C", root, "fetch", "--quiet"],
-                     ["git", "-C", root, "merge", "--ff-only", "--quiet", "@{u}"]):
-            r = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if r.returncode != 0:
-                msg = (r.stderr or r.stdout).strip().splitlines()
-                self.procs.say("up", f"pull: {' '.join(argv[3:5])} failed: {msg[-1] if msg else r.returncode}", "31")
+        before = _head(self.paths)
+        for argv in (
+            ["git", "-C", root, "fetch", "--quiet"],
+            ["git", "-C", root, "merge", "--ff-only", "--quiet", "@{u}"],
+        ):
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                self.procs.say("up", f"pull: {argv[3]} failed: {exc}", RED)
                 return
+            if r.returncode != 0:
+                lines = (r.stderr or r.stdout).strip().splitlines()
+                why = lines[-1] if lines else f"exit {r.returncode}"
+                self.procs.say("up", f"pull: git {argv[3]} failed: {why}", RED)
+                return
+        after = _head(self.paths)
+        if after != before:
+            self.procs.say("up", f"pulled {_short(before)}..{_short(after)}")
 
 
-def _persona(paths: FleetPaths, name: str) -> bytes:
+def _backend_name(agent: Agent, fleet: Fleet) -> str:
+    """As `backends.registry.backend_for` decides, without importing the remote backends."""
+    name = agent.runtime.backend or fleet.default_backend or "local"
+    if agent.runtime.host and agent.runtime.host in fleet.hosts and name == "local":
+        name = fleet.hosts[agent.runtime.host].backend
+    return name
+
+
+def _launch_context(paths: FleetPaths, fleet: Fleet, agent: Agent) -> bytes:
+    """Everything besides agent.toml that a runner reads at launch: persona, fleet-local
+    plugins it loads, its host, and the gateway when it talks through it."""
+    parts = [_read(paths.persona(agent.name))]
+    for plugin in agent.plugins:
+        d = paths.plugins / plugin
+        if d.is_dir():
+            for f in sorted(p for p in d.rglob("*") if p.is_file()):
+                parts.append(f.relative_to(paths.plugins).as_posix().encode() + _read(f))
+    if agent.runtime.host in fleet.hosts:
+        parts.append(repr(fleet.hosts[agent.runtime.host]).encode())
+    if agent.claude.endpoint.mode == "gateway" or agent.claude.endpoint.via_gateway:
+        parts.append(repr(fleet.gateway).encode())
+    return b"\0".join(parts)
+
+
+def _read(path: Path) -> bytes:
     try:
-        return paths.persona(name).read_bytes()
+        return path.read_bytes()
     except OSError:
         return b""
+
+
+def _short(commit: str | None) -> str:
+    return commit[:7] if commit else ""
 
 
 def _head(paths: FleetPaths) -> str | None:
@@ -316,23 +567,71 @@ def _head(paths: FleetPaths) -> str | None:
         return head_commit(paths.root)
     except FleetError:
         return None
+    except Exception:  # a repository caught mid-write (a ref being updated): try next tick
+        return None
 
 
-def drift(paths: FleetPaths) -> dict[str, object]:
-    """For `status`: is what `up` runs what HEAD (and the work tree) says?"""
-    from relayfleet.core.atomic import read_json
-    from relayfleet.core.procs import PidRecord
+def _git_dir(root: Path) -> Path | None:
+    try:
+        r = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--absolute-git-dir"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
 
-    st = read_json(up_state_path(paths))
-    if not st:
-        return {"up": False}
-    alive = PidRecord(pid=int(st.get("pid", 0)), start=None, started_at=0).alive()
+
+def drift(paths: FleetPaths) -> dict[str, Any]:
+    """For `status`: is `up` running, which commit is live, and is that what HEAD says?
+
+    `in_sync` is true when the live config is HEAD's, with no uncommitted edit applied and no
+    newer edit waiting (or refused).
+    """
+    st = read_json(up_state_path(paths), None)
+    if not isinstance(st, dict):
+        return {"running": False}
+    start = st.get("pid_start")
+    rec = PidRecord(pid=int(st.get("pid") or 0), start=str(start) if start else None, started_at=0)
+    if not rec.alive():
+        return {"running": False}
     head = _head(paths)
-    digest = fleet_digest(paths)
-    in_sync = head == st.get("live_commit") and digest == st.get("fleet_digest")
+    live = st.get("live_commit")
+    pending = fleet_digest(paths) != st.get("fleet_digest")
+    uncommitted = list(st.get("uncommitted") or [])
+    refused = st.get("refused") or None
     return {
-        "up": alive,
-        "live_commit": st.get("live_commit"),
+        "running": True,
+        "pid": rec.pid,
+        "live_commit": live,
         "head_commit": head,
-        "in_sync": in_sync,
+        "in_sync": head == live and not pending and not uncommitted and not refused,
+        "uncommitted": uncommitted,
+        "pending_change": pending,
+        "refused": refused.get("message") if isinstance(refused, dict) else None,
+        "agents": sorted(st.get("agents") or {}),
+        "pull_interval": st.get("pull_interval"),
     }
+
+
+def describe_drift(d: dict[str, Any]) -> str:
+    """One line for `gh fleet status`."""
+    if not d.get("running"):
+        return "up: not running (`gh fleet up` runs the fleet and follows git)"
+    live, head = _short(d.get("live_commit")), _short(d.get("head_commit"))
+    where = f"up: running (pid {d['pid']}); live {live or 'uncommitted'}"
+    if d.get("in_sync"):
+        return f"{where} = HEAD (in sync)"
+    why = []
+    if d.get("refused"):
+        why.append(f"the latest change was refused: {d['refused']}")
+    elif d.get("pending_change"):
+        why.append("an edit under .fleet/ is not applied yet")
+    if head != live:
+        why.append(f"HEAD is {head or 'unborn'}")
+    if d.get("uncommitted"):
+        why.append(f"running uncommitted edits ({', '.join(d['uncommitted'][:3])})")
+    return f"{where}; DRIFT: " + "; ".join(why or ["unknown"])

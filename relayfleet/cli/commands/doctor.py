@@ -43,9 +43,11 @@ class Doctor:
 
     @property
     def paths(self) -> FleetPaths | None:
+        from relayfleet.core.errors import FleetError
+
         try:
             return self.ctx.paths
-        except Exception:  # no fleet here: the config check reports it
+        except FleetError:  # no fleet here: the config check reports it
             return None
 
     @property
@@ -233,6 +235,16 @@ CHECKS: list[Check] = [
     check_routes,
     check_hosts,
 ]
+
+
+def check_remote_hosts(doc: Doctor) -> list[Result]:
+    """`host check` for every host (reachability, python, workdir, tmux, runner version)."""
+    from relayfleet.cli.commands.host_check import doctor_check_hosts
+
+    return doctor_check_hosts(doc)
+
+
+CHECKS.append(check_remote_hosts)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

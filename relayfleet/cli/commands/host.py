@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=run_remove)
 
     # Further subcommands (`host check`, added with the backends) register here, next to these.
+    from relayfleet.cli.commands.host_check import register_under
+
+    register_under(hsub)
 
 
 def hosts_json(fleet: Any) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if cmd in ("start", "restart"):
         if cmd == "restart":
             daemon.stop(paths)
-        ctx.load()  # a broken config fails here, in front of the user, not in a log
+        router_config(ctx.load())  # a broken config or filter fails here, not in a log
         pid = daemon.start(paths, ctx.env)
         print(f"router running (pid {pid}); log: {paths.rel(paths.router_log)}", file=ctx.out)
         return 0

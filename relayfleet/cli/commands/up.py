@@ -24,26 +24,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pull",
         metavar="INTERVAL",
-        type=float,
-        help="every INTERVAL seconds, git fetch and fast-forward the branch (merged PRs apply)",
+        help="every INTERVAL (e.g. 60, 30s, 5m), git fetch and fast-forward the branch, so a "
+        "merged pull request that changes .fleet/ takes effect by itself",
     )
     p.add_argument("--no-router", action="store_true", help="do not start the router")
     p.set_defaults(func=run)
 
 
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_interval(text: str) -> float:
+    """`60`, `30s`, `5m`, `1h` -> seconds (at least one)."""
+    t = text.strip().lower()
+    scale = UNITS.get(t[-1:])
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        raise UsageError(f"--pull: {text!r} is not an interval (e.g. 60, 30s, 5m)") from None
+    if value < 1:
+        raise UsageError("--pull INTERVAL must be at least 1 second")
+    return value
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.up.supervisor import FleetUp, Options
 
-    if args.pull is not None and args.pull < 5:
-        raise UsageError("--pull INTERVAL must be at least 5 seconds")
+    pull = parse_interval(args.pull) if args.pull is not None else None
     fleet = ctx.load()
-    unknown = [a for a in args.agents if a not in fleet.agents]
-    if unknown:
-        fleet.agent(unknown[0])  # raises NotFound with the known names
+    for name in args.agents:
+        fleet.agent(name)  # an unknown name raises NotFound listing the known ones
     opts = Options(
-        pull_interval=args.pull,
+        pull_interval=pull,
         with_router=not args.no_router,
-        only=tuple(args.agents),
-        colour=ctx.is_tty,
+        only=tuple(dict.fromkeys(args.agents)),
+        colour=ctx.is_tty and not ctx.env.get("NO_COLOR"),
     )
     return FleetUp(ctx.paths, ctx.out, opts).run()

@@ -1,0 +1,145 @@
+"""Remote delivery and status figures: `python benchmarks/remote.py`.
+
+Starts a real sshd on loopback (the "remote host" is this machine), installs the runner there,
+and prints, side by side:
+  * inbox delivery latency per transport (file, shared, ssh over the pooled connection, http to
+    a runner's HTTP inbox), median and p90 of 30 appends each;
+  * `status` for 10 agents on one ssh host: pooled (one connection) vs a new connection each.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "remote"))
+
+import remote_support as rs  # noqa: E402
+from test_remote_ssh import seed_remote_venv  # noqa: E402
+
+from relayfleet.backends.ssh import SshBackend  # noqa: E402
+from relayfleet.backends.sshpool import SshPool  # noqa: E402
+from relayfleet.backends.transports import (  # noqa: E402
+    DeliveringTransport,
+    FileInbox,
+    HttpInbox,
+    SharedInbox,
+    SshInbox,
+    local_http_endpoint,
+)
+from relayfleet.core.paths import FleetPaths  # noqa: E402
+from relayfleet.fleet.load import load_fleet  # noqa: E402
+
+N = 30
+
+
+def timed(fn, n: int = N) -> tuple[float, float]:
+    xs = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        xs.append((time.perf_counter() - t) * 1000)
+    xs.sort()
+    return statistics.median(xs), xs[int(len(xs) * 0.9) - 1]
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="rfbench"))
+    sshd = rs.start_sshd(tmp / "sshd")
+    http = None
+    try:
+        root, workdir = tmp / "op", tmp / "w"
+        agents = {
+            f"a{i}": rs.fake_claude_agent(tmp / "t.jsonl", "ssh", "vm", "ssh", 8900 + i)
+            for i in range(10)
+        }
+        rs.write_fleet(
+            root,
+            name="bench",
+            agents=agents,
+            hosts={
+                "vm": {
+                    "backend": "ssh",
+                    "host": f"{sshd.user}@127.0.0.1",
+                    "port": sshd.port,
+                    "workdir": str(workdir),
+                    "key": str(sshd.client_key),
+                }
+            },
+        )
+        paths = FleetPaths(root)
+        paths.state.mkdir(parents=True)
+        (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
+        seed_remote_venv(workdir)
+        fleet = load_fleet(paths)
+        backend = SshBackend(pool=SshPool())
+        remote = backend.remote(paths, fleet, fleet.agent("a0"))
+        t0 = time.perf_counter()
+        backend.ensure_installed(remote)
+        install_ms = (time.perf_counter() - t0) * 1000
+
+        def ev(prefix: str, i: int) -> dict:
+            return {"id": f"{prefix}{i}", "source": "bench", "body": "x", "metadata": {}}
+
+        share = tmp / "share"
+        share.mkdir()
+        state = paths.agent_state("h")
+        state.mkdir(parents=True)
+        http = subprocess.Popen([sys.executable, "-m", "relayfleet.runner.http_inbox", str(state)])
+        rs.wait_until(lambda: (state / "http-inbox.json").exists(), 20)
+        rows = []
+        for name, inner, agent in (
+            ("file", FileInbox(paths), "f"),
+            ("shared", SharedInbox(share), "s"),
+            ("ssh", SshInbox(fleet, "vm", paths.state), "a0"),
+            ("http", HttpInbox(local_http_endpoint(paths)), "h"),
+        ):
+            t = DeliveringTransport(inner, paths)
+            t.append(agent, ev(f"warm-{name}-", 0))  # connect/handshake outside the timing
+            med, p90 = timed(lambda i, t=t, agent=agent, name=name: t.append(agent, ev(name, i)))
+            rows.append((name, med, p90))
+
+        def status_all(pool: SshPool) -> None:
+            b = SshBackend(pool=pool)
+            for a in fleet.agents.values():
+                b.status(paths, fleet, a)
+
+        before = sshd.accepted()
+        t0 = time.perf_counter()
+        pooled = SshPool()
+        status_all(pooled)
+        pooled_ms = (time.perf_counter() - t0) * 1000
+        pooled_conns = sshd.accepted() - before
+        pooled.close()
+
+        before = sshd.accepted()
+        t0 = time.perf_counter()
+        for a in fleet.agents.values():
+            p = SshPool()
+            SshBackend(pool=p).status(paths, fleet, a)
+            p.close()
+        unpooled_ms = (time.perf_counter() - t0) * 1000
+        rs.wait_until(lambda: sshd.accepted() - before >= 10, 10)
+        unpooled_conns = sshd.accepted() - before
+
+        print(f"runner install over SFTP (first time, deps present): {install_ms:.0f} ms\n")
+        print(f"{'transport':<10} {'median ms':>10} {'p90 ms':>10}   ({N} appends each)")
+        for name, med, p90 in rows:
+            print(f"{name:<10} {med:>10.2f} {p90:>10.2f}")
+        print(f"\n{'status, 10 agents on one ssh host':<40} {'total ms':>9} {'connections':>12}")
+        print(f"{'pooled (one connection)':<40} {pooled_ms:>9.0f} {pooled_conns:>12}")
+        print(f"{'a new connection per agent':<40} {unpooled_ms:>9.0f} {unpooled_conns:>12}")
+    finally:
+        if http is not None:
+            http.terminate()
+            http.wait(10)
+        sshd.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""`attach` (a real subprocess on the runner's socket), `logs` (ANSI, -n, -f across rotation),
+`login --print-env`, and backends that are not installed."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fleetkit import make_fleet, pid_alive, run_cli, turns, wait_until
+
+from relayfleet.cli.commands.logs import follow
+from relayfleet.core.atomic import read_json
+from relayfleet.core.errors import BackendError
+
+
+@pytest.mark.slow
+def test_attach_types_into_the_session_and_detaches_with_ctrl_bracket(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    transcript = fleet.echo_agent("coder")
+    try:
+        assert run_cli(fleet, "start", "coder")[0] == 0
+        env = {**os.environ, "FLEET_ROOT": str(fleet.root)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relayfleet", "attach", "coder"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdin is not None
+        wait_until(lambda: read_json(fleet.paths.runner_status("coder")).get("attached") == 1)
+        proc.stdin.write(b"hello from a human\r")
+        proc.stdin.flush()
+        wait_until(lambda: "hello from a human" in turns(transcript))
+        proc.stdin.write(b"\x1d")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert b"detach with Ctrl-]" in err and b"[detached from coder: detached]" in err
+        assert b"hello from a human" in out  # the session's echo came back to our terminal
+        st = read_json(fleet.paths.runner_status("coder"))
+        assert pid_alive(st["pid"]) and pid_alive(st["session_pid"])  # the runner keeps going
+    finally:
+        run_cli(fleet, "stop", "coder")
+
+
+def test_attach_to_a_stopped_agent_is_a_clear_error(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.echo_agent("coder")
+    with pytest.raises(BackendError, match="coder has no live session to attach to"):
+        run_cli(fleet, "attach", "coder")
+
+
+def test_logs_strips_ansi_and_reads_into_the_rotated_file(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.echo_agent("coder")
+    log = fleet.paths.session_log("coder")
+    log.parent.mkdir(parents=True)
+    log.with_name("session.log.1").write_bytes(b"old line 1\nold line 2\n")
+    log.write_bytes(b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07progress 10%\rprogress 99%\n")
+    rc, out, _ = run_cli(fleet, "logs", "coder", "-n", "3")
+    assert rc == 0
+    assert out == "old line 2\ngreen text\nprogress 99%\n"
+    _, raw, _ = run_cli(fleet, "logs", "coder", "-n", "1", "--raw")
+    assert "\x1b]0;title" in raw
+
+
+def test_logs_follow_continues_across_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    log.write_bytes(b"before\n")
+    out = io.StringIO()
+    t = threading.Thread(target=follow, args=(log, out), kwargs={"raw": False, "stop_after": 8})
+    t.start()
+    time.sleep(0.3)
+    with open(log, "ab") as f:
+        f.write(b"\x1b[31mappended\x1b[0m\n")
+    wait_until(lambda: "appended" in out.getvalue(), timeout=5)
+    os.replace(log, tmp_path / "session.log.1")  # rotation: a new file takes the name
+    log.write_bytes(b"in the new file\n")
+    wait_until(lambda: "in the new file" in out.getvalue(), timeout=5)
+    t.join()
+    assert out.getvalue() == "appended\nin the new file\n"
+
+
+def test_login_runs_in_the_agents_own_config_dir(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.add_agent("coder", ["claude"], extra="isolate_config = true\ninherit_auth = false\n")
+    rc, out, _ = run_cli(fleet, "login", "coder", "--print-env")
+    assert rc == 0
+    cdir = fleet.paths.agent_state("coder") / "claude-config"
+    assert out.splitlines() == [f"CLAUDE_CONFIG_DIR={cdir}", "claude /login"]
+
+
+def test_backends_that_are_not_installed_fail_clearly() -> None:
+    from relayfleet.backends.registry import backend_named
+
+    with pytest.raises(BackendError, match="unknown backend 'k8s'"):
+        backend_named("k8s")
+    assert backend_named("local").name == "local"

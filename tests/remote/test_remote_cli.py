@@ -1,0 +1,110 @@
+"""`gh fleet host check|trust` and `gh fleet tunnel open|status|close` against a real sshd."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import remote_support as rs
+
+from relayfleet.backends.sshpool import SshTarget, default_pool
+from relayfleet.cli.context import Context
+from relayfleet.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+
+def cli(root: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(out=out, err=err, env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
+    return main(list(argv), ctx), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def fleet_root(sshd: rs.Sshd, tmp_path: Path) -> Path:
+    root = tmp_path / "op"
+    rs.write_fleet(
+        root,
+        name=f"t{os.getpid() % 10000}",
+        agents={},
+        hosts={
+            "vm": {
+                "backend": "ssh",
+                "host": f"{sshd.user}@127.0.0.1",
+                "port": sshd.port,
+                "workdir": str(tmp_path / "w"),
+                "key": str(sshd.client_key),
+            }
+        },
+    )
+    return root
+
+
+def test_trust_then_check(fleet_root: Path, sshd: rs.Sshd) -> None:
+    rc, out, err = cli(fleet_root, "host", "check", "vm")
+    assert rc == 1 and "not in known_hosts" in out and "gh fleet host trust vm" in out
+
+    rc, out, err = cli(fleet_root, "host", "trust", "vm")
+    assert rc == 0, err
+    assert "SHA256:" in out
+    known = (fleet_root / ".fleet" / "state" / "known_hosts").read_text()
+    assert sshd.host_pub.split()[1] in known
+
+    rc, out, err = cli(fleet_root, "host", "check", "vm", "--json")
+    items = {i["name"]: i for i in json.loads(out)}
+    assert items["reachable"]["status"] == "ok"
+    assert items["python"]["status"] == "ok"
+    assert items["workdir"]["status"] == "ok"
+    assert items["tmux"]["status"] == "ok"
+    assert items["runner"]["status"] == "warn"  # not installed yet
+    assert rc == 0
+
+
+def test_tunnel_reaches_this_machine_from_the_host(fleet_root: Path, sshd: rs.Sshd) -> None:
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"operator-gateway")
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    gw = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=gw.serve_forever, daemon=True).start()
+    remote_port = rs.free_port()
+    state = fleet_root / ".fleet" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "known_hosts").write_text(sshd.known_hosts.read_text())
+    try:
+        rc, out, err = cli(
+            fleet_root, "tunnel", "open", "vm", "--port", f"{remote_port}:{gw.server_address[1]}"
+        )
+        assert rc == 0, err
+        # "On the host": a command run over ssh fetches localhost:<remote_port>.
+        target = SshTarget(
+            "vm", "127.0.0.1", sshd.port, sshd.user, str(sshd.client_key), (str(sshd.known_hosts),)
+        )
+        got = default_pool().run(
+            target,
+            f'python3 -c "import urllib.request as u; '
+            f"print(u.urlopen('http://127.0.0.1:{remote_port}/').read().decode())\"",
+        )
+        assert got.stdout.strip() == "operator-gateway", got.stderr
+        rc, out, _ = cli(fleet_root, "tunnel", "status", "--json")
+        (row,) = json.loads(out)
+        assert row["connected"] and row["host"] == "vm"
+    finally:
+        rc, out, _ = cli(fleet_root, "tunnel", "close", "vm")
+        gw.shutdown()
+    assert "closed" in out
+    rc, out, _ = cli(fleet_root, "tunnel", "status", "--json")
+    assert json.loads(out)[0]["running"] is False
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{remote_port}/", timeout=2)

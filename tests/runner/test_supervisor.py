@@ -1,0 +1,165 @@
+"""The supervisor in-process: re-send on ack timeout, resume on restart, attach holds typing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from sessionkit import wait_until
+
+from relayfleet.core.atomic import append_json
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import Agent, ClaudeConfig, Fleet
+from relayfleet.runner.engine import EngineSpec
+from relayfleet.runner.engine_command import RESEND_MARK, CommandEngine
+from relayfleet.runner.supervisor import Runner
+
+ECHO = (
+    "import sys\n"
+    "for line in sys.stdin:\n"
+    "    open(sys.argv[1], 'a').write(line)\n"
+    "    if 'CRASH-NOW' in line: sys.exit(4)\n"
+)
+
+
+def setup(tmp: Path, **agent_kw: Any) -> tuple[FleetPaths, Fleet, Agent, Path]:
+    (tmp / ".fleet").mkdir()
+    script = tmp / "echo.py"
+    script.write_text(ECHO)
+    out = tmp / "typed.txt"
+    agent = Agent(
+        name="coder",
+        role="coder",
+        claude=ClaudeConfig(engine="command", command=(sys.executable, str(script), str(out))),
+        **agent_kw,
+    )
+    return FleetPaths(tmp), Fleet(name="t", agents={"coder": agent}), agent, out
+
+
+def lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+class Recorder:
+    """An engine factory that records every spec it was given (and runs the real engine)."""
+
+    def __init__(self) -> None:
+        self.specs: list[EngineSpec] = []
+
+    def __call__(self, spec: EngineSpec, channel: Any) -> CommandEngine:
+        self.specs.append(spec)
+        return CommandEngine(spec, channel)
+
+
+def test_unacked_events_are_resent_marked_then_given_up(tmp_path: Path) -> None:
+    paths, fleet, agent, typed = setup(tmp_path, ack_timeout_sec=1)
+
+    async def main() -> Runner:
+        r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
+        task = asyncio.create_task(r.run())
+        await wait_until(lambda: r._ready.is_set())
+        append_json(paths.inbox("coder"), {"id": "e1", "body": "do the thing"})
+        append_json(paths.inbox("coder"), {"id": "e2", "body": "and this"})
+        await wait_until(lambda: len(lines(typed)) >= 2)
+        assert await r.tools.ack_event("e2", "done") == "acknowledged e2"
+        # e1 is never acked: re-sent (marked) after each timeout, then given up on.
+        await wait_until(lambda: "e1" in r.ledger.given_up, timeout=30)
+        r.request_stop()
+        await task
+        return r
+
+    r = asyncio.run(main())
+    assert lines(typed) == [
+        "do the thing",
+        "and this",
+        RESEND_MARK + "do the thing",
+        RESEND_MARK + "do the thing",
+        RESEND_MARK + "do the thing",
+    ]
+    assert r.ledger.pending == {}
+    assert "giving up on e1" in paths.runner_log("coder").read_text()
+
+
+def test_a_session_that_exits_is_restarted_resuming_the_same_conversation(tmp_path: Path) -> None:
+    paths, fleet, agent, typed = setup(tmp_path)
+    rec = Recorder()
+
+    async def main() -> Runner:
+        r = Runner(paths, fleet, agent, engine_factory=rec, backoff=(0.1, 0.2))
+        task = asyncio.create_task(r.run())
+        await wait_until(lambda: r._ready.is_set())
+        append_json(paths.inbox("coder"), {"id": "e1", "body": "first"})
+        append_json(paths.inbox("coder"), {"id": "e2", "body": "CRASH-NOW"})
+        await wait_until(lambda: r.restarts == 1 and r._ready.is_set())
+        append_json(paths.inbox("coder"), {"id": "e3", "body": "after"})
+        await wait_until(lambda: "after" in lines(typed))
+        r.request_stop()
+        await task
+        return r
+
+    r = asyncio.run(main())
+    assert [s.resume for s in rec.specs] == [False, True]
+    assert len({s.session_id for s in rec.specs}) == 1
+    assert r.last_exit == 4 or r.last_exit is not None
+    assert lines(typed) == ["first", "CRASH-NOW", "after"]
+    status = json.loads(paths.runner_status("coder").read_text())
+    assert status["running"] is False and status["restarts"] == 1
+
+
+def test_attach_mirrors_the_session_and_holds_typed_deliveries(tmp_path: Path) -> None:
+    paths, fleet, agent, typed = setup(tmp_path)
+
+    async def main() -> tuple[bytes, list[str], list[str]]:
+        r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
+        task = asyncio.create_task(r.run())
+        await wait_until(lambda: r._ready.is_set())
+        sock_path = r.attach.path
+        assert oct(sock_path.stat().st_mode & 0o777) == "0o600"
+        reader, writer = await asyncio.open_unix_connection(str(sock_path))
+        await wait_until(lambda: r.attach.clients == 1)
+        writer.write(b"typed by a human\r")
+        await writer.drain()
+        await wait_until(lambda: "typed by a human" in lines(typed))
+        # While attached, a delivery waits: it must not land in a half-typed prompt.
+        append_json(paths.inbox("coder"), {"id": "e1", "body": "from the inbox"})
+        await asyncio.sleep(0.5)
+        held = lines(typed)
+        seen = await reader.read(65536)  # the session's echo of what we typed
+        writer.close()
+        await wait_until(lambda: "from the inbox" in lines(typed))
+        status_attached = r.status()["attached"]
+        r.request_stop()
+        await task
+        return seen, held, [str(status_attached)]
+
+    seen, held, attached_after = asyncio.run(main())
+    assert b"typed by a human" in seen
+    assert held == ["typed by a human"]
+    assert attached_after == ["0"]
+
+
+def test_a_stale_or_missing_socket_does_not_stop_the_runner(tmp_path: Path) -> None:
+    paths, fleet, agent, _ = setup(tmp_path)
+    stale = paths.agent_state("coder") / "attach.sock"
+    stale.parent.mkdir(parents=True)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))  # a socket file left by a killed runner
+    s.close()
+
+    async def main() -> bool:
+        r = Runner(paths, fleet, agent)
+        task = asyncio.create_task(r.run())
+        await wait_until(lambda: r._ready.is_set())
+        ok = r.attach._server is not None
+        r.request_stop()
+        await task
+        return ok
+
+    assert asyncio.run(main())
