@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cli"))
-from fleetkit import make_fleet, run_cli, wait_until  # noqa: E402
+from fleetkit import make_fleet, run_cli, wait_until
 
-from relayfleet.backends.transports import transport_for  # noqa: E402
-from relayfleet.cli.commands.tell import operator_event  # noqa: E402
-from relayfleet.fleet.load import load_fleet  # noqa: E402
+from relayfleet.backends.transports import transport_for
+from relayfleet.cli.commands.tell import operator_event
+from relayfleet.fleet.load import load_fleet
 
 SESSION = r"""
 import os, re, sys, time, tty, json
@@ -72,7 +72,7 @@ def poll_baseline(inbox: Path, stop: threading.Event, found: dict[int, float]) -
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def main() -> int:
@@ -93,7 +93,7 @@ def main() -> int:
         script.write_text(SESSION)
         arrivals = fleet.root / "arrivals.jsonl"
         fleet.add_agent("bench", [sys.executable, str(script), str(arrivals)])
-        rc, out, err = run_cli(fleet, "start", "bench")
+        rc, _out, err = run_cli(fleet, "start", "bench")
         assert rc == 0, err
         paths = fleet.paths
         model = load_fleet(paths)

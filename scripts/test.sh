@@ -9,6 +9,7 @@ need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v busybox >/dev/null || need+=(busybox-static)
+command -v tini >/dev/null || [ -x /usr/bin/docker-init ] || need+=(tini)
 command -v gh >/dev/null || need+=(gh)
 command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

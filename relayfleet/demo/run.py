@@ -139,6 +139,8 @@ class Demo:
             "FLEET_GITHUB_API_URL": url,
             "GH_TOKEN": TOKEN,
             "FLEET_ROOT": str(self.paths.root),
+            # The demo polls every second or two; a real fleet keeps the 10 s floor.
+            "FLEET_ROUTER_MIN_PERIOD": str(self.poll_sec),
         }.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -173,6 +175,23 @@ class Demo:
 
     def router_cycles(self) -> int:
         return int(self.router_status().get("cycles", 0) or 0)
+
+    def wait_cycles(self, n: int, timeout: float = 20) -> None:
+        """Wait for `n` more completed router cycles (a restarted router counts from zero)."""
+        seen: set[float] = set()
+
+        def stamp() -> float:
+            return float(self.router_status().get("last_cycle_ts") or 0)
+
+        first = stamp()
+
+        def more() -> bool:
+            ts = stamp()
+            if ts > first:
+                seen.add(ts)
+            return len(seen) >= n
+
+        wait_until(more, timeout)
 
     def router_pid(self) -> int | None:
         child = self.up.procs.children.get("router") if self.up else None
@@ -230,8 +249,7 @@ class Demo:
         all_agents = [a for a, _ in AGENTS]
         if step.expect is None:
             self.result.blocked_expected += 1
-            start = self.router_cycles()
-            wait_until(lambda: self.router_cycles() >= start + 2, 20)
+            self.wait_cycles(2)
             leaked = [a for a in all_agents if self.inbox_events(a, n)]
             if leaked:
                 self.view.line("router", f"LEAKED to {', '.join(leaked)}", "31")
@@ -258,8 +276,7 @@ class Demo:
 
     def settle_and_count(self) -> None:
         # Let the router run a few more cycles: nothing more may arrive (no replay, no duplicate).
-        start = self.router_cycles()
-        wait_until(lambda: self.router_cycles() >= start + 2, 20)
+        self.wait_cycles(2)
         r = self.result
         for agent, _ in AGENTS:
             events = read_jsonl(self.paths.inbox(agent))
@@ -280,7 +297,7 @@ class Demo:
             r.duplicates += len(turn_ids) - len(set(turn_ids))
         r.requests = self.fake.count()
         r.not_modified = self.fake.count(status=304)
-        r.points = self.fake.points_used()
+        r.points = self.fake.points_used
         r.naive_requests = self.naive_requests()
 
     def naive_requests(self) -> int:

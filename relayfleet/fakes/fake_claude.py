@@ -18,7 +18,8 @@ Transcript (`--transcript` or `FAKE_CLAUDE_TRANSCRIPT`), one JSON object per lin
 
 Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints the real
 "Channels are not currently available" notice and drops channel events;
-`--fake-crash-after N` / `FAKE_CLAUDE_CRASH_AFTER`; `--fake-slow-start S` / `FAKE_CLAUDE_SLOW_START`;
+`--fake-crash-after N` / `FAKE_CLAUDE_CRASH_AFTER`;
+`--fake-slow-start S` / `FAKE_CLAUDE_SLOW_START`;
 `FAKE_CLAUDE_TRUST_DIALOG=1`, `FAKE_CLAUDE_APIKEY_DIALOG=1`; `FAKE_CLAUDE_NO_ACK=1`;
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as

@@ -114,7 +114,9 @@ class ClaudeEngine(PtyEngine):
             assert self.pty is not None
             tail = self.screen.tail(8)
             await self.pty.terminate(2)
-            raise SessionStartError(f"claude did not start ({outcome}); its screen ended with:\n{tail}")
+            raise SessionStartError(
+                f"claude did not start ({outcome}); its screen ended with:\n{tail}"
+            )
         self._delivery = await self._choose_delivery()
 
     async def _until_idle(self) -> str:
@@ -154,14 +156,17 @@ class ClaudeEngine(PtyEngine):
                 await self.screen.changed(0.5)
                 continue
             if target.number == current.number:
-                before = self.screen.generation
-                self.pty.write(ENTER)
-                await self._wait_for(lambda: self.screen.generation != before, 10)
+                await self._press(ENTER, 10)
                 await self.screen.changed(0.3)  # let the next screen settle
                 return
-            self.pty.write(DOWN if target.number > current.number else UP)
-            gen = self.screen.generation
-            await self._wait_for(lambda: self.screen.generation != gen, 2)
+            await self._press(DOWN if target.number > current.number else UP, 2)
+
+    async def _press(self, key: bytes, timeout: float) -> None:
+        """Send one key and wait (up to `timeout`) for the screen to react."""
+        assert self.pty is not None
+        before = self.screen.generation
+        self.pty.write(key)
+        await self._wait_for(lambda: self.screen.generation != before, timeout)
 
     async def _wait_for(self, pred: Any, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -189,11 +194,13 @@ class ClaudeEngine(PtyEngine):
     # -- delivery ------------------------------------------------------------------------------
 
     async def deliver(self, event: dict[str, Any], *, resend: bool = False) -> None:
-        if self._delivery == DELIVERY_CHANNEL:
-            if self.channel.connected() or await self._reconnected(5.0):
-                content, meta = channel_event(event, resend=resend)
-                if await self.channel.push(content, meta):
-                    return
+        if self._delivery == DELIVERY_CHANNEL and (
+            self.channel.connected() or await self._reconnected(5.0)
+        ):
+            content, meta = channel_event(event, resend=resend)
+            if await self.channel.push(content, meta):
+                return
+        # No client listening right now (it is reconnecting): type it rather than drop it.
         await self._type(event, resend=resend)
 
     async def _reconnected(self, timeout: float) -> bool:
@@ -247,4 +254,3 @@ def typed_text(event: dict[str, Any], *, resend: bool = False) -> str:
     if text[:1] in ("/", "!", "#"):
         text = "[event] " + text  # `/cmd`, `!shell` and `#memory` must not be triggered by data
     return (RESEND_MARK + text) if resend else text
-

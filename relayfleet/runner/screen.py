@@ -23,6 +23,8 @@ DIALOGS = {
 }
 CHANNELS_UNAVAILABLE = (
     "Channels are not currently available",
+    # 2.1.331 may fold the notice away ("1 more notice hidden") and say this in the status line.
+    "channels aren't available right now",
     "development-channels ignored",
     "blocked by org policy",
 )

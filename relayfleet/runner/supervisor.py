@@ -195,6 +195,7 @@ class Runner:
             "session_started_at": self.session_started_at,
             "session_id": self.ledger.session_id,
             "delivery": getattr(eng, "delivery", None),
+            "engine": self._engine_status(eng),
             "pending": len(self.ledger.pending),
             "delivered": self.ledger.delivered_count,
             "last_delivered": self.ledger.last_delivered,
@@ -207,6 +208,15 @@ class Runner:
             "plugin_errors": [e.to_json() for e in self.plugins.errors] if self.plugins else [],
             "mcp_url": getattr(self, "mcp_url", None),  # the token is never written here
         }
+
+    @staticmethod
+    def _engine_status(eng: Any) -> dict[str, Any]:
+        """What the engine says about itself (channel notice, bracketed paste, …)."""
+        try:
+            st = eng.status() if eng is not None and hasattr(eng, "status") else {}
+            return {k: v for k, v in st.items() if isinstance(v, str | int | float | bool | None)}
+        except Exception:
+            return {}
 
     def write_status(self) -> None:
         write_json_atomic(self.paths.runner_status(self.name), self.status())

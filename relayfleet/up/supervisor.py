@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import queue
 import signal
@@ -27,8 +26,9 @@ from typing import Any, TextIO
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import BackendError, ConfigError, FleetError
 from relayfleet.core.paths import FleetPaths
-from relayfleet.core.procs import PidRecord, live_pid, process_start_time
+from relayfleet.core.procs import live_pid, process_start_time
 from relayfleet.fleet.model import Agent, Fleet
+from relayfleet.up.drift import _head, _short, describe_drift, drift, fleet_digest, up_state_path
 from relayfleet.up.procman import ProcessManager
 from relayfleet.up.reconcile import fingerprint, plan
 
@@ -41,24 +41,6 @@ HEAD_EVERY = 1.0
 SETTLE_QUIET = 0.3  # a commit or a merge writes several files: wait for a quiet spell
 SETTLE_MAX = 5.0
 RED = "31"
-
-
-def fleet_digest(paths: FleetPaths) -> str:
-    """A digest of every config file under .fleet/ (not state/): what `up` has applied."""
-    h = hashlib.sha256()
-    if not paths.fleet.is_dir():
-        return ""
-    for p in sorted(paths.fleet.rglob("*")):
-        rel = p.relative_to(paths.fleet).as_posix()
-        if rel.startswith("state/") or rel == "state" or not p.is_file():
-            continue
-        with contextlib.suppress(OSError):
-            h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def up_state_path(paths: FleetPaths) -> Path:
-    return paths.state / "up.json"
 
 
 @dataclass
@@ -556,21 +538,6 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def _short(commit: str | None) -> str:
-    return commit[:7] if commit else ""
-
-
-def _head(paths: FleetPaths) -> str | None:
-    from relayfleet.fleet.gitops import head_commit
-
-    try:
-        return head_commit(paths.root)
-    except FleetError:
-        return None
-    except Exception:  # a repository caught mid-write (a ref being updated): try next tick
-        return None
-
-
 def _git_dir(root: Path) -> Path | None:
     try:
         r = subprocess.run(
@@ -585,53 +552,4 @@ def _git_dir(root: Path) -> Path | None:
     return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
 
 
-def drift(paths: FleetPaths) -> dict[str, Any]:
-    """For `status`: is `up` running, which commit is live, and is that what HEAD says?
-
-    `in_sync` is true when the live config is HEAD's, with no uncommitted edit applied and no
-    newer edit waiting (or refused).
-    """
-    st = read_json(up_state_path(paths), None)
-    if not isinstance(st, dict):
-        return {"running": False}
-    start = st.get("pid_start")
-    rec = PidRecord(pid=int(st.get("pid") or 0), start=str(start) if start else None, started_at=0)
-    if not rec.alive():
-        return {"running": False}
-    head = _head(paths)
-    live = st.get("live_commit")
-    pending = fleet_digest(paths) != st.get("fleet_digest")
-    uncommitted = list(st.get("uncommitted") or [])
-    refused = st.get("refused") or None
-    return {
-        "running": True,
-        "pid": rec.pid,
-        "live_commit": live,
-        "head_commit": head,
-        "in_sync": head == live and not pending and not uncommitted and not refused,
-        "uncommitted": uncommitted,
-        "pending_change": pending,
-        "refused": refused.get("message") if isinstance(refused, dict) else None,
-        "agents": sorted(st.get("agents") or {}),
-        "pull_interval": st.get("pull_interval"),
-    }
-
-
-def describe_drift(d: dict[str, Any]) -> str:
-    """One line for `gh fleet status`."""
-    if not d.get("running"):
-        return "up: not running (`gh fleet up` runs the fleet and follows git)"
-    live, head = _short(d.get("live_commit")), _short(d.get("head_commit"))
-    where = f"up: running (pid {d['pid']}); live {live or 'uncommitted'}"
-    if d.get("in_sync"):
-        return f"{where} = HEAD (in sync)"
-    why = []
-    if d.get("refused"):
-        why.append(f"the latest change was refused: {d['refused']}")
-    elif d.get("pending_change"):
-        why.append("an edit under .fleet/ is not applied yet")
-    if head != live:
-        why.append(f"HEAD is {head or 'unborn'}")
-    if d.get("uncommitted"):
-        why.append(f"running uncommitted edits ({', '.join(d['uncommitted'][:3])})")
-    return f"{where}; DRIFT: " + "; ".join(why or ["unknown"])
+__all__ = ["FleetUp", "Options", "describe_drift", "drift", "fleet_digest", "up_state_path"]

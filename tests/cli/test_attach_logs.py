@@ -75,7 +75,12 @@ def test_logs_follow_continues_across_rotation(tmp_path: Path) -> None:
     log = tmp_path / "session.log"
     log.write_bytes(b"before\n")
     out = io.StringIO()
-    t = threading.Thread(target=follow, args=(log, out), kwargs={"raw": False, "stop_after": 8})
+    done = threading.Event()
+    t = threading.Thread(
+        target=follow,
+        args=(log, out),
+        kwargs={"raw": False, "stop_after": 30, "stop": done.is_set},
+    )
     t.start()
     time.sleep(0.3)
     with open(log, "ab") as f:
@@ -83,7 +88,8 @@ def test_logs_follow_continues_across_rotation(tmp_path: Path) -> None:
     wait_until(lambda: "appended" in out.getvalue(), timeout=5)
     os.replace(log, tmp_path / "session.log.1")  # rotation: a new file takes the name
     log.write_bytes(b"in the new file\n")
-    wait_until(lambda: "in the new file" in out.getvalue(), timeout=5)
+    wait_until(lambda: "in the new file" in out.getvalue(), timeout=10)
+    done.set()
     t.join()
     assert out.getvalue() == "appended\nin the new file\n"
 

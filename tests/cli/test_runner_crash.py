@@ -44,7 +44,9 @@ def test_kill_9_during_a_stream_of_tells_loses_nothing_and_marks_resends(tmp_pat
         assert len(told) == N
 
         assert run_cli(fleet, "start", "coder")[0] == 0
-        wait_until(lambda: read_json(runner_state_file(fleet.paths, "coder"))["delivered_count"] >= N)
+        wait_until(
+            lambda: read_json(runner_state_file(fleet.paths, "coder"))["delivered_count"] >= N
+        )
 
         seen = turns(transcript)
         plain = [t for t in seen if not t.startswith(RESEND_MARK)]

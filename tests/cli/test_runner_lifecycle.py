@@ -13,7 +13,16 @@ import signal
 from pathlib import Path
 
 import pytest
-from fleetkit import PY, FleetDir, make_fleet, pid_alive, read_transcript, run_cli, turns, wait_until
+from fleetkit import (
+    PY,
+    FleetDir,
+    make_fleet,
+    pid_alive,
+    read_transcript,
+    run_cli,
+    turns,
+    wait_until,
+)
 
 from relayfleet.cli.agent_facts import runner_facts
 from relayfleet.core.atomic import read_json
@@ -23,14 +32,10 @@ pytestmark = pytest.mark.slow
 
 
 def facts(fleet: FleetDir, name: str) -> dict:
-    f = fleet.paths
-    return runner_facts(f, __import__("relayfleet.fleet.load").fleet.load.load_fleet(f), _agent(fleet, name))
-
-
-def _agent(fleet: FleetDir, name: str):  # type: ignore[no-untyped-def]
     from relayfleet.fleet.load import load_fleet
 
-    return load_fleet(fleet.paths).agent(name)
+    model = load_fleet(fleet.paths)
+    return runner_facts(fleet.paths, model, model.agent(name))
 
 
 def tree_pids(fleet: FleetDir, name: str) -> list[int]:
@@ -129,7 +134,12 @@ def test_restart_resumes_the_same_session_and_nothing_is_redelivered(fleet: Flee
     assert run_cli(fleet, "start", "coder")[0] == 0
     run_cli(fleet, "tell", "coder", "one")
     wait_until(lambda: turns(transcript) == ["[FROM operator] one"])
-    state = wait_until(lambda: (read_json(runner_state_file(fleet.paths, "coder")) or {}).get("launched") and read_json(runner_state_file(fleet.paths, "coder")))
+
+    def ledger() -> dict:
+        return read_json(runner_state_file(fleet.paths, "coder")) or {}
+
+    wait_until(lambda: ledger().get("launched"))  # the first turn made the conversation
+    state = ledger()
 
     rc, out, err = run_cli(fleet, "restart", "coder")
     assert rc == 0, err
@@ -167,8 +177,15 @@ def test_fake_claude_in_the_command_engine_gets_events_and_stop_kills_everything
     mcp = fleet.paths.agent_state("fake") / "mcp.json"
     fleet.add_agent(
         "fake",
-        [PY, "-m", "relayfleet.fakes.fake_claude", "--mcp-config", str(mcp),
-         "--transcript", str(transcript)],
+        [
+            PY,
+            "-m",
+            "relayfleet.fakes.fake_claude",
+            "--mcp-config",
+            str(mcp),
+            "--transcript",
+            str(transcript),
+        ],
     )
     rc, out, err = run_cli(fleet, "start", "fake")
     assert rc == 0, err
@@ -238,3 +255,46 @@ def test_a_kill_9_runner_leaves_a_session_that_stop_still_cleans_up(fleet: Fleet
     assert facts(fleet, "coder")["running"] is False
     run_cli(fleet, "stop", "coder")
     assert not pid_alive(st["session_pid"])
+
+
+@pytest.mark.parametrize("channels", [True, False], ids=["channel", "pty-fallback"])
+def test_claude_engine_against_the_fake_claude(fleet: FleetDir, channels: bool) -> None:
+    """The `claude` engine in a real runner: dialog answered, channel (or PTY) delivery, the
+    session's own ack_event clears pending, and a restart resumes the same conversation."""
+    transcript = fleet.root / "claude.jsonl"
+    args = ["--transcript", str(transcript)] + ([] if channels else ["--fake-no-channels"])
+    fleet.add_agent(
+        "cc",
+        [PY, "-m", "relayfleet.fakes.fake_claude"],
+        engine="claude",
+        extra=f"args = {json.dumps(args)}\n",
+    )
+    rc, out, err = run_cli(fleet, "start", "cc")
+    assert rc == 0, err
+    want = "channel" if channels else "pty"
+    assert f"delivery {want}" in out
+    run_cli(fleet, "tell", "cc", "fix", "the", "scanner")
+
+    def records(kind: str) -> list[dict]:
+        return [t for t in read_transcript(transcript) if t.get("type") == kind]
+
+    wait_until(lambda: records("turn"))
+    (turn,) = records("turn")
+    assert turn["via"] == want
+    assert "[FROM operator] fix the scanner" in turn["text"]
+    if channels:
+        # The fake acks through the runner's ack_event, as the instructions ask.
+        wait_until(lambda: records("ack"))
+        wait_until(lambda: facts(fleet, "cc")["pending"] == 0)
+    else:
+        # Nothing acks a typed turn here: it stays pending (re-sent after ack_timeout_sec).
+        wait_until(lambda: facts(fleet, "cc")["pending"] == 1)
+        engine = read_json(fleet.paths.runner_status("cc"))["engine"]
+        assert "not currently available" in (engine.get("channel_notice") or "")
+
+    first = records("launch")[0]
+    assert run_cli(fleet, "restart", "cc")[0] == 0
+    wait_until(lambda: len(records("launch")) == 2)
+    second = records("launch")[1]
+    assert second["resumed"] is True
+    assert second["session_id"] == first["session_id"]

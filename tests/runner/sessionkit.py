@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from relayfleet.fleet.model import Agent, ClaudeConfig
+from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint
 from relayfleet.runner.engine import EngineSpec
 
 
@@ -34,6 +34,7 @@ def make_spec(
     remote_control: bool = False,
     isolate_config: bool = True,
     name: str = "coder",
+    endpoint: Endpoint | None = None,
 ) -> EngineSpec:
     agent = Agent(
         name=name,
@@ -45,6 +46,7 @@ def make_spec(
             args=args,
             remote_control=remote_control,
             isolate_config=isolate_config,
+            endpoint=endpoint or Endpoint(),
         ),
     )
     agent_dir = tmp / "agents" / name

@@ -54,6 +54,7 @@ async def run_session(
     )
     engine = ClaudeEngine(spec, srv)
     engine.channel_timeout = 10
+    engine.busy_timeout = 20
     try:
         await engine.start()
         if body is not None:

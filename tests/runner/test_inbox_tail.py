@@ -1,4 +1,4 @@
-"""The inbox tail: inotify-driven, in order, partial lines buffered, file created or replaced later."""
+"""The inbox tail: inotify-driven, in order, partial lines buffered, late or replaced files."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ def test_resumes_from_a_saved_offset_and_survives_replacement(tmp_path: Path) ->
         task = asyncio.create_task(collect(tail, 3))
         await asyncio.sleep(0.1)
         # Someone rewrites the file atomically (a new inode): the tail starts over on it.
-        write_atomic(inbox, json.dumps({"id": "rewritten"}) + "\n" + json.dumps({"id": "r2"}) + "\n")
+        write_atomic(
+            inbox, json.dumps({"id": "rewritten"}) + "\n" + json.dumps({"id": "r2"}) + "\n"
+        )
         return [e["id"] for e in await task]
 
     assert asyncio.run(main()) == ["new", "rewritten", "r2"]

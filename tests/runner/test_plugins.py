@@ -97,7 +97,7 @@ def test_bad_json_manifest_is_reported(tmp_path: Path) -> None:
     d = tmp_path / "garbled"
     d.mkdir()
     (d / "plugin.json").write_text("{not json")
-    with pytest.raises(PluginError, match="plugin garbled: plugin.json is not valid JSON"):
+    with pytest.raises(PluginError, match=r"plugin garbled: plugin\.json is not valid JSON"):
         read_manifest(d)
 
 
@@ -158,8 +158,7 @@ def test_emit_appends_an_event_to_the_agents_inbox(tmp_path: Path) -> None:
     write_plugin(
         base,
         "pinger",
-        "async def setup(api):\n"
-        "    await api.emit('[FROM pinger] ping', metadata={'n': 1})\n",
+        "async def setup(api):\n    await api.emit('[FROM pinger] ping', metadata={'n': 1})\n",
     )
     h = host(tmp_path)
     asyncio.run(h.load(["pinger"], [base]))

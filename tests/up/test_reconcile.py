@@ -41,7 +41,11 @@ def test_a_converged_fleet_plans_nothing(desired):
 
 def test_fingerprint_changes_with_config_and_persona_only():
     a = Agent(name="coder", role="coder", repo="acme/x")
-    assert fingerprint(a, b"p") == fingerprint(Agent(name="coder", role="coder", repo="acme/x"), b"p")
+    assert fingerprint(a, b"p") == fingerprint(
+        Agent(name="coder", role="coder", repo="acme/x"), b"p"
+    )
     assert fingerprint(a, b"p") != fingerprint(a, b"q")
-    changed = Agent(name="coder", role="coder", repo="acme/x", claude=ClaudeConfig(engine="command"))
+    changed = Agent(
+        name="coder", role="coder", repo="acme/x", claude=ClaudeConfig(engine="command")
+    )
     assert fingerprint(a, b"p") != fingerprint(changed, b"p")

@@ -36,8 +36,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     agents = select_agents(fleet, args.agents, args.all)
     rc = 0
     if args.verb in ("stop", "restart"):
-        for a in agents:
-            was = backend_for(a, fleet).stop(paths, fleet, a)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # In parallel: each stop may wait out a grace period; 20 agents should not take 20x.
+        with ThreadPoolExecutor(max_workers=min(16, len(agents) or 1)) as pool:
+            results = list(pool.map(lambda a: backend_for(a, fleet).stop(paths, fleet, a), agents))
+        for a, was in zip(agents, results, strict=True):
             print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
     if args.verb in ("start", "restart"):
         started = []

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -57,7 +58,14 @@ def _replies(ctx: Context, path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def follow(path: Path, out: TextIO, *, raw: bool, stop_after: float | None = None) -> None:
+def follow(
+    path: Path,
+    out: TextIO,
+    *,
+    raw: bool,
+    stop_after: float | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> None:
     """Print what is appended to `path` until ^C, across rotation and truncation.
 
     A CLI that waits on a human can afford a 0.1 s poll; the runner's inbox tail cannot (inotify).
@@ -70,7 +78,7 @@ def follow(path: Path, out: TextIO, *, raw: bool, stop_after: float | None = Non
     at_end = True  # the first open skips what `tail_lines` already printed
     pending = b""
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not (stop and stop()):
             if f is None:
                 try:
                     f = open(path, "rb")  # noqa: SIM115 - held across iterations

@@ -86,6 +86,15 @@ def _n(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
+def _refuse_invalid(paths: FleetPaths) -> None:
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.fleet.validate import validate
+
+    errors = [p for p in validate(paths) if p.level == "error"]
+    if errors:
+        raise ConfigError(str(errors[0]))
+
+
 def router_config(fleet: Fleet) -> RouterConfig:
     """Fleet -> what the poller needs, with every watch's filter parsed (a bad one raises)."""
     from relayfleet.core.errors import ConfigError
@@ -190,6 +199,8 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
 
         def load() -> RouterConfig:
             fresh = ctx.load()
+            _refuse_invalid(paths)  # the same verdict as `validate` and `up`: a route to an
+            # unknown agent is refused too, so the last good config keeps delivering
             config = router_config(fresh)  # parse before swapping: a bad edit changes nothing
             holder["fleet"] = fresh
             return config

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="router state, cursor age, and every agent")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--watch", action="store_true", help="a live table (q or Ctrl-C quits; needs a terminal)"
+    )
+    p.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -44,16 +48,35 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
     return rows
 
 
+def snapshot(ctx: Context, fleet: Fleet) -> dict[str, Any]:
+    """What `status --json` prints and `status --watch` redraws: router, agents, up (drift)."""
+    from relayfleet.router import daemon
+    from relayfleet.up.drift import drift
+
+    return {
+        "router": daemon.status(ctx.paths),
+        "agents": agent_rows(ctx, fleet),
+        "up": drift(ctx.paths),
+    }
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json, print_table
-    from relayfleet.router import daemon
 
+    if args.watch:
+        from relayfleet.cli.status_watch import watch
+
+        return watch(ctx, interval=max(0.1, args.interval))
     fleet = ctx.load()
-    router = daemon.status(ctx.paths)
-    agents = agent_rows(ctx, fleet)
+    snap = snapshot(ctx, fleet)
+    router, agents = snap["router"], snap["agents"]
     if args.json:
-        print_json(ctx.out, {"router": router, "agents": agents})
+        print_json(ctx.out, snap)
         return 0
+    if snap["up"].get("running"):
+        from relayfleet.up.drift import describe_drift
+
+        print(describe_drift(snap["up"]), file=ctx.out)
     state = f"running (pid {router['pid']})" if router["running"] else "stopped"
     age = router["cursor_age_s"]
     print(

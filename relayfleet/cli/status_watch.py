@@ -1,0 +1,152 @@
+"""`gh fleet status --watch`: the router and every agent as a live table (rich `Live`).
+
+The data is `status`'s own (`commands.status.snapshot`), redrawn in place every `interval`
+seconds, so it never flickers. The terminal is in cbreak mode while the table runs (a single `q`
+quits without Enter; Ctrl-C still works) and is restored on every way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from relayfleet.cli.agent_facts import human_age
+from relayfleet.cli.context import Context
+from relayfleet.core.errors import FleetError
+
+COLUMNS = ("name", "state", "pid", "delivery", "pending", "last event", "restarts", "cursor age")
+
+
+def _router_row(r: dict[str, Any], watching: bool) -> list[str]:
+    state = "[green]running[/]" if r.get("running") else "[red]stopped[/]"
+    if r.get("running") and watching:
+        state += " (up)"
+    if r.get("error"):
+        state += " [yellow]![/]"
+    broken = r.get("broken_watches") or {}
+    last = f"cycle {human_age(r.get('last_cycle_age_s'))} ago" if r.get("last_cycle") else "-"
+    return [
+        "[bold]router[/]",
+        state,
+        str(r.get("pid") or "-"),
+        f"{len(broken)} broken watch(es)" if broken else "github poll",
+        str(r.get("pending") or 0),
+        last,
+        "-",
+        human_age(r.get("cursor_age_s")),
+    ]
+
+
+def _agent_row(a: dict[str, Any]) -> list[str]:
+    if a.get("error"):
+        state = "[red]error[/]"
+    elif a.get("running"):
+        state = "[green]running[/]" if a.get("session") == "up" else "[yellow]restarting[/]"
+    else:
+        state = "[dim]stopped[/]"
+    last = a.get("last_delivered") or "-"
+    if a.get("last_delivered_at"):
+        last = f"{last} ({human_age(time.time() - float(a['last_delivered_at']))} ago)"
+    return [
+        a["name"],
+        state,
+        str(a.get("pid") or "-"),
+        (a.get("delivery") or "-") + (" (attached)" if a.get("attached") else ""),
+        "-" if a.get("pending") is None else str(a["pending"]),
+        last,
+        "-" if a.get("restarts") is None else str(a["restarts"]),
+        "-",
+    ]
+
+
+def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "") -> Any:
+    """The table for one snapshot (a rich renderable)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from relayfleet.up.drift import describe_drift
+
+    up = snap.get("up") or {}
+    table = Table(title=f"fleet {fleet_name}", title_justify="left", expand=False)
+    for col in COLUMNS:
+        table.add_column(col, no_wrap=True)
+    table.add_row(*_router_row(snap["router"], bool(up.get("running"))))
+    for a in snap["agents"]:
+        table.add_row(*_agent_row(a))
+    lines = [table, Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow")]
+    if problem:
+        lines.append(Text(problem, style="red"))
+    lines.append(Text(f"{time.strftime('%H:%M:%S')}  q quits", style="dim"))
+    return Group(*lines)
+
+
+class _Source:
+    """Reloads the fleet each tick (it may change under `up`); a broken edit keeps the last."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.fleet = ctx.load()
+        self.problem = ""
+
+    def frame(self) -> Any:
+        from relayfleet.cli.commands.status import snapshot
+
+        try:
+            self.fleet = self.ctx.load()
+            self.problem = ""
+        except FleetError as exc:
+            self.problem = f"config: {exc} (showing the last good one)"
+        return render(snapshot(self.ctx, self.fleet), fleet_name=self.fleet.name,
+                      problem=self.problem)  # fmt: skip
+
+
+@contextlib.contextmanager
+def cbreak(fd: int | None) -> Iterator[None]:
+    """Keys arrive one at a time, unechoed; the saved settings come back on any exit."""
+    if fd is None:
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def watch(ctx: Context, *, interval: float = 1.0) -> int:
+    from rich.console import Console
+
+    source = _Source(ctx)
+    if not ctx.is_tty:
+        # Not a terminal (a pipe, a file, CI): one frame, like `status`, never a stream of them.
+        Console(file=ctx.out, force_terminal=False, width=120).print(source.frame())
+        print("(not a terminal: printed once; run `status --watch` in a terminal)", file=ctx.err)
+        return 0
+    stdin = sys.stdin.fileno() if sys.stdin and sys.stdin.isatty() else None
+    console = Console(file=ctx.out)
+    from rich.live import Live
+
+    with (
+        cbreak(stdin),
+        contextlib.suppress(KeyboardInterrupt),
+        Live(source.frame(), console=console, auto_refresh=False, transient=False) as live,
+    ):
+        while True:
+            if stdin is None:
+                time.sleep(interval)
+            else:
+                ready, _, _ = select.select([stdin], [], [], interval)
+                if ready and b"q" in os.read(stdin, 64).lower():
+                    break
+            live.update(source.frame(), refresh=True)
+    return 0

@@ -1,0 +1,120 @@
+"""The `claude` engine against the REAL Claude Code client, offline (real-claude-offline.md).
+
+A pinned `@anthropic-ai/claude-code` is installed once into ~/.cache/relayfleet
+(tests/realclaude.py), its config dir is seeded by the engine's endpoint isolation, and a
+fake Messages API on loopback plays the model. Offline, channels are "not currently available":
+exactly the PTY fallback path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sessionkit import make_spec, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from realclaude import claude_binary, why_unavailable
+
+from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
+from relayfleet.fleet.model import Endpoint
+from relayfleet.runner.channel import ChannelServer
+from relayfleet.runner.engine import DELIVERY_PTY
+from relayfleet.runner.engine_claude import ClaudeEngine
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
+EVENT = {
+    "id": "evt_real_1",
+    "source": "github",
+    "body": "[FROM github | issues acme/WMS#12 updated] Fix the scanner crash",
+    "metadata": {"repo": "acme/WMS", "kind": "issues", "number": 12},
+}
+
+
+@pytest.fixture(scope="module")
+def claude() -> Path:
+    binary = claude_binary()
+    if binary is None:
+        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
+    return binary
+
+
+def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
+    claude: Path, tmp_path: Path
+) -> None:
+    api = FakeMessagesAPI(default_text="Noted the scanner crash.")
+    base_url = api.start()
+    acked: list[str] = []
+
+    async def ack_event(event_id: str) -> str:
+        """Acknowledge an inbox event once it is handled."""
+        acked.append(event_id)
+        return f"acknowledged {event_id}"
+
+    async def session(resume: bool, body: Any) -> ClaudeEngine:
+        srv = ChannelServer()
+        srv.tool(ack_event)
+        url, token = await srv.start()
+        spec = make_spec(
+            tmp_path,
+            command=(str(claude),),
+            args=("--allowedTools", "mcp__relay__ack_event"),
+            engine="claude",
+            mcp_url=url,
+            mcp_token=token,
+            env={"ANTHROPIC_API_KEY": API_KEY},
+            endpoint=Endpoint(mode="custom", url=base_url),
+            resume=resume,
+            session_id="3b0c4f9e-8d6a-4c2b-9e51-7a0d2f6c1e88",
+        )
+        engine = ClaudeEngine(spec, srv)
+        engine.busy_timeout = 60
+        try:
+            await engine.start()
+            await body(engine, srv)
+        finally:
+            await engine.stop(grace=3)
+            await srv.stop()
+        return engine
+
+    async def first(engine: ClaudeEngine, srv: ChannelServer) -> None:
+        # Offline the session shows "Channels are not currently available": type instead.
+        assert engine.delivery == DELIVERY_PTY, engine.screen.tail()
+        assert engine.notice in (
+            "Channels are not currently available",
+            "development-channels ignored",
+            "channels aren't available right now",
+        ), engine.screen.text()
+        assert "tools/list" in srv.methods_seen
+        api.script(Reply.tool_use("mcp__relay__ack_event", {"event_id": EVENT["id"]}))
+        await engine.deliver(EVENT)
+        await wait_until(lambda: api.saw("Fix the scanner crash"), timeout=60)
+        await wait_until(lambda: acked, timeout=60)
+        await wait_until(lambda: engine.screen.contains("Noted the scanner crash."), timeout=60)
+
+    async def second(engine: ClaudeEngine, srv: ChannelServer) -> None:
+        await engine.deliver({**EVENT, "id": "evt_real_2", "body": "Any news on the crash?"})
+        await wait_until(lambda: api.saw("Any news on the crash?"), timeout=60)
+
+    try:
+        e1 = asyncio.run(session(False, first))
+        turns = [r for r in api.messages_requests() if "Fix the scanner crash" in r.text()]
+        main_turn = next(r for r in turns if r.tool_names)  # not the title-generation call
+        # 2.1.331 defers MCP tools: the main turn lists them by name (fetched via ToolSearch).
+        assert "mcp__relay__ack_event" in main_turn.text()
+        assert "ToolSearch" in main_turn.tool_names
+        assert main_turn.headers["x-api-key"] == API_KEY
+        assert acked == ["evt_real_1"]  # the fake model's tool_use drove a real MCP tool call
+        e2 = asyncio.run(session(True, second))
+    finally:
+        api.stop()
+    argv = e2.launched_with
+    assert argv[argv.index("--resume") + 1] == e1.spec.session_id
+    # The resumed conversation carries the first turn: the model saw it again.
+    resumed = next(r for r in api.messages_requests() if "Any news on the crash?" in r.text())
+    assert "Fix the scanner crash" in resumed.text()
