@@ -12,7 +12,8 @@ def print_json(out: TextIO, obj: Any) -> None:
 
 
 def print_table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h).upper() for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    body = [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[str(h).upper() for h in headers], *body]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for r in cells:
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")

@@ -82,14 +82,21 @@ def live_pid(path: Path) -> PidRecord | None:
     return rec if rec and rec.alive() else None
 
 
-def spawn_detached(argv: list[str], *, log: Path, env: dict[str, str] | None = None,
-                   cwd: Path | None = None) -> int:
+def spawn_detached(
+    argv: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
     """Start `argv` in its own session (so signals to us never reach it); stdout/err to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
-            argv, stdin=devnull, stdout=out, stderr=out, env=env, cwd=cwd,
-            start_new_session=True, close_fds=True,
+            argv,
+            stdin=devnull,
+            stdout=out,
+            stderr=out,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
         )
     return proc.pid
 

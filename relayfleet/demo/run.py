@@ -219,7 +219,9 @@ class Demo:
     def act(self, step: Step) -> int:
         f = self.fake
         if step.key == "assign":
-            n = f.open_issue(REPO, "Scanner crashes on empty SKU", author="carol", association="MEMBER")
+            n = f.open_issue(
+                REPO, "Scanner crashes on empty SKU", author="carol", association="MEMBER"
+            )
             f.assign(REPO, n, CODER_LOGIN)
         elif step.key == "pr":
             n = f.open_pr(REPO, "Handle empty SKUs", author="dave", association="MEMBER")
@@ -255,7 +257,9 @@ class Demo:
                 self.view.line("router", f"LEAKED to {', '.join(leaked)}", "31")
             else:
                 self.result.blocked_ok += 1
-                self.view.line("router", "blocked by the association gate: nobody receives it", "36")
+                self.view.line(
+                    "router", "blocked by the association gate: nobody receives it", "36"
+                )
             return
         self.result.expected += 1
         agent = step.expect
@@ -264,7 +268,9 @@ class Demo:
             self.view.line("router", f"#{n} never reached {agent}'s inbox", "31")
             return
         ev = events[0]
-        self.view.line("router", f"#{n} → {agent}'s inbox ({ev['metadata'].get('watch', '')})", "36")
+        self.view.line(
+            "router", f"#{n} → {agent}'s inbox ({ev['metadata'].get('watch', '')})", "36"
+        )
         turns = wait_until(lambda: self.session_turns(agent, ev["id"]), 30)
         if turns:
             self.result.delivered += 1

@@ -1,4 +1,4 @@
-"""The demo's scripted story: what happens on the fake GitHub and who must receive it (pure data)."""
+"""The demo's scripted story: what happens on the fake GitHub and who must receive it."""
 
 from __future__ import annotations
 

@@ -31,7 +31,10 @@ TAIL_STEP = 0.2
 Extras = Callable[[], list[PidRecord]]
 # `2026-11-25 15:03:51,653 INFO relayfleet.runner: ` -> `` (the prefix already has the time);
 # a WARNING or ERROR keeps its level.
-LOG_HEAD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:INFO |(\w+) )[\w.]+: ")
+LOG_HEAD = re.compile(
+    r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)? "
+    r"(?:(?:INFO|(DEBUG|WARNING|ERROR|CRITICAL)) [\w.]+: )?"
+)
 
 
 def tidy(line: str) -> str:
@@ -143,6 +146,16 @@ class ProcessManager:
             for raw in iter(child.proc.stdout.readline, b""):
                 self.say(child.name, tidy(raw.decode(errors="replace")), child.colour)
         rc = child.proc.wait()
+        if self.children.get(child.name) is child:
+            # It died on its own (a crash, a kill -9): what it left behind goes too, or a
+            # restarted runner would run a second session next to the orphaned one.
+            extras: list[PidRecord] = []
+            if child.extras is not None:
+                with contextlib.suppress(Exception):
+                    extras = child.extras()
+            killed = _kill_tree(child, extras)
+            if killed:
+                self.say(child.name, f"killed {killed} process(es) it left behind", "31")
         child.done.set()
         if self.children.get(child.name) is child:
             self.on_exit(child.name, rc)

@@ -244,19 +244,23 @@ class FleetUp:
 
     def _settle(self) -> None:
         """Wait until the tree is quiet (no change event for a moment, no git operation)."""
+        held: list[_Event] = []  # exits and stops, handled by the loop after the reconcile
         deadline = time.monotonic() + SETTLE_MAX
-        while time.monotonic() < deadline and not self._stop_requested:
-            try:
-                ev = self.events.get(timeout=SETTLE_QUIET)
-            except queue.Empty:
-                if not self._git_busy():
-                    return
-                continue
-            if ev.kind != "change":
-                self.events.put(ev)  # handled by the loop after the reconcile
-                if ev.kind == "stop":
-                    return
-                time.sleep(SETTLE_QUIET)
+        try:
+            while time.monotonic() < deadline and not self._stop_requested:
+                try:
+                    ev = self.events.get(timeout=SETTLE_QUIET)
+                except queue.Empty:
+                    if not self._git_busy():
+                        return
+                    continue
+                if ev.kind != "change":
+                    held.append(ev)
+                    if ev.kind == "stop":
+                        return
+        finally:
+            for ev in held:
+                self.events.put(ev)
 
     def _git_busy(self) -> bool:
         return bool(self._git_dir and (self._git_dir / "index.lock").exists())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -85,7 +86,11 @@ def test_up_reconciles_the_fleet_to_each_commit(tmp_path: Path, github: FakeGitH
         assert drift(fleet.paths)["in_sync"] is True
         assert drift(fleet.paths)["live_commit"] == first
         rc, out, _ = cli(fleet.root, "status", "--json")
-        assert rc == 0 and json.loads(out)["up"]["in_sync"] is True
+        status = json.loads(out)
+        assert rc == 0 and status["up"]["in_sync"] is True
+        assert status["router"]["running"] and status["router"]["pid"] == router_pid
+        [coder] = status["agents"]
+        assert coder["running"] and coder["pid"] == coder_pid and coder["delivery"] == "pty"
         streamer.start()
         wait_until(lambda: len(fleet.inbox_numbers("coder")) >= 2, 20)
 
@@ -206,12 +211,22 @@ def test_pull_fast_forwards_and_a_pushed_agent_starts_by_itself(tmp_path: Path) 
         assert git(fleet.root, "rev-parse", "HEAD").strip() == pushed
         assert "pulled" in up.output and "+ops" in up.output
         assert drift(fleet.paths)["live_commit"] == pushed
+        # A runner that dies (kill -9) is restarted, and its orphaned session is reaped.
         ops_pid = fleet.runner_pid("ops")
-        rc = up.interrupt(30)
+        session = fleet.runner("ops")["session_pid"]
+        os.kill(ops_pid, signal.SIGKILL)
+        wait_until(lambda: up.said("restarting in 1s"), 10)
+        wait_until(lambda: not pid_alive(session), 10)
+        wait_until(lambda: fleet.runner_pid("ops") not in (None, ops_pid), 30)
+        wait_until(lambda: fleet.session_up("ops"), 30)
+        ops_pid, session = fleet.runner_pid("ops"), fleet.runner("ops")["session_pid"]
+
+        up.proc.send_signal(signal.SIGTERM)
+        rc = up.wait(30)
     finally:
         up.kill()
-    assert rc == 130
-    assert not pid_alive(ops_pid)
+    assert rc == 143
+    assert not pid_alive(ops_pid) and not pid_alive(session)
 
 
 def test_up_refuses_to_start_an_invalid_fleet(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         root = demo.paths.root
         print(f"\nThe fleet is kept in {root}. Explore it:", file=ctx.out)
         print(f"  cd {root} && gh fleet route && gh fleet history", file=ctx.out)
-        print(f"  gh fleet inbox coder    # what the router delivered", file=ctx.out)
+        print("  gh fleet inbox coder    # what the router delivered", file=ctx.out)
         print(f"  cat {demo.tmp / 'up.log'}   # every process's output", file=ctx.out)
     else:
         demo.cleanup()
