@@ -4,7 +4,9 @@ Starts a real sshd on loopback (the "remote host" is this machine), installs the
 and prints, side by side:
   * inbox delivery latency per transport (file, shared, ssh over the pooled connection, http to
     a runner's HTTP inbox), median and p90 of 30 appends each;
-  * `status` for 10 agents on one ssh host: pooled (one connection) vs a new connection each.
+  * `status` for 10 agents on one ssh host, before and after batching, in the same run: a new
+    connection per agent, one pooled connection with one command per agent, and one command per
+    host (`SshBackend.status_many`, what `gh fleet status` uses now).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "remote"))
 
 import remote_support as rs  # noqa: E402
-from test_remote_ssh import seed_remote_venv  # noqa: E402
 
 from relayfleet.backends.ssh import SshBackend  # noqa: E402
 from relayfleet.backends.sshpool import SshPool  # noqa: E402
@@ -75,7 +76,7 @@ def main() -> None:
         paths = FleetPaths(root)
         paths.state.mkdir(parents=True)
         (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-        seed_remote_venv(workdir)
+        rs.seed_remote_venv(workdir)
         fleet = load_fleet(paths)
         backend = SshBackend(pool=SshPool())
         remote = backend.remote(paths, fleet, fleet.agent("a0"))
@@ -104,36 +105,44 @@ def main() -> None:
             med, p90 = timed(lambda i, t=t, agent=agent, name=name: t.append(agent, ev(name, i)))
             rows.append((name, med, p90))
 
-        def status_all(pool: SshPool) -> None:
-            b = SshBackend(pool=pool)
-            for a in fleet.agents.values():
-                b.status(paths, fleet, a)
+        agents = [fleet.agents[n] for n in sorted(fleet.agents)]
 
-        before = sshd.accepted()
-        t0 = time.perf_counter()
-        pooled = SshPool()
-        status_all(pooled)
-        pooled_ms = (time.perf_counter() - t0) * 1000
-        pooled_conns = sshd.accepted() - before
-        pooled.close()
+        def status_run(label: str, make_pool: bool, batched: bool) -> tuple[str, float, int, int]:
+            """10 statuses; (label, ms, connections, remote commands)."""
+            before = sshd.accepted()
+            pools = []
+            t0 = time.perf_counter()
+            if batched:
+                pools.append(SshPool())
+                SshBackend(pool=pools[0]).status_many(paths, fleet, agents)
+            else:
+                shared = SshPool()
+                for a in agents:
+                    p = SshPool() if make_pool else shared
+                    pools.append(p)
+                    SshBackend(pool=p).status(paths, fleet, a)
+            ms = (time.perf_counter() - t0) * 1000
+            commands = sum(p.commands for p in set(pools))
+            for p in set(pools):
+                p.close()
+            want = 10 if make_pool else 1
+            rs.wait_until(lambda: sshd.accepted() - before >= want, 10)
+            return label, ms, sshd.accepted() - before, commands
 
-        before = sshd.accepted()
-        t0 = time.perf_counter()
-        for a in fleet.agents.values():
-            p = SshPool()
-            SshBackend(pool=p).status(paths, fleet, a)
-            p.close()
-        unpooled_ms = (time.perf_counter() - t0) * 1000
-        rs.wait_until(lambda: sshd.accepted() - before >= 10, 10)
-        unpooled_conns = sshd.accepted() - before
-
+        status_rows = [
+            status_run("before: a new connection per agent", True, False),
+            status_run("before: pooled, one command per agent", False, False),
+            status_run("after: pooled, one command per host", False, True),
+        ]
         print(f"runner install over SFTP (first time, deps present): {install_ms:.0f} ms\n")
         print(f"{'transport':<10} {'median ms':>10} {'p90 ms':>10}   ({N} appends each)")
         for name, med, p90 in rows:
             print(f"{name:<10} {med:>10.2f} {p90:>10.2f}")
-        print(f"\n{'status, 10 agents on one ssh host':<40} {'total ms':>9} {'connections':>12}")
-        print(f"{'pooled (one connection)':<40} {pooled_ms:>9.0f} {pooled_conns:>12}")
-        print(f"{'a new connection per agent':<40} {unpooled_ms:>9.0f} {unpooled_conns:>12}")
+        print(
+            f"\n{'status, 10 agents on one ssh host':<40} {'total ms':>9} {'conns':>6} {'cmds':>5}"
+        )
+        for label, ms, conns, cmds in status_rows:
+            print(f"{label:<40} {ms:>9.0f} {conns:>6} {cmds:>5}")
     finally:
         if http is not None:
             http.terminate()

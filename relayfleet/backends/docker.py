@@ -17,6 +17,7 @@ borrow the host's files (`src:dst[:ro]`, comma-separated) come from `FLEET_DOCKE
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import tarfile
@@ -50,10 +51,23 @@ def _volume_spec(spec: str) -> tuple[str, dict[str, str]]:
     return parts[0], {"bind": parts[1], "mode": mode}
 
 
-def secrets_tar(resolved: Resolved, home: str = CONTAINER_HOME) -> bytes:
-    """The agent's credential files as a tar for `put_archive("/")`, modes kept."""
+ENV_FILE = "/run/relayfleet/env.json"  # inside the container: credentials + gateway sentinel
+
+
+def secrets_tar(
+    resolved: Resolved, home: str = CONTAINER_HOME, env: dict[str, str] | None = None
+) -> bytes:
+    """The agent's credential files (modes kept) and its 0600 env file, for `put_archive("/")`."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        if env is not None:
+            d = tarfile.TarInfo(ENV_FILE.rsplit("/", 1)[0].lstrip("/"))
+            d.type, d.mode = tarfile.DIRTYPE, 0o700
+            tar.addfile(d)
+            data = json.dumps(env).encode()
+            ti = tarfile.TarInfo(ENV_FILE.lstrip("/"))
+            ti.size, ti.mode = len(data), 0o600
+            tar.addfile(ti, io.BytesIO(data))
         for f in resolved.files:
             ti = tarfile.TarInfo(f.path_in(home).lstrip("/"))
             ti.size = len(f.data)
@@ -135,6 +149,11 @@ class DockerBackend:
             ) from exc
         return tag
 
+    def tmpfs(self, paths: FleetPaths) -> dict[str, str]:
+        """An empty tmpfs over `.fleet/state` (then `state/agents` is bound back on top): the
+        container never sees the gateway secret, the router's files or the tunnels' targets."""
+        return {str(paths.state.resolve()): "size=1m,mode=0755"}
+
     def mounts(self, paths: FleetPaths) -> dict[str, dict[str, str]]:
         fleet_dir = str(paths.fleet.resolve())
         agents_state = paths.state / "agents"
@@ -169,12 +188,23 @@ class DockerBackend:
         paths.agent_state(agent.name).mkdir(parents=True, exist_ok=True)
         root = str(paths.root.resolve())
         rt = agent.runtime
+        env = dict(resolved.env)
+        if needs_gateway(agent):
+            # Computed here from the secret, which stays on this machine; host networking
+            # reaches the gateway at its own loopback port.
+            from relayfleet.backends.tunnel import local_gateway_env
+
+            env.update(local_gateway_env(paths, fleet, agent.name))
+        runner = ["python", "-m", "relayfleet.runner", root, agent.name]
+        envexec = ["python", "-m", "relayfleet.backends.envexec", "--keep", ENV_FILE, "--"]
         kwargs: dict[str, Any] = {
-            "command": ["python", "-m", "relayfleet.runner", root, agent.name],
+            # Values travel in a 0600 file inside the container, not in `docker inspect`'s Env.
+            "command": [*envexec, *runner],
             "name": container_name(fleet, agent),
             "labels": {"relayfleet.fleet": fleet.name, "relayfleet.agent": agent.name},
-            "environment": {**resolved.env, "HOME": CONTAINER_HOME},
+            "environment": {"HOME": CONTAINER_HOME},
             "volumes": self.mounts(paths),
+            "tmpfs": self.tmpfs(paths),
             "working_dir": root,
             "network_mode": "host",
             "init": True,
@@ -187,8 +217,7 @@ class DockerBackend:
             kwargs["mem_limit"] = parse_memory(rt.memory)
         try:
             ctr = client.containers.create(image, **kwargs)
-            if resolved.files:
-                ctr.put_archive("/", secrets_tar(resolved))
+            ctr.put_archive("/", secrets_tar(resolved, env=env))
             ctr.start()
             ctr.reload()
         except docker.errors.DockerException as exc:
@@ -252,3 +281,8 @@ class DockerBackend:
         if ctr is None:
             return ""
         return ctr.logs(tail=lines).decode(errors="replace")
+
+
+def needs_gateway(agent: Agent) -> bool:
+    ep = agent.claude.endpoint
+    return ep.mode == "gateway" or (ep.mode == "custom" and ep.via_gateway)

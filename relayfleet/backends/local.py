@@ -14,6 +14,8 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from relayfleet.backends.base import RunnerStatus
@@ -31,6 +33,66 @@ from relayfleet.core.procs import (
 from relayfleet.fleet.model import Agent, Fleet
 
 STOP_GRACE = 10.0
+RUNNER_OUT_MAX = 1 << 20  # runner.out only holds start-up tracebacks; cut it back at each start
+
+
+@dataclass
+class LocalCredentials:
+    """What a local agent's session gets: `env` (into `EngineSpec.env`) and files in its box.
+
+    The box is a private 0700 directory outside `.fleet/` (`$XDG_RUNTIME_DIR/relayfleet/<fleet>/
+    <agent>`, else `/tmp/relayfleet-<uid>/…`); `~/x` and `x` land there, `RELAYFLEET_BOX` names it.
+    An absolute `as_file` is refused here: on the operator's own machine it would overwrite a real
+    file (`~/.ssh/id_ed25519`). The repr shows names only.
+    """
+
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    box: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+    def cleanup(self) -> None:
+        """Remove the files written for this run (the runner calls it when it stops)."""
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
+def _check_local_files(agent: Agent) -> None:
+    from relayfleet.core.errors import CredentialError
+
+    for cred in agent.credentials:
+        dest = cred.as_file
+        if not dest:
+            continue
+        rel = dest[2:] if dest.startswith("~/") else dest
+        if rel.startswith(("/", "~")) or ".." in Path(rel).parts or not rel.strip("/"):
+            raise CredentialError(
+                f"agent {agent.name!r}: credential {cred.name!r}: as_file {dest!r} must be a "
+                "file path relative to the agent's box (or ~/…) for a local agent: it is "
+                "written there, never over a file of this machine"
+            )
+
+
+def prepare_credentials(fleet: Fleet, agent: Agent, env: Mapping[str, str]) -> LocalCredentials:
+    """Resolve everything `agent` declares and place its files; all or nothing (CredentialError).
+
+    The runner calls this at start (both `gh fleet start` and `gh fleet up` run it), so the values
+    are fresh at every start and live only in the runner's memory, the session's environment and
+    the box files.
+    """
+    from relayfleet.backends.credentials import box_dir, place_files, resolve
+
+    _check_local_files(agent)
+    resolved = resolve(agent, env)
+    out = LocalCredentials(env=dict(resolved.env), secrets=resolved.values())
+    if agent.credentials:
+        out.box = box_dir(fleet.name, agent.name)
+        out.env["RELAYFLEET_BOX"] = str(out.box)
+    if resolved.files:
+        assert out.box is not None
+        out.files = place_files(resolved, out.box)
+    return out
 
 
 def runner_out(paths: FleetPaths, agent: str) -> Path:
@@ -121,6 +183,16 @@ class LocalBackend:
         running = live_pid(paths.runner_pid(agent.name))
         if running is not None:
             return self._status(paths, agent, running, detail="already running")
+        # Fail here, in the operator's terminal, before anything starts: the runner resolves the
+        # credentials again itself at start (it is the one that hands them to the session).
+        from relayfleet.backends.credentials import resolve
+
+        _check_local_files(agent)
+        resolve(agent, os.environ)
+        out = runner_out(paths, agent.name)
+        with contextlib.suppress(OSError):
+            if out.stat().st_size > RUNNER_OUT_MAX:
+                os.replace(out, out.with_name(out.name + ".1"))
         argv = [
             *(self.python or python_argv()),
             "-m",
@@ -131,7 +203,7 @@ class LocalBackend:
         env = dict(os.environ)
         env.pop("FLEET_ROOT", None)  # the runner is told its root explicitly
         try:
-            pid = spawn_detached(argv, log=runner_out(paths, agent.name), env=env, cwd=paths.root)
+            pid = spawn_detached(argv, log=out, env=env, cwd=paths.root)
         except OSError as exc:
             raise BackendError(f"could not start the runner for {agent.name}: {exc}") from exc
         rec = write_pidfile(paths.runner_pid(agent.name), pid)

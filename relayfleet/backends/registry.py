@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-from relayfleet.backends.base import Backend
-from relayfleet.core.errors import BackendError
+from relayfleet.backends.base import Backend, RunnerStatus
+from relayfleet.core.errors import BackendError, FleetError
+from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
 
 MODULES = {
@@ -45,3 +46,28 @@ def backend_for(agent: Agent, fleet: Fleet) -> Backend:
     if agent.runtime.host and agent.runtime.host in fleet.hosts and name == "local":
         name = fleet.hosts[agent.runtime.host].backend
     return backend_named(name)
+
+
+def status_all(paths: FleetPaths, fleet: Fleet, agents: list[Agent]) -> dict[str, RunnerStatus]:
+    """Statuses a backend can batch (`status_many`: ssh asks each host once, not per agent).
+
+    Agents missing from the result (no batching, or the batch failed) are asked one by one by
+    the caller, which then reports that agent's own error.
+    """
+    groups: dict[str, tuple[Backend, list[Agent]]] = {}
+    for a in agents:
+        try:
+            b = backend_for(a, fleet)
+        except FleetError:
+            continue
+        groups.setdefault(b.name, (b, []))[1].append(a)
+    out: dict[str, RunnerStatus] = {}
+    for backend, group in groups.values():
+        many = getattr(backend, "status_many", None)
+        if many is None or len(group) < 2:
+            continue
+        try:
+            out.update(many(paths, fleet, group))
+        except FleetError:
+            continue
+    return out

@@ -180,15 +180,21 @@ class SshBackend:
         self.pool.put_tree(r.target, files, r.layout.fleet_dir)
         self.pool.check(r.target, f"mkdir -p {q(r.layout.agent_state(agent.name))}")
 
-    def push_credentials(self, r: Remote, agent: Agent, resolved: Resolved) -> str:
-        """Credential files with their modes, and the one-shot env file; returns its path."""
+    def push_credentials(
+        self, r: Remote, agent: Agent, resolved: Resolved, extra_env: dict[str, str] | None = None
+    ) -> str:
+        """Credential files with their modes, and the one-shot env file; returns its path.
+
+        `extra_env` (the gateway sentinel and URL) rides in the same 0600 file: never argv.
+        """
         secrets = r.layout.secrets(agent.name)
         self.pool.check(r.target, f"mkdir -p {q(secrets)} && chmod 700 {q(secrets)}")
         home = self.pool.home(r.target)
         for f in resolved.files:
             self.pool.put(r.target, f.data, f.path_in(home), mode=f.mode)
         env_file = f"{secrets}/env.json"
-        self.pool.put(r.target, json.dumps(resolved.env).encode(), env_file, mode=0o600)
+        env = {**resolved.env, **(extra_env or {})}
+        self.pool.put(r.target, json.dumps(env).encode(), env_file, mode=0o600)
         return env_file
 
     # -- Backend --
@@ -211,11 +217,14 @@ class SshBackend:
         )
         self.ensure_installed(r)
         self.sync_config(paths, r, agent)
-        env_file = self.push_credentials(r, agent, resolved)
+        gateway_env: dict[str, str] = {}
         if needs_tunnel(fleet, agent):
-            from relayfleet.backends.tunnel import ensure_tunnel
+            # The sentinel is computed here (the secret never leaves this machine) and the
+            # reverse tunnel is up before the session's first request.
+            from relayfleet.backends.tunnel import remote_gateway_env
 
-            ensure_tunnel(paths, fleet, r.host.name)
+            gateway_env = remote_gateway_env(paths, fleet, agent.name, r.host.name)
+        env_file = self.push_credentials(r, agent, resolved, gateway_env)
         lay = r.layout
         py = q(lay.python)
         runner = (
@@ -248,33 +257,80 @@ class SshBackend:
             )
             self.pool.run(r.target, script, timeout=self.stop_grace + 30)
         self.pool.run(r.target, f"rm -rf {q(lay.secrets(agent.name))}")
+        if needs_tunnel(fleet, agent):
+            self._close_idle_tunnel(paths, fleet, r.host.name, agent.name)
         return st.running
+
+    def _close_idle_tunnel(self, paths: FleetPaths, fleet: Fleet, host: str, leaving: str) -> None:
+        """The last gateway agent on `host` stopped: nothing there needs the tunnel any more."""
+        from relayfleet.backends.tunnel import close_tunnel
+
+        others = [
+            a
+            for a in fleet.agents.values()
+            if a.name != leaving
+            and a.runtime.backend == "ssh"
+            and a.runtime.host == host
+            and needs_tunnel(fleet, a)
+        ]
+        if others and any(s.running for s in self.status_many(paths, fleet, others).values()):
+            return
+        close_tunnel(paths, host)
 
     def status(
         self, paths: FleetPaths, fleet: Fleet, agent: Agent, *, remote: Remote | None = None
     ) -> RunnerStatus:
         r = remote or self.remote(paths, fleet, agent)
+        return self._status_batch(paths, r, [agent])[agent.name]
+
+    def status_many(
+        self, paths: FleetPaths, fleet: Fleet, agents: list[Agent]
+    ) -> dict[str, RunnerStatus]:
+        """Every agent's status with ONE remote command per host (not one per agent)."""
+        by_host: dict[str, list[Agent]] = {}
+        for a in agents:
+            by_host.setdefault(a.runtime.host, []).append(a)
+        out: dict[str, RunnerStatus] = {}
+        for group in by_host.values():
+            out.update(self._status_batch(paths, self.remote(paths, fleet, group[0]), group))
+        return out
+
+    def _status_batch(
+        self, paths: FleetPaths, r: Remote, agents: list[Agent]
+    ) -> dict[str, RunnerStatus]:
+        """One round trip: the fleet's tmux panes, then each agent's runner.json.
+
+        Plain POSIX sh, `tmux` and `cat` only: no Python start-up on the host, no rc files of
+        ours (sshd still starts the user's shell; see docs/remote.md).
+        """
         lay = r.layout
-        res = self.pool.run(
-            r.target,
-            f"tmux -L {q(lay.tmux_socket)} display-message -p -t {q('=' + agent.name + ':')} "
-            "'#{pane_pid} #{pane_dead}' 2>/dev/null",
-        )
-        pid: int | None = None
-        running = False
-        if res.ok and res.stdout.split():
-            parts = res.stdout.split()
-            pid = int(parts[0]) if parts[0].isdigit() else None
-            running = len(parts) < 2 or parts[1] != "1"
-        return RunnerStatus(
-            name=agent.name,
-            running=running,
-            backend=self.name,
-            pid=pid if running else None,
-            host=r.host.name,
-            detail=f"[ssh@{r.host.name}]",
-            extra={"remote_root": lay.root},
-        )
+        parts = [
+            f"tmux -L {q(lay.tmux_socket)} list-panes -a "
+            "-F '@pane #{session_name} #{pane_pid} #{pane_dead}' 2>/dev/null"
+        ]
+        for a in agents:
+            status_file = q(lay.agent_state(a.name) + "/runner.json")
+            parts.append(f"echo @json {q(a.name)}; cat {status_file} 2>/dev/null; echo")
+        res = self.pool.run(r.target, "; ".join(parts) + "; true")
+        panes, facts = parse_status_output(res.stdout)
+        out: dict[str, RunnerStatus] = {}
+        for a in agents:
+            pid, running = panes.get(a.name, (None, False))
+            extra: dict[str, object] = dict(facts.get(a.name, {}))
+            if not running or extra.get("pid") not in (None, pid):
+                extra = {k: extra[k] for k in ("restarts", "last_delivered") if k in extra}
+            extra["remote_root"] = lay.root
+            out[a.name] = RunnerStatus(
+                name=a.name,
+                running=running,
+                backend=self.name,
+                pid=pid if running else None,
+                host=r.host.name,
+                started_at=_float(extra.get("started_at")) if running else None,
+                detail=f"[ssh@{r.host.name}]",
+                extra=extra,
+            )
+        return out
 
     def logs(self, paths: FleetPaths, fleet: Fleet, agent: Agent, lines: int) -> str:
         r = self.remote(paths, fleet, agent)
@@ -303,3 +359,39 @@ def needs_tunnel(fleet: Fleet, agent: Agent) -> bool:
     """The agent talks to the operator's gateway (at localhost on the host, via a tunnel)."""
     ep = agent.claude.endpoint
     return ep.mode == "gateway" or ep.via_gateway
+
+
+def parse_status_output(text: str) -> tuple[dict[str, tuple[int | None, bool]], dict[str, dict]]:
+    """`_status_batch`'s output -> ({session: (pane pid, alive)}, {agent: runner.json})."""
+    panes: dict[str, tuple[int | None, bool]] = {}
+    facts: dict[str, dict] = {}
+    current: str | None = None
+    buf: list[str] = []
+
+    def flush() -> None:
+        if current is None:
+            return
+        try:
+            data = json.loads("\n".join(buf))
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            facts[current] = data
+
+    for line in text.splitlines():
+        if line.startswith("@pane "):
+            bits = line.split()
+            if len(bits) >= 3 and bits[1] not in panes:  # the session's first pane: the runner
+                pid = int(bits[2]) if bits[2].isdigit() else None
+                panes[bits[1]] = (pid, len(bits) < 4 or bits[3] != "1")
+        elif line.startswith("@json "):
+            flush()
+            current, buf = line[len("@json ") :].strip(), []
+        elif current is not None:
+            buf.append(line)
+    flush()
+    return panes, facts
+
+
+def _float(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) else None

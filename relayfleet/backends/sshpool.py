@@ -140,6 +140,7 @@ class SshPool:
     def __init__(self, connect_timeout: float = 15.0) -> None:
         self.connect_timeout = connect_timeout
         self.opened = 0  # connections made so far (tests and benchmarks read this)
+        self.commands = 0  # remote commands run so far (one exec channel each)
         self._conns: dict[SshTarget, asyncssh.SSHClientConnection] = {}
         self._locks: dict[SshTarget, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,6 +187,7 @@ class SshPool:
 
         for attempt in (1, 2):
             conn = await self.connection(target)
+            self.commands += 1
             try:
                 r = await conn.run(command, input=input, check=False, timeout=timeout)
             except asyncssh.ChannelOpenError as exc:

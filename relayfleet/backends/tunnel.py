@@ -121,8 +121,79 @@ def open_tunnel(
     return st
 
 
-def ensure_tunnel(paths: FleetPaths, fleet: Fleet, host: str) -> dict[str, Any]:
-    return open_tunnel(paths, fleet, host)
+def ensure_tunnel(
+    paths: FleetPaths, fleet: Fleet, host: str, ports: list[str] | None = None
+) -> dict[str, Any]:
+    """The tunnel to `host`, running and carrying every port in `ports` (default: the gateway's).
+
+    A tunnel that runs with other ports is restarted with the union, so opening it for one
+    agent never cuts what another agent (or `tunnel open --port`) relies on.
+    """
+    want = [str(p) for p in ports or default_ports(fleet)]
+    st = tunnel_status(paths, host)
+    if st["running"]:
+        have = [str(p) for p in st["ports"]]
+        missing = [p for p in want if p not in have]
+        if not missing:
+            return open_tunnel(paths, fleet, host)  # waits until it is connected
+        close_tunnel(paths, host)
+        want = have + missing
+    return open_tunnel(paths, fleet, host, want)
+
+
+# -- the gateway, as seen from an agent's box --------------------------------------------------
+
+REMOTE_PORT_ENV = "FLEET_GATEWAY_REMOTE_PORT"  # host-side port of the gateway tunnel
+
+
+def local_gateway_port(paths: FleetPaths, fleet: Fleet) -> int:
+    """The port the operator's gateway listens on: the running one's, else `[gateway] listen`."""
+    running = read_json(paths.state / "gateway" / "gateway.json", None)
+    url = running.get("url", "") if isinstance(running, dict) else ""
+    port = str(url).rstrip("/").rpartition(":")[2] or fleet.gateway.listen.rpartition(":")[2]
+    if not port.isdigit():
+        raise BackendError(f"[gateway] listen {fleet.gateway.listen!r} has no port")
+    return int(port)
+
+
+def gateway_sentinel(paths: FleetPaths, fleet: Fleet, agent: str) -> str:
+    """The agent's sentinel, computed here from the gateway secret (which never leaves)."""
+    import os
+
+    from relayfleet.core.sentinel import load_or_create_secret, sentinel_for
+
+    secret = load_or_create_secret(paths, os.environ, fleet.gateway.secret_env)
+    return sentinel_for(secret, agent)
+
+
+def remote_gateway_env(paths: FleetPaths, fleet: Fleet, agent: str, host: str) -> dict[str, str]:
+    """What a runner on ssh `host` needs to reach the gateway: its sentinel and the URL of the
+    tunnel's end on the host. Opens (or widens) the reverse tunnel first.
+
+    The host-side port is the gateway's own port unless `FLEET_GATEWAY_REMOTE_PORT` says
+    otherwise (needed when that port is taken on the host, e.g. a host that is this machine).
+    """
+    import os
+
+    from relayfleet.core.sentinel import ENV_GATEWAY_URL, ENV_SENTINEL
+
+    local = local_gateway_port(paths, fleet)
+    remote = int(os.environ.get(REMOTE_PORT_ENV) or local)
+    ensure_tunnel(paths, fleet, host, [f"{remote}:{local}" if remote != local else str(local)])
+    return {
+        ENV_SENTINEL: gateway_sentinel(paths, fleet, agent),
+        ENV_GATEWAY_URL: f"http://127.0.0.1:{remote}",
+    }
+
+
+def local_gateway_env(paths: FleetPaths, fleet: Fleet, agent: str) -> dict[str, str]:
+    """The same for a box that shares this machine's network (docker with host networking)."""
+    from relayfleet.core.sentinel import ENV_GATEWAY_URL, ENV_SENTINEL
+
+    return {
+        ENV_SENTINEL: gateway_sentinel(paths, fleet, agent),
+        ENV_GATEWAY_URL: f"http://127.0.0.1:{local_gateway_port(paths, fleet)}",
+    }
 
 
 def close_tunnel(paths: FleetPaths, host: str) -> bool:

@@ -21,15 +21,18 @@ def select_agents(fleet: Fleet, names: list[str], all_: bool) -> list[Agent]:
     return [fleet.agent(n) for n in dict.fromkeys(names)]
 
 
-def runner_facts(paths: FleetPaths, fleet: Fleet, agent: Agent) -> dict[str, Any]:
-    """One `status --json` agent entry: running, pid, backend, host, delivery, pending, …"""
+def runner_facts(
+    paths: FleetPaths, fleet: Fleet, agent: Agent, prefetched: Any = None
+) -> dict[str, Any]:
+    """One `status --json` agent entry: running, pid, backend, host, delivery, pending, …
+
+    `prefetched`: the agent's RunnerStatus when a batched query already has it."""
     from relayfleet.backends.registry import backend_for
     from relayfleet.core.errors import FleetError
 
     backend_name = agent.runtime.backend
     try:
-        backend = backend_for(agent, fleet)
-        st = backend.status(paths, fleet, agent)
+        st = prefetched or backend_for(agent, fleet).status(paths, fleet, agent)
     except FleetError as exc:
         return {
             "name": agent.name,

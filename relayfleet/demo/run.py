@@ -159,6 +159,7 @@ class Demo:
         ready = wait_until(lambda: all(self.delivery_path(n) for n in names), 60)
         if not ready:
             raise FleetError(f"the agents did not become ready; see {self.tmp / 'up.log'}")
+        self.view.line("up", "router and 3 runners started by `gh fleet up`'s supervisor", "1")
         for n in names:
             self.view.line(n, f"session up, inbox delivered via {self.delivery_path(n)}", "32")
         if not wait_until(lambda: self.router_cycles() >= 1, 30):

@@ -74,6 +74,37 @@ class Budget:
         """Requests that (probably) cost a primary rate-limit point: everything but 304s."""
         return self.requests_last_hour() - self.not_modified_last_hour()
 
+    def buckets(self) -> list[list[int]]:
+        """The last hour as per-minute `[minute_start, requests, 304s]`: small enough to go into
+        the status file, so `router status` can count "the last hour" at the time it is read
+        (and a restarted router can carry the counts over, see `seed`)."""
+        self._trim(self.clock())
+        out: dict[int, list[int]] = {}
+        for ts, status in self._log:
+            minute = int(ts // 60) * 60
+            row = out.setdefault(minute, [minute, 0, 0])
+            row[1] += 1
+            row[2] += status == 304
+        return list(out.values())
+
+    def seed(self, buckets: object) -> None:
+        """Carry over the last hour's counts of a previous run (malformed input is ignored)."""
+        if not isinstance(buckets, list):
+            return
+        now = self.clock()
+        for row in buckets:
+            if not (
+                isinstance(row, list) and len(row) == 3 and all(isinstance(v, int) for v in row)
+            ):
+                continue
+            minute, requests, not_modified = row
+            if minute <= now - HOUR or minute > now:
+                continue
+            nm = min(not_modified, requests)
+            self._log.extend([(float(minute), 304)] * nm)
+            self._log.extend([(float(minute), 200)] * (requests - nm))
+        self._log = deque(sorted(self._log, key=lambda entry: entry[0]))
+
     def to_dict(self) -> dict[str, object]:
         return {
             "limit": self.limit,
@@ -85,6 +116,7 @@ class Budget:
             "pause_reason": self.pause_reason or None,
             "requests_last_hour": self.requests_last_hour(),
             "not_modified_last_hour": self.not_modified_last_hour(),
+            "buckets": self.buckets(),
         }
 
     def _trim(self, now: float) -> None:

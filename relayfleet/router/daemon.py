@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from relayfleet.core.atomic import read_json
-from relayfleet.core.errors import BackendError, ConfigError, GitHubError
+from relayfleet.core.errors import BackendError, GitHubError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import live_pid, spawn_detached, stop_group, write_pidfile
 from relayfleet.router.poller import Poller, RouterConfig
@@ -47,15 +47,18 @@ def instance_lock(paths: FleetPaths) -> Iterator[None]:
         os.close(fd)
 
 
-def config_stamp(paths: FleetPaths) -> tuple[tuple[str, int], ...]:
-    """mtimes of every config file: the loop reloads when this changes."""
+def config_stamp(paths: FleetPaths) -> tuple[tuple[str, int, int, int], ...]:
+    """(mtime, size, inode) of every config file: the loop reloads when this changes. The size
+    and inode catch two edits within one mtime tick (the kernel's clock is coarse) and an
+    editor's atomic rename."""
     files = [paths.fleet_toml, paths.routes_toml]
     if paths.agents.is_dir():
         files += sorted(paths.agents.glob("*/agent.toml"))
     out = []
     for f in files:
         with contextlib.suppress(FileNotFoundError):
-            out.append((str(f), f.stat().st_mtime_ns))
+            st = f.stat()
+            out.append((str(f), st.st_mtime_ns, st.st_size, st.st_ino))
     return tuple(out)
 
 
@@ -83,8 +86,8 @@ def run_loop(
     max_cycles: int | None = None,
 ) -> int:
     """Poll until stopped. Config edits are picked up between cycles, without a restart."""
+    seen = stamp()  # before load(): an edit landing in between is picked up next turn
     config = load()
-    seen = stamp()
     cycles = 0
     log.info("router started (pid %d): %d watches, %d routes, %d agents", os.getpid(),
              len(config.watches), len(config.routes), len(config.agents))  # fmt: skip
@@ -97,10 +100,10 @@ def run_loop(
                 poller.last_error = None
                 log.info("config reloaded: %d watches, %d routes, %d agents",
                          len(config.watches), len(config.routes), len(config.agents))  # fmt: skip
-            except ConfigError as exc:
+            except Exception as exc:  # the daemon's boundary: an edit must never kill it
                 # Keep routing with the last good config; `router status` shows the problem.
                 poller.last_error = f"config not reloaded: {exc}"
-                log.error("%s", poller.last_error)
+                log.error("%s; still running the last good config", poller.last_error)
         try:
             poller.run_once(config)
         except GitHubError as exc:
@@ -178,14 +181,36 @@ def stop(paths: FleetPaths, *, grace: float = 10.0) -> bool:
     return stopped
 
 
+def _iso(ts: float | None) -> str | None:
+    from relayfleet.router.poller import iso
+
+    return iso(ts) if isinstance(ts, (int, float)) and ts else None
+
+
+def _last_hour(st: dict[str, Any], now: float) -> tuple[int | None, int | None]:
+    """Requests and 304s in the hour before `now` (not before the router's last write: a router
+    stopped yesterday made no requests in the last hour), from the per-minute buckets."""
+    buckets = (st.get("rate_limit") or {}).get("buckets")
+    if not isinstance(buckets, list):
+        return st.get("requests_last_hour"), st.get("not_modified_last_hour")
+    rows = [b for b in buckets if isinstance(b, list) and len(b) == 3 and b[0] + 60 > now - 3600]
+    return sum(b[1] for b in rows), sum(b[2] for b in rows)
+
+
 def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
-    """`router status --json` and the `router` object of `status --json`."""
+    """`router status --json` and the `router` object of `status --json` (ARCHITECTURE 3.9)."""
     now = time.time() if now is None else now
     rec = live_pid(paths.router_pid)
     st = read_json(paths.router_status, {}) or {}
     cursor = read_json(paths.cursor, None)
     saved = cursor.get("saved_at") if isinstance(cursor, dict) else None
     last_ts = st.get("last_cycle_ts")
+    rate = {k: v for k, v in (st.get("rate_limit") or {}).items() if k != "buckets"}
+    reset = rate.get("reset")
+    paused = rate.get("paused_until")
+    paused = paused if isinstance(paused, (int, float)) and paused > now else None
+    requests, not_modified = _last_hour(st, now)
+    streams = st.get("streams") or {}
     return {
         "running": rec is not None,
         "pid": rec.pid if rec else None,
@@ -193,14 +218,29 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "last_cycle": st.get("last_cycle"),
         "last_cycle_age_s": round(now - last_ts, 1) if last_ts else None,
         "cursor_age_s": round(now - saved, 1) if saved else None,
-        "requests_last_hour": st.get("requests_last_hour"),
-        "not_modified_last_hour": st.get("not_modified_last_hour"),
-        "rate_limit_remaining": (st.get("rate_limit") or {}).get("remaining"),
-        "rate_limit": st.get("rate_limit") or {},
+        "requests_last_hour": requests,
+        "not_modified_last_hour": not_modified,
+        "rate_limit_remaining": rate.get("remaining"),
+        "rate_limit_limit": rate.get("limit"),
+        "rate_limit_reset": _iso(reset),
+        "rate_limit_reset_in_s": round(reset - now) if isinstance(reset, (int, float)) else None,
+        "paused_until": _iso(paused),
+        "pause_reason": rate.get("pause_reason") if paused else None,
+        "governor": st.get("governor", 1.0),
+        "backing_off": {
+            k: {
+                "failures": v.get("failures"),
+                "next_due": v.get("next_due"),
+                "error": v.get("error"),
+            }
+            for k, v in streams.items()
+            if v.get("failures")
+        },
+        "rate_limit": rate,
         "broken_watches": st.get("broken") or {},
         "pending": st.get("pending", 0),
         "error": st.get("error"),
-        "streams": st.get("streams") or {},
+        "streams": streams,
         "log": str(paths.router_log),
     }
 

@@ -15,13 +15,14 @@ Saving the validators before the cursor could turn the next poll into a 304 and 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from relayfleet.core.atomic import write_json_atomic
+from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
 from relayfleet.fleet.model import Route, Watch
 from relayfleet.router.cursor import Cursor, route_sig
@@ -29,6 +30,7 @@ from relayfleet.router.delivery import build_event
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.plan import Stream, plan
+from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
 
 log = logging.getLogger("relayfleet.router")
@@ -83,6 +85,8 @@ class Poller:
         clock: Callable[[], float] = time.time,
         min_period: float = 10.0,
         before_cycle: Callable[[], None] | None = None,
+        rng: Callable[[], float] = random.random,
+        cadence: Cadence | None = None,
     ) -> None:
         self.before_cycle = before_cycle
         self.client = client
@@ -91,7 +95,7 @@ class Poller:
         self.status_path = status_path
         self.clock = clock
         self.min_period = min_period
-        self.next_due: dict[str, float] = {}
+        self.schedule = Schedule(cadence or Cadence(), rng)
         self.poll_interval: dict[str, int] = {}
         self.broken: dict[str, str] = {}  # watch name -> why
         self.stream_status: dict[str, dict[str, Any]] = {}
@@ -99,6 +103,23 @@ class Poller:
         self.last_cycle: float | None = None
         self.last_error: str | None = None
         self.cycles = 0
+        self._carry_over_budget()
+
+    def _carry_over_budget(self) -> None:
+        """A restarted router keeps the last hour's request counts and the last rate-limit
+        figures (until their reset), so `status` and the budget governor do not start blind."""
+        budget = getattr(self.client, "budget", None)
+        if budget is None or self.status_path is None:
+            return
+        prev = read_json(self.status_path, {}) or {}
+        rate = prev.get("rate_limit") if isinstance(prev, dict) else None
+        if not isinstance(rate, dict):
+            return
+        budget.seed(rate.get("buckets"))
+        reset = rate.get("reset")
+        if budget.remaining is None and isinstance(reset, (int, float)) and reset > self.clock():
+            budget.limit, budget.remaining = rate.get("limit"), rate.get("remaining")
+            budget.reset, budget.resource = float(reset), rate.get("resource")
 
     # -- scheduling -----------------------------------------------------------------------
     def period(self, stream: Stream) -> float:
@@ -106,16 +127,34 @@ class Poller:
         return max(base, float(self.poll_interval.get(stream.key, 0)))
 
     def due(self, stream: Stream, now: float) -> bool:
+        if self.schedule.backing_off(stream.key, now):
+            return False  # even a new watch waits out its stream's backoff
         if any(not self.cursor.watch_ready(w.name) for w in stream.watches):
             return True  # a new watch takes its snapshot right away
-        return now >= self.next_due.get(stream.key, 0.0)
+        return now >= self.schedule.due_at(stream.key, now, self.period(stream))
 
     def seconds_until_due(self, config: RouterConfig, now: float) -> float:
-        waits = [max(0.0, self.next_due.get(s.key, 0.0) - now) for s in plan(config.watches)] or [
-            60.0
-        ]
+        waits = [60.0]
+        for s in plan(config.watches):
+            if self.due(s, now):  # (also gives a new stream its phased first slot)
+                waits.append(0.0)
+            else:
+                waits.append(max(0.0, (self.schedule.state(s.key).next_due or now) - now))
         paused = getattr(getattr(self.client, "budget", None), "paused_until", 0.0) - now
         return max(min(waits), paused, 0.0)
+
+    def _govern(self, streams: list[Stream], now: float) -> None:
+        """Stretch every period when the projected spend would eat the rate-limit budget."""
+        self.schedule.forget_except({s.key for s in streams})
+        budget = getattr(self.client, "budget", None)
+        if budget is None:
+            return
+        before = self.schedule.governor
+        bases = {s.key: self.period(s) for s in streams}
+        after = self.schedule.govern(bases, budget.remaining, budget.reset, now)
+        if (after > 1.0) != (before > 1.0) or abs(after - before) > 0.1 * before:
+            log.warning("budget governor: periods x%.2f (%s requests left until %s)",
+                        after, budget.remaining, iso(budget.reset or now))  # fmt: skip
 
     # -- the cycle ------------------------------------------------------------------------
     def run_once(self, config: RouterConfig, *, force: bool = False) -> CycleReport:
@@ -135,8 +174,10 @@ class Poller:
         self._retry_pending(report)
         fatal: GitHubError | None = None
         clean = True
+        streams = plan(config.watches)
+        self._govern(streams, now)
         try:
-            for stream in plan(config.watches):
+            for stream in streams:
                 if not (force or self.due(stream, now)):
                     continue
                 try:
@@ -197,9 +238,10 @@ class Poller:
         self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": exc.status,
                                           "error": str(exc)}  # fmt: skip
         if transient:
-            # Retried next cycle; nothing was recorded, so nothing is lost.
-            log.warning("%s: %s (retrying next cycle)", stream.key, exc)
-            self.next_due[stream.key] = now
+            # Nothing was recorded, so nothing is lost; retry with backoff, not every cycle.
+            delay = self.schedule.failed(stream.key, now)
+            log.warning("%s: %s (retry in %.0fs, failure %d)", stream.key, exc, delay,
+                        self.schedule.state(stream.key).failures)  # fmt: skip
             return
         # 404 (repo gone, renamed, no access) or another permanent 4xx: this stream's watches
         # are broken (shown by `router status`); the others keep going.
@@ -207,7 +249,7 @@ class Poller:
             self.broken[w.name] = f"HTTP {exc.status}: {exc}"
         log.error("%s: %s (watches %s marked broken)", stream.key, exc,
                   ", ".join(w.name for w in stream.watches))  # fmt: skip
-        self.next_due[stream.key] = now + max(self.period(stream), 300.0)
+        self.schedule.broken(stream.key, now, self.period(stream))
 
     def _poll(self, stream: Stream, config: RouterConfig, report: CycleReport) -> None:
         now = self.clock()
@@ -223,7 +265,7 @@ class Poller:
         )
         if page.poll_interval:
             self.poll_interval[stream.key] = int(page.poll_interval)
-        self.next_due[stream.key] = now + self.period(stream)
+        self.schedule.succeeded(stream.key, now, self.period(stream), page.status)
         for w in stream.watches:
             self.broken.pop(w.name, None)
         self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": page.status,
@@ -339,13 +381,23 @@ class Poller:
             "not_modified_last_hour": nm,
             "rate_limit": budget.to_dict() if budget else {},
             "broken": dict(self.broken),
-            "streams": {
-                k: {**v, "next_due": iso(self.next_due[k]) if k in self.next_due else None}
-                for k, v in self.stream_status.items()
-            },
+            "streams": {k: {**v, **self._sched_status(k)} for k, v in self.stream_status.items()},
+            "governor": round(self.schedule.governor, 2),
             "cursor_saved_at": self.cursor.saved_at,
             "pending": len(self.cursor.pending),
             "error": self.last_error,
+        }
+
+    def _sched_status(self, key: str) -> dict[str, Any]:
+        st = self.schedule.streams.get(key)
+        if st is None:
+            return {}
+        return {
+            "next_due": iso(st.next_due) if st.next_due is not None else None,
+            "period_s": round(st.period, 1) if st.period else None,
+            "idle_polls": st.idle_polls,
+            "failures": st.failures,
+            "retry_in_s": round(st.retry_in, 1) if st.retry_in is not None else None,
         }
 
     def write_status(self, **extra: Any) -> None:

@@ -13,9 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2 or args[0] in ("-h", "--help"):
         print("usage: python -m relayfleet.runner <fleet_root> <agent>", file=sys.stderr)
         return 2
+    # The composition root of the runner process: the runner layer does not import backends,
+    # so the local backend's credential resolver is wired in here.
+    from relayfleet.backends.local import prepare_credentials
     from relayfleet.runner.supervisor import run_agent
 
-    return run_agent(args[0], args[1])
+    return run_agent(args[0], args[1], credentials=prepare_credentials)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ class EngineSpec:
     session_id: str  # stable conversation id (uuid) for --session-id / --resume
     resume: bool  # False on the very first launch of this agent
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
-    env: dict[str, str] = field(default_factory=dict)  # extra env (resolved credentials, …)
+    # Extra env (resolved credentials, …); never in a repr, so never in a log or a traceback.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    redact: tuple[str, ...] = field(default=(), repr=False)  # values masked in session.log
 
 
 class Channel(Protocol):

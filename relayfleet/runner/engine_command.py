@@ -60,6 +60,7 @@ class PtyEngine:
             cwd=self.spec.workdir,
             dimensions=self.dimensions,
             log_path=self.spec.session_log,
+            redact=self.spec.redact,
         )
         return self.pty
 

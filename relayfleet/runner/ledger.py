@@ -19,6 +19,7 @@ agent that never acks (a plain `command` session) does not get the same event fo
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -26,11 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import read_json, write_json_atomic
+from relayfleet.core.atomic import read_json, write_atomic
 
 MAX_RESENDS = 3
-RECENT_IDS = 1000  # delivered ids kept to drop duplicates (a replaced inbox, a double hand-off)
-ACKED_IDS = 500
+# The ledger is rewritten (fsync'd) twice per delivery for weeks on end: everything in it is
+# bounded, so its size (and the cost of each write) stays flat however many events go through.
+RECENT_IDS = 512  # delivered ids kept to drop duplicates (a replaced inbox, a double hand-off)
+ACKED_IDS = 128  # recent acks, so a second ack_event can say "already acknowledged"
+GIVEN_UP_IDS = 128
+OUTCOME_CHARS = 160  # an ack's outcome is kept as a one-line summary; runner.log has it too
+MAX_PENDING = 256  # an agent that never acks: the oldest pending are given up beyond this
 
 
 @dataclass
@@ -57,7 +63,7 @@ class Ledger:
     pending: dict[str, Pending] = field(default_factory=dict)
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_IDS))
     acked: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACKED_IDS))
-    given_up: deque[str] = field(default_factory=lambda: deque(maxlen=ACKED_IDS))
+    given_up: deque[str] = field(default_factory=lambda: deque(maxlen=GIVEN_UP_IDS))
     delivered_count: int = 0
 
     # -- persistence ----------------------------------------------------------------------
@@ -75,28 +81,39 @@ class Ledger:
         led.delivering = d.get("delivering")
         led.pending = {p["id"]: Pending(**p) for p in d.get("pending", [])}
         led.recent.extend(d.get("recent", []))
-        led.acked.extend(d.get("acked", []))
+        led.acked.extend(
+            {**a, "outcome": str(a.get("outcome", ""))[:OUTCOME_CHARS]}
+            for a in d.get("acked", [])
+            if isinstance(a, dict)
+        )
         led.given_up.extend(d.get("given_up", []))
         led.delivered_count = int(d.get("delivered_count", 0))
         return led
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "launched": self.launched,
+            "offset": self.offset,
+            "last_delivered": self.last_delivered,
+            "last_delivered_at": self.last_delivered_at,
+            "delivering": self.delivering,
+            "pending": [p.to_json() for p in self.pending.values()],
+            "recent": list(self.recent),
+            "acked": list(self.acked),
+            "given_up": list(self.given_up),
+            "delivered_count": self.delivered_count,
+        }
+
     def save(self) -> None:
-        write_json_atomic(
-            self.path,
-            {
-                "session_id": self.session_id,
-                "launched": self.launched,
-                "offset": self.offset,
-                "last_delivered": self.last_delivered,
-                "last_delivered_at": self.last_delivered_at,
-                "delivering": self.delivering,
-                "pending": [p.to_json() for p in self.pending.values()],
-                "recent": list(self.recent),
-                "acked": list(self.acked),
-                "given_up": list(self.given_up),
-                "delivered_count": self.delivered_count,
-            },
-        )
+        # Compact: this file is rewritten on every delivery.
+        data = json.dumps(self.to_json(), separators=(",", ":"))
+        self.writer(self.path, data)
+
+    @staticmethod
+    def writer(path: Path, data: str) -> None:
+        """Where `save` puts the ledger (a test may point an instance elsewhere)."""
+        write_atomic(path, data)
 
     # -- delivery -------------------------------------------------------------------------
     def already_delivered(self, event_id: str) -> bool:
@@ -116,6 +133,10 @@ class Ledger:
             p.delivered_at = now
         else:
             self.pending[event_id] = Pending(event_id, start, end, now)
+            while len(self.pending) > MAX_PENDING:
+                oldest = min(self.pending.values(), key=lambda p: p.delivered_at)
+                del self.pending[oldest.id]
+                self.given_up.append(oldest.id)
             if event_id not in self.recent:
                 self.recent.append(event_id)
             self.last_delivered = event_id
@@ -135,7 +156,8 @@ class Ledger:
         if p is None:
             return False
         now = time.time() if now is None else now
-        self.acked.append({"id": event_id, "outcome": outcome[:500], "at": now})
+        summary = " ".join(outcome.split())[:OUTCOME_CHARS]
+        self.acked.append({"id": event_id, "outcome": summary, "at": now})
         self.save()
         return True
 

@@ -42,11 +42,56 @@ def sanitize(text: str, *, single_line: bool = False) -> str:
     return text
 
 
-class RotatingLog:
-    """Append-only byte log that rotates at `max_bytes`: `session.log`, `.1`, … `.{backups}`."""
+class Redactor:
+    """Masks secret values in a byte stream, even when one is split across two chunks.
 
-    def __init__(self, path: Path, *, max_bytes: int = 5 * 1024 * 1024, backups: int = 2) -> None:
+    A chunk's tail that could be the start of a secret is held back until the next chunk (or
+    `flush`) says whether it is one; everything else passes through at once.
+    """
+
+    MASK = b"***"
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        found = {s.encode() for s in secrets if len(s) >= 4}  # shorter ones would mask noise
+        self.secrets = sorted(found, key=len, reverse=True)
+        self._carry = b""
+
+    def filter(self, data: bytes) -> bytes:
+        if not self.secrets:
+            return data
+        buf = self._carry + data
+        for s in self.secrets:
+            buf = buf.replace(s, self.MASK)
+        hold = 0
+        for s in self.secrets:
+            for k in range(min(len(s) - 1, len(buf)), hold, -1):
+                if buf.endswith(s[:k]):
+                    hold = k
+                    break
+        self._carry = buf[len(buf) - hold :] if hold else b""
+        return buf[: len(buf) - hold]
+
+    def flush(self) -> bytes:
+        out, self._carry = self._carry, b""
+        return out
+
+
+class RotatingLog:
+    """Append-only byte log that rotates at `max_bytes`: `session.log`, `.1`, … `.{backups}`.
+
+    With `redact`, those values (the agent's resolved credentials) never reach the file, even if
+    the session prints them."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = 5 * 1024 * 1024,
+        backups: int = 2,
+        redact: Sequence[str] = (),
+    ) -> None:
         self.path = Path(path)
+        self._redactor = Redactor(redact) if redact else None
         self.max_bytes = max_bytes
         self.backups = backups
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +99,11 @@ class RotatingLog:
         self._size = self._fh.tell()
 
     def write(self, data: bytes) -> None:
+        if self._redactor is not None:
+            data = self._redactor.filter(data)
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
         while data:
             room = self.max_bytes - self._size
             if room <= 0:
@@ -77,6 +127,8 @@ class RotatingLog:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
+            if self._redactor is not None:
+                self._write(self._redactor.flush())
             self._fh.close()
 
 
@@ -116,13 +168,16 @@ class PtySession:
         log_path: Path | None = None,
         log_max_bytes: int = 5 * 1024 * 1024,
         log_backups: int = 2,
+        redact: Sequence[str] = (),
     ) -> PtySession:
         """Start `argv` (rows, cols = `dimensions`) in a new session / process group."""
         self = cls()
         self._loop = asyncio.get_running_loop()
         self._exit = self._loop.create_future()
         if log_path is not None:
-            self._log = RotatingLog(log_path, max_bytes=log_max_bytes, backups=log_backups)
+            self._log = RotatingLog(
+                log_path, max_bytes=log_max_bytes, backups=log_backups, redact=redact
+            )
         full_env = dict(os.environ if env is None else env)
         full_env.setdefault("TERM", "xterm-256color")
         if sys.platform == "win32":  # pragma: no cover - ConPTY path, untested on this machine

@@ -19,7 +19,7 @@ import os
 import signal
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ CHANNEL_NAME = "relay"
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # a session that ran this long resets the backoff
+# (fleet, agent, environment) -> the session's credentials: an object with `env` (dict),
+# `secrets` (values to keep out of session.log) and `cleanup()`; raises CredentialError.
+# Injected by the entry point (`python -m relayfleet.runner`), which wires in the local backend's
+# resolver: the runner does not import backends (ARCHITECTURE 2).
+CredentialsFactory = Callable[[Fleet, Agent, Mapping[str, str]], Any]
 
 
 def runner_state_file(paths: FleetPaths, agent: str) -> Path:
@@ -103,6 +108,7 @@ class Runner:
         engine_factory: Callable[[EngineSpec, Any], SessionEngine] | None = None,
         log: logging.Logger | None = None,
         backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
+        credentials: CredentialsFactory | None = None,
     ) -> None:
         self.paths = paths
         self.fleet = fleet
@@ -112,6 +118,9 @@ class Runner:
         self.log = log or setup_logging(paths.runner_log(agent.name))
         self.engine_factory = engine_factory
         self.backoff = backoff
+        self.credentials_factory = credentials
+        self.credentials: Any = None
+        self.start_error: str | None = None
         self.ledger = Ledger.load(runner_state_file(paths, agent.name))
         self.engine: SessionEngine | None = None
         self.channel: Any = None
@@ -175,7 +184,12 @@ class Runner:
             session_id=self.ledger.session_id,
             resume=self.ledger.launched,
             gateway=self.fleet.gateway,
-            env={"RELAYFLEET_AGENT": self.name, "RELAYFLEET_MCP_CONFIG": str(self.mcp_config)},
+            env={
+                **(self.credentials.env if self.credentials is not None else {}),
+                "RELAYFLEET_AGENT": self.name,
+                "RELAYFLEET_MCP_CONFIG": str(self.mcp_config),
+            },
+            redact=tuple(self.credentials.secrets) if self.credentials is not None else (),
         )
 
     # -- status ---------------------------------------------------------------------------
@@ -207,6 +221,8 @@ class Runner:
             "plugins": list(self.plugins.loaded) if self.plugins else [],
             "plugin_errors": [e.to_json() for e in self.plugins.errors] if self.plugins else [],
             "mcp_url": getattr(self, "mcp_url", None),  # the token is never written here
+            "credentials": [c.name for c in self.agent.credentials],  # names, never values
+            "error": self.start_error,
         }
 
     @staticmethod
@@ -239,6 +255,8 @@ class Runner:
         self.log.info("runner for %s starting (pid %d)", self.name, os.getpid())
         tasks: list[asyncio.Task[Any]] = []
         try:
+            if not await self._resolve_credentials():
+                return 1
             await self._start_services()
             self.write_status()
             tasks = [
@@ -256,6 +274,25 @@ class Runner:
         finally:
             self._stop.set()
             await self._shutdown(tasks)
+
+    async def _resolve_credentials(self) -> bool:
+        """All of the agent's credentials, fresh, before anything starts; False if one is missing.
+
+        The error names the credential, the agent and the reference, never a value."""
+        if self.credentials_factory is None or not self.agent.credentials:
+            return True
+        from relayfleet.core.errors import FleetError
+
+        try:
+            self.credentials = await asyncio.to_thread(
+                self.credentials_factory, self.fleet, self.agent, dict(os.environ)
+            )
+        except FleetError as exc:
+            self.start_error = str(exc)
+            self.log.error("not starting: %s", exc)
+            return False
+        self.log.info("credentials resolved: %s", [c.name for c in self.agent.credentials])
+        return True
 
     async def _start_services(self) -> None:
         from relayfleet.runner.channel import ChannelServer, write_mcp_config
@@ -338,6 +375,9 @@ class Runner:
                 await self.http_inbox.stop()
         if self.plugins is not None:
             await self.plugins.stop()
+        if self.credentials is not None:
+            with contextlib.suppress(Exception):
+                self.credentials.cleanup()
         if self.channel is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.channel.stop(), 5)
@@ -483,7 +523,7 @@ class Runner:
                 await self._deliver(TailItem(ev, p.start, p.end), resend=True)
 
 
-def run_agent(root: Path, agent_name: str) -> int:
+def run_agent(root: Path, agent_name: str, *, credentials: CredentialsFactory | None = None) -> int:
     """`python -m relayfleet.runner <root> <agent>`: load the fleet and run until signalled."""
     from relayfleet.fleet.load import load_fleet
 
@@ -495,4 +535,4 @@ def run_agent(root: Path, agent_name: str) -> int:
     except Exception as exc:
         log.error("cannot load agent %s: %s", agent_name, exc)
         raise
-    return asyncio.run(Runner(paths, fleet, agent, log=log).run())
+    return asyncio.run(Runner(paths, fleet, agent, log=log, credentials=credentials).run())

@@ -416,3 +416,45 @@ def transcript_ready(path: Path) -> bool:
         return '"type": "ready"' in path.read_text()
     except FileNotFoundError:
         return False
+
+
+def seed_remote_venv(workdir: Path) -> None:
+    """Pre-provision the host's runner venv with our dependencies (no PyPI in tests).
+
+    The backend still syncs the package, links it into the venv and checks the pinned
+    dependencies; only the `pip install` of them is skipped because they are already there.
+    """
+    import sysconfig
+
+    from relayfleet import __version__
+
+    venv = workdir / f"relayfleet-{__version__}" / "venv"
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    (site / "zz-relayfleet-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+
+ROUTES = """
+[[watch]]
+name = "wms"
+kind = "issues"
+repo = "acme/wms"
+filter = "--state open"
+poll_sec = 1
+
+[[route]]
+to = ["coder"]
+[route.match]
+watch = "wms"
+"""
+
+
+def ssh_host(sshd: Sshd, workdir: Path) -> dict:
+    return {
+        "backend": "ssh",
+        "host": f"{sshd.user}@127.0.0.1",
+        "port": sshd.port,
+        "workdir": str(workdir),
+        "key": str(sshd.client_key),
+    }

@@ -64,7 +64,6 @@ def test_a_failing_command_never_echoes_its_output() -> None:
 
 def test_ssh_agent_credentials_arrive_and_never_leak(sshd: rs.Sshd, tmp_path: Path) -> None:
     """The canary reaches the remote runner's environment and a 0600 file, and nowhere else."""
-    from test_remote_ssh import seed_remote_venv
 
     from relayfleet.backends.ssh import SshBackend
     from relayfleet.core.paths import FleetPaths
@@ -94,7 +93,7 @@ def test_ssh_agent_credentials_arrive_and_never_leak(sshd: rs.Sshd, tmp_path: Pa
     paths = FleetPaths(root)
     paths.state.mkdir(parents=True)
     (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    seed_remote_venv(workdir)
+    rs.seed_remote_venv(workdir)
     fleet = load_fleet(paths)
     backend = SshBackend()
 

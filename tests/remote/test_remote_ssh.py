@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import remote_support as rs
 
 from relayfleet.backends.sshpool import SshPool, SshTarget
-from relayfleet.backends.transports import outbox_backlog, transport_for
 from relayfleet.core.errors import BackendError
-from relayfleet.core.paths import FleetPaths
-from relayfleet.fleet.load import load_fleet
 
 pytestmark = pytest.mark.slow
 
@@ -72,89 +69,43 @@ def test_sftp_put_sets_the_mode_and_read_returns_the_bytes(sshd: rs.Sshd, tmp_pa
 # -- end to end ---------------------------------------------------------------------------------
 
 
-def seed_remote_venv(workdir: Path) -> None:
-    """Pre-provision the host's runner venv with our dependencies (no PyPI in tests).
-
-    The backend still syncs the package, links it into the venv and checks the pinned
-    dependencies; only the `pip install` of them is skipped because they are already there.
-    """
-    import sys
-    import sysconfig
-
-    from relayfleet import __version__
-
-    venv = workdir / f"relayfleet-{__version__}" / "venv"
-    base = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    (site / "zz-relayfleet-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-
-
-@pytest.fixture
-def ssh_fleet(sshd: rs.Sshd, tmp_path: Path) -> tuple[FleetPaths, Path, Path]:
-    root = tmp_path / "op"
-    workdir = tmp_path / "w"  # short: the runner binds a unix socket under it
-    transcript = tmp_path / "transcript.jsonl"
-    host = {
-        "backend": "ssh",
-        "host": f"{sshd.user}@127.0.0.1",
-        "port": sshd.port,
-        "workdir": str(workdir),
-        "key": str(sshd.client_key),
-    }
-    rs.write_fleet(
-        root,
-        name=f"s{os.getpid() % 10000}",
-        hosts={"vm": host},
-        agents={"coder": rs.fake_claude_agent(transcript, "ssh", "vm", "ssh", 8801)},
-    )
-    paths = FleetPaths(root)
-    paths.state.mkdir(parents=True, exist_ok=True)
-    # `gh fleet host trust vm` writes this file; here the test knows the key already.
-    (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    seed_remote_venv(workdir)
-    return paths, workdir, transcript
-
-
-def test_ssh_e2e(
-    ssh_fleet: tuple[FleetPaths, Path, Path],
+def test_status_of_many_agents_on_one_host_is_one_remote_command(
+    sshd: rs.Sshd, tmp_path: Path
 ) -> None:
-    """An ssh agent starts in tmux, gets a `tell`, and `stop` leaves nothing on either side."""
-    from relayfleet.backends.ssh import SshBackend
+    import io
 
-    paths, workdir, transcript = ssh_fleet
-    fleet = load_fleet(paths)
-    agent = fleet.agent("coder")
-    backend = SshBackend()
-    try:
-        st = backend.start(paths, fleet, agent)
-        assert st.running and st.detail.startswith("[ssh@vm]")
-        remote_root = workdir / "fleets" / fleet.name
-        assert (workdir / "relayfleet-0.1.0" / "src" / "relayfleet" / "runner").is_dir()
-        assert (remote_root / ".fleet" / "agents" / "coder" / "agent.toml").is_file()
+    from relayfleet.backends.sshpool import default_pool
+    from relayfleet.cli.context import Context
+    from relayfleet.cli.main import main
 
-        rs.wait_until(lambda: rs.transcript_ready(transcript), 30)
-        t = transport_for(paths, fleet, "coder")
-        landed = t.append(
-            "coder",
-            {
-                "id": "evt_tell_1",
-                "ts": "2026-01-01T00:00:00Z",
-                "source": "operator",
-                "body": "hello over ssh",
-                "metadata": {},
-            },
-        )
-        assert landed is True
-        assert t.has("coder", "evt_tell_1")
-        assert outbox_backlog(paths, "coder") == 0
-        rs.wait_until(
-            lambda: any("hello over ssh" in x for x in rs.transcript_turns(transcript)), 30
-        )
-        assert backend.status(paths, fleet, agent).running
-    finally:
-        stopped = backend.stop(paths, fleet, agent)
-    assert stopped
-    assert not backend.status(paths, fleet, agent).running
-    left = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True).stdout
-    assert left.strip() == ""
+    root = tmp_path / "op"
+    agents = {
+        f"a{i}": rs.fake_claude_agent(tmp_path / "t.jsonl", "ssh", "vm", "ssh", 8900 + i)
+        for i in range(5)
+    }
+    rs.write_fleet(root, name="st", hosts={"vm": rs.ssh_host(sshd, tmp_path / "w")}, agents=agents)
+    (root / ".fleet" / "state").mkdir(parents=True)
+    (root / ".fleet" / "state" / "known_hosts").write_text(sshd.known_hosts.read_text())
+    pool = default_pool()
+    before = pool.commands
+    out = io.StringIO()
+    ctx = Context(out=out, err=io.StringIO(), env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
+    assert main(["status", "--json"], ctx) == 0
+    rows = json.loads(out.getvalue())["agents"]
+    assert [(r["name"], r["running"], r["host"]) for r in rows] == [
+        (f"a{i}", False, "vm") for i in range(5)
+    ]
+    assert pool.commands - before == 1
+
+
+def test_the_batched_status_output_is_parsed_per_agent() -> None:
+    from relayfleet.backends.ssh import parse_status_output
+
+    text = (
+        "@pane a0 4242 0\n@pane a1 4343 1\n@pane a0 9999 0\n"
+        '@json a0\n{"pid": 4242, "delivery": "channel",\n "pending": 0}\n\n'
+        "@json a1\n\n@json a2\n{torn\n"
+    )
+    panes, facts = parse_status_output(text)
+    assert panes == {"a0": (4242, True), "a1": (4343, False)}
+    assert facts == {"a0": {"pid": 4242, "delivery": "channel", "pending": 0}}

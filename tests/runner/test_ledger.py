@@ -61,3 +61,49 @@ def test_overdue_events_come_due_oldest_first_and_resends_are_counted(tmp_path: 
         led.give_up("b")
     assert "b" not in led.pending
     assert list(led.given_up) == ["b"]
+
+
+def test_the_ledger_stays_small_after_thousands_of_events(tmp_path: Path) -> None:
+    """Weeks of traffic: 5000 events delivered (most acked, some never) keep the file bounded."""
+    from relayfleet.runner import ledger as ledger_mod
+
+    path = tmp_path / "runner-state.json"
+    led = Ledger.load(path)
+    sizes: list[int] = []
+    led.writer = lambda _path, data: sizes.append(len(data))  # type: ignore[method-assign]
+    offset = 0
+    for i in range(5000):
+        eid = f"evt_op_20261124T100000Z_{i:06d}"
+        led.begin(eid, offset, offset + 200, resend=False)
+        led.delivered(eid, offset, offset + 200, now=float(i))
+        offset += 200
+        if i % 10:  # one in ten is never acknowledged
+            led.ack(eid, "fixed it; opened a pull request with a long explanation " * 20)
+        if i % 50 == 0:
+            for p in led.due(100.0, now=float(i)):
+                led.give_up(p.id)
+    led.writer = Ledger.writer  # type: ignore[method-assign]
+    led.save()
+
+    size = path.stat().st_size
+    assert size < 64 * 1024, size
+    # Flat, not growing: the last thousand writes are no bigger than the bound either.
+    assert max(sizes[-1000:]) < 64 * 1024
+    again = Ledger.load(path)
+    assert again.delivered_count == 5000 and again.offset == 5000 * 200
+    assert len(again.recent) == ledger_mod.RECENT_IDS
+    assert again.already_delivered("evt_op_20261124T100000Z_004999")
+    assert len(again.acked) <= ledger_mod.ACKED_IDS
+    assert all(len(a["outcome"]) <= ledger_mod.OUTCOME_CHARS for a in again.acked)
+    assert len(again.pending) <= ledger_mod.MAX_PENDING
+
+
+def test_an_agent_that_never_acks_cannot_grow_pending_without_bound(tmp_path: Path) -> None:
+    from relayfleet.runner.ledger import MAX_PENDING
+
+    led = Ledger.load(tmp_path / "s.json")
+    led.writer = lambda _path, _data: None  # type: ignore[method-assign]
+    for i in range(MAX_PENDING + 10):
+        led.delivered(f"e{i}", i, i + 1, now=float(i))
+    assert len(led.pending) == MAX_PENDING
+    assert "e0" not in led.pending and "e9" in led.given_up

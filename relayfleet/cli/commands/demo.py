@@ -45,6 +45,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  cat {demo.tmp / 'up.log'}   # every process's output", file=ctx.out)
     else:
         demo.cleanup()
+        print(
+            "\nNext: `gh fleet demo --keep` to explore the fleet it built, or in your own repo:",
+            file=ctx.out,
+        )
+        print(
+            "  gh fleet init && gh fleet new-agent coder --role coder --repo you/repo", file=ctx.out
+        )
     if not result.ok:
         print("gh fleet: the demo did not go as scripted (see above)", file=ctx.err)
         return 1

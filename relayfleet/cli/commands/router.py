@@ -58,28 +58,65 @@ def _status(ctx: Context, paths: FleetPaths, *, json_out: bool) -> int:
     if json_out:
         print_json(ctx.out, st)
         return 0
-    state = f"running (pid {st['pid']})" if st["running"] else "stopped"
-    lines = [
-        f"router:          {state}",
-        f"last cycle:      {st['last_cycle'] or 'never'}",
-        f"cursor age:      {_age(st['cursor_age_s'])}",
-        f"requests (1h):   {_n(st['requests_last_hour'])}"
-        f" ({_n(st['not_modified_last_hour'])} were 304, free)",
-        f"rate limit left: {_n(st['rate_limit_remaining'])}",
-    ]
-    if st["pending"]:
-        lines.append(f"pending:         {st['pending']} event(s) waiting for a transport")
-    if st["broken_watches"]:
-        lines.append("broken watches:")
-        lines += [f"  {w}: {why}" for w, why in sorted(st["broken_watches"].items())]
-    if st["error"]:
-        lines.append(f"last error:      {st['error']}")
-    ctx.out.write("\n".join(lines) + "\n")
+    ctx.out.write("\n".join(status_lines(st)) + "\n")
     return 0
 
 
+def status_lines(st: dict[str, Any]) -> list[str]:
+    """`router status` as aligned `label: value` lines (the figures of `--json`, readable)."""
+    state = f"running (pid {st['pid']})" if st["running"] else "stopped"
+    last = st["last_cycle"] or "never"
+    if st["last_cycle"] and st.get("last_cycle_age_s") is not None:
+        last += f" ({_age(st['last_cycle_age_s'])} ago)"
+    rate = "-"
+    if st["rate_limit_remaining"] is not None:
+        rate = f"{st['rate_limit_remaining']}"
+        if st.get("rate_limit_limit") is not None:
+            rate += f" of {st['rate_limit_limit']}"
+        if st.get("rate_limit_reset"):
+            rate += f", resets {st['rate_limit_reset']}"
+            if (st.get("rate_limit_reset_in_s") or 0) > 0:
+                rate += f" (in {_age(st['rate_limit_reset_in_s'])})"
+    paused = "no"
+    if st.get("paused_until"):
+        paused = f"{st['paused_until']} ({st.get('pause_reason') or 'rate limit'})"
+    rows = [
+        ("router", state),
+        ("last cycle", last),
+        ("cursor age", "no cursor yet" if st["cursor_age_s"] is None else _age(st["cursor_age_s"])),
+        ("requests (1h)", f"{_n(st['requests_last_hour'])}"
+         f" ({_n(st['not_modified_last_hour'])} were 304, free)"),
+        ("rate limit left", rate),
+        ("paused until", paused),
+    ]  # fmt: skip
+    governor = st.get("governor") or 1.0
+    if governor > 1.0:
+        rows.append(("cadence", f"stretched x{governor:g} to stay within the rate limit"))
+    for key, b in sorted((st.get("backing_off") or {}).items()):
+        why = f": {b['error']}" if b.get("error") else ""
+        tries = f"{b.get('failures')} failure(s), next try {b.get('next_due') or '?'}"
+        rows.append(("backing off", f"{key}: {tries}{why}"))
+    if st["pending"]:
+        rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
+    broken = st["broken_watches"]
+    rows.append(("broken watches", str(len(broken)) if broken else "none"))
+    if st["error"]:
+        rows.append(("last error", st["error"]))
+    width = max(len(k) for k, _ in rows) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in rows]
+    lines += [f"  {w}: {why}" for w, why in sorted(broken.items())]
+    return lines
+
+
 def _age(s: float | None) -> str:
-    return "no cursor yet" if s is None else f"{s:.0f}s"
+    if s is None:
+        return "-"
+    s = abs(s)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
 
 
 def _n(v: Any) -> str:

@@ -35,13 +35,16 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
     `delivery` is the path into the session in use (`channel` or `pty`); `pending` is what was
     delivered and not yet acknowledged; `inbox_events` counts the inbox's lines.
     """
+    from relayfleet.backends.registry import status_all
     from relayfleet.cli.agent_facts import runner_facts
 
     paths = ctx.paths
+    # One remote command per ssh host for the whole table, not one per agent.
+    batched = status_all(paths, fleet, [fleet.agents[n] for n in sorted(fleet.agents)])
     rows = []
     for name in sorted(fleet.agents):
         a = fleet.agents[name]
-        row = runner_facts(paths, fleet, a)
+        row = runner_facts(paths, fleet, a, batched.get(name))
         row["inbox_transport"] = a.runtime.inbox_transport
         row["inbox_events"] = _line_count(paths.inbox(name))
         rows.append(row)
@@ -84,8 +87,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         f"cursor age {'-' if age is None else f'{age:.0f}s'}",
         file=ctx.out,
     )
-    if router["broken_watches"]:
-        print("broken watches: " + ", ".join(sorted(router["broken_watches"])), file=ctx.out)
+    if router["last_cycle"]:
+        left = router.get("rate_limit_remaining")
+        print(
+            f"github: {router['requests_last_hour']} request(s) in the last hour "
+            f"({router['not_modified_last_hour']} were 304); rate limit "
+            f"{'-' if left is None else left} left"
+            + (f", resets {router['rate_limit_reset']}" if router.get("rate_limit_reset") else "")
+            + (f"; paused until {router['paused_until']}" if router.get("paused_until") else ""),
+            file=ctx.out,
+        )
+    for name, why in sorted(router["broken_watches"].items()):
+        print(f"broken watch {name}: {why}", file=ctx.out)
     if not agents:
         print("no agents yet (gh fleet new-agent <name> --role coder)", file=ctx.out)
         return 0

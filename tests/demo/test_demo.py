@@ -1,0 +1,102 @@
+"""`gh fleet demo`: the whole pipeline offline, run as a newcomer would, in fast mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GH_FLEET, git_env
+
+pytestmark = pytest.mark.slow
+
+
+def processes_mentioning(needle: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def test_demo_plays_the_story_and_leaves_nothing_behind(tmp_path: Path, home: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = git_env(home, TMPDIR=str(scratch))
+
+    proc = subprocess.run(
+        [str(GH_FLEET), "demo", "--fast"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    # Every hop of the story is shown: GitHub, the router, the session.
+    assert "assigned to @acme-coder" in out
+    assert re.search(r"coder\s+turn via (channel|pty)", out)
+    assert re.search(r"reviewer\s+turn via (channel|pty)", out)
+    assert re.search(r"manager\s+turn via (channel|pty)", out)
+    assert "kill -9" in out
+    assert "blocked by the association gate" in out
+    # The summary is the acceptance check.
+    assert "events delivered      3 of 3 expected, 0 duplicates" in out
+    assert "gate                  1 of 1 outside items blocked" in out
+    assert "backlog replayed      0" in out
+    m = re.search(r"GitHub API requests\s+(\d+) .* vs (\d+) the naive way", out)
+    assert m and int(m.group(1)) < int(m.group(2))
+    # Nothing left behind: no temp fleet, no socket, no process. (Runners with long state paths
+    # keep their attach socket in a per-user dir under TMPDIR; it must be empty again.)
+    leftovers = [
+        p for p in scratch.rglob("*") if not (p.is_dir() and p.name.startswith("relayfleet-"))
+    ]
+    assert leftovers == []
+    assert processes_mentioning(str(scratch)) == []
+
+
+def test_demo_keep_leaves_an_explorable_fleet(tmp_path: Path, home: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = git_env(home, TMPDIR=str(scratch))
+
+    proc = subprocess.run(
+        [str(GH_FLEET), "demo", "--fast", "--keep"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = [p for p in scratch.iterdir() if p.name.startswith("fleet-demo-")]
+    assert len(kept) == 1
+    root = kept[0] / "fleet"
+    assert f"The fleet is kept in {root}" in proc.stdout
+    assert processes_mentioning(str(scratch)) == []
+    listing = subprocess.run(
+        [str(GH_FLEET), "list", "--json"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "coder" in listing.stdout
+    inbox = subprocess.run(
+        [str(GH_FLEET), "inbox", "coder", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert inbox.returncode == 0, inbox.stderr
+    assert "acme/widgets" in inbox.stdout
