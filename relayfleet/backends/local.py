@@ -83,6 +83,12 @@ def prepare_credentials(fleet: Fleet, agent: Agent, env: Mapping[str, str]) -> L
     """
     from relayfleet.backends.credentials import box_dir, place_files, resolve
 
+    if agent.runtime.backend in ("ssh", "docker"):
+        # The backend resolved them on the operator's machine and already delivered them (env
+        # via envexec, files with their modes): re-resolving here would look for the sources
+        # on the wrong machine. Only the names are known here, for redaction.
+        names = [c.as_env or c.from_env for c in agent.credentials if c.as_env or c.from_env]
+        return LocalCredentials(env={}, secrets=[env[n] for n in names if env.get(n)])
     _check_local_files(agent)
     resolved = resolve(agent, env)
     out = LocalCredentials(env=dict(resolved.env), secrets=resolved.values())
@@ -229,7 +235,7 @@ class LocalBackend:
         if rec is None or extra.get("pid") not in (None, rec.pid):
             extra = {
                 k: extra[k]
-                for k in ("restarts", "last_delivered", "last_delivered_at")
+                for k in ("restarts", "last_delivered", "last_delivered_at", "error")
                 if k in extra
             }
         return RunnerStatus(

@@ -45,6 +45,7 @@ def runner_facts(
             "error": str(exc),
         }
     x = dict(st.extra)
+    engine = x.get("engine") if st.running and isinstance(x.get("engine"), dict) else {}
     now = time.time()
     started = x.get("started_at") or st.started_at
     errors = x.get("plugin_errors") or []
@@ -66,6 +67,16 @@ def runner_facts(
         "plugins": x.get("plugins", []),
         "plugin_errors": errors,
         "detail": st.detail,
+        # What the session engine says about itself (runner.json "engine"): the delivery path
+        # and why (a channel notice), whether the session's MCP client is connected, …
+        "session_pid": x.get("session_pid") if st.running else None,
+        "channel_connected": engine.get("channel_connected"),
+        "channel_notice": engine.get("channel_notice"),
+        "engine": engine,
+        "delivered": x.get("delivered"),
+        "last_exit": x.get("last_exit"),
+        "credentials": [c.name for c in agent.credentials],
+        "error": x.get("error") or None,
     }
 
 

@@ -21,6 +21,8 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 `--fake-crash-after N` / `FAKE_CLAUDE_CRASH_AFTER`;
 `--fake-slow-start S` / `FAKE_CLAUDE_SLOW_START`;
 `FAKE_CLAUDE_TRUST_DIALOG=1`, `FAKE_CLAUDE_APIKEY_DIALOG=1`; `FAKE_CLAUDE_NO_ACK=1`;
+`FAKE_CLAUDE_FOLD_NOTICES=1` registers the channel without the startup notice (2.1.331 may fold
+notices away: only `--debug-file` then says "Channel notifications registered");
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
@@ -112,6 +114,14 @@ class FakeClaude:
         if self.transcript is not None:
             with open(self.transcript, "a") as fh:
                 fh.write(line)
+
+    def debug(self, message: str) -> None:
+        """One line of `--debug-file`, in the real client's shape (ISO time, level, text)."""
+        if not self.args.debug_file:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+        with open(self.args.debug_file, "a") as fh:
+            fh.write(f"{stamp} [DEBUG] {message}\n")
 
     def prompt(self) -> None:
         """The idle prompt box; the cursor is left inside it, after `❯ `."""
@@ -385,18 +395,27 @@ class FakeClaude:
                 self.record(type="exit", code=1, reason="dev-channels-declined")
                 return 1
         self.out("\x1b[2J\x1b[H✻ Welcome to Claude Code (fake)\n")
+        self.debug(f"Session {self.session_id} starting")
         source = await self.connect_mcp()
+        if source:
+            self.debug(f'MCP server "{source}": Successfully connected to http server')
         wanted = {e.removeprefix("server:") for e in self.dev_channels}
         if self.dev_channels and self.no_channels:
+            self.debug(
+                f'MCP server "{source}": Channel notifications skipped: '
+                "Channels are not currently available"
+            )
             joined = " ".join(self.dev_channels)
             self.out(f"▎ --dangerously-load-development-channels ignored ({joined})\n")
             self.out("▎ Channels are not currently available\n")
         elif source and source in wanted:
             self.channels_on = True
-            self.out(
-                f"Channels (experimental) messages from server:{source} inject directly in "
-                "this session · use with care\n"
-            )
+            self.debug(f'MCP server "{source}": Channel notifications registered')
+            if not env_flag("FAKE_CLAUDE_FOLD_NOTICES"):
+                self.out(
+                    f"Channels (experimental) messages from server:{source} inject directly in "
+                    "this session · use with care\n"
+                )
         self.record(type="ready", channels=self.channels_on)
         self.out("\x1b[?2004h")
         self.prompt()

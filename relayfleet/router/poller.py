@@ -103,19 +103,29 @@ class Poller:
         self.last_cycle: float | None = None
         self.last_error: str | None = None
         self.cycles = 0
-        self._carry_over_budget()
+        self._carry_over()
 
-    def _carry_over_budget(self) -> None:
-        """A restarted router keeps the last hour's request counts and the last rate-limit
-        figures (until their reset), so `status` and the budget governor do not start blind."""
-        budget = getattr(self.client, "budget", None)
-        if budget is None or self.status_path is None:
+    def _carry_over(self) -> None:
+        """A restarted router keeps what its predecessor learnt (status file): broken watches
+        (until their stream answers again), the last hour's request counts, a pause, and the
+        rate-limit figures until their reset, so `status` and the governor do not start blind."""
+        if self.status_path is None:
             return
         prev = read_json(self.status_path, {}) or {}
-        rate = prev.get("rate_limit") if isinstance(prev, dict) else None
-        if not isinstance(rate, dict):
+        if not isinstance(prev, dict):
+            return
+        broken = prev.get("broken")
+        if isinstance(broken, dict):
+            self.broken.update({str(k): str(v) for k, v in broken.items()})
+        budget = getattr(self.client, "budget", None)
+        rate = prev.get("rate_limit")
+        if budget is None or not isinstance(rate, dict):
             return
         budget.seed(rate.get("buckets"))
+        paused = rate.get("paused_until")
+        if isinstance(paused, (int, float)) and paused > self.clock():
+            # A restart must not walk straight back into a secondary limit.
+            budget.pause(float(paused), str(rate.get("pause_reason") or "paused"))
         reset = rate.get("reset")
         if budget.remaining is None and isinstance(reset, (int, float)) and reset > self.clock():
             budget.limit, budget.remaining = rate.get("limit"), rate.get("remaining")

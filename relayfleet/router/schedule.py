@@ -8,8 +8,8 @@
   failures), at least `backoff_floor`: a GitHub outage is not hammered every cycle, and many
   streams (or routers) do not come back in lockstep. The first success resets it.
 - **Idle stretching.** A 304 is free in rate-limit points but still a request (secondary limits,
-  GitHub's CPU budget). After `idle_after` consecutive 304s the period grows by `idle_growth` per
-  further 304, capped at `idle_max_factor` x the stream's own period AND at `idle_ceiling`
+  GitHub's CPU budget). After `idle_after` consecutive 304s (five quiet minutes for a 30 s watch:
+  an active repo rarely gets there) the period grows by `idle_growth` per further 304, capped at `idle_max_factor` x the stream's own period AND at `idle_ceiling`
   seconds (unless the watch itself is slower): a 30 s watch stretches to at most 120 s, a 120 s
   watch to 300 s, a 240 s watch to 300 s, a 600 s watch not at all. So the worst extra latency
   of the first change after a quiet spell is bounded and small; the first 200 snaps it back.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Cadence:
     jitter: float = 0.1
-    idle_after: int = 3
+    idle_after: int = 10
     idle_growth: float = 1.5
     idle_max_factor: float = 4.0
     idle_ceiling: float = 300.0

@@ -11,10 +11,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import struct
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Viewer -> runner messages are framed: 1 byte kind, 2 bytes big-endian length, payload.
+# `d` keystrokes; `w` the viewer's terminal size (rows, cols as two big-endian u16).
+FRAME_DATA = b"d"
+FRAME_WINSIZE = b"w"
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("!H", len(payload)) + payload
+
+
+def winsize_frame(rows: int, cols: int) -> bytes:
+    return frame(FRAME_WINSIZE, struct.pack("!HH", rows, cols))
+
+
+def data_frames(data: bytes) -> bytes:
+    return b"".join(frame(FRAME_DATA, data[i : i + 65535]) for i in range(0, len(data), 65535))
+
 
 REPLAY_BYTES = 64 * 1024  # screen history sent on attach, so the human sees where things stand
 MAX_BUFFERED = 4 * 1024 * 1024  # a viewer this far behind is dropped, never the session
@@ -55,12 +74,14 @@ class AttachServer:
         current_pty: Callable[[], Any],
         on_change: Callable[[int], None],
         on_submit: Callable[[], None] | None = None,
+        on_resize: Callable[[tuple[int, int] | None], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.hub = hub
         self.current_pty = current_pty  # the live PtySession, or None between restarts
         self.on_change = on_change  # told the number of attached viewers
         self.on_submit = on_submit  # the human pressed Enter in the session
+        self.on_resize = on_resize  # a viewer's size; None when the last one detached
         self.clients = 0
         self._server: asyncio.AbstractServer | None = None
 
@@ -93,9 +114,19 @@ class AttachServer:
             writer.write(self.hub.replay())
             self.hub.listen(forward)
             while True:
-                data = await reader.read(4096)
-                if not data:
+                try:
+                    head = await reader.readexactly(3)
+                    payload = await reader.readexactly(struct.unpack("!H", head[1:])[0])
+                except asyncio.IncompleteReadError:
                     break
+                if head[:1] == FRAME_WINSIZE and len(payload) == 4:
+                    rows, cols = struct.unpack("!HH", payload)
+                    if rows and cols and self.on_resize is not None:
+                        self.on_resize((rows, cols))
+                    continue
+                if head[:1] != FRAME_DATA:
+                    continue
+                data = payload
                 pty = self.current_pty()
                 if pty is not None:
                     with contextlib.suppress(OSError, ProcessLookupError):
@@ -107,6 +138,8 @@ class AttachServer:
         finally:
             self.hub.unlisten(forward)
             self.clients -= 1
+            if self.clients == 0 and self.on_resize is not None:
+                self.on_resize(None)  # back to the session's own size
             self.on_change(self.clients)
             with contextlib.suppress(Exception):
                 writer.close()

@@ -12,6 +12,7 @@ a "Channels are not currently available" / "ignored" notice, or no announcement,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from typing import Any
 
@@ -39,6 +40,69 @@ ANSWERS = {
 }
 
 
+DEBUG_FILE = "claude-debug.log"
+DEBUG_MAX_BYTES = 8 * 1024 * 1024  # the debug file is cut back past this (weeks of a session)
+# Lines of Claude Code's --debug-file that say whether our channel registered (research §1.3).
+DEBUG_REGISTERED = ("Channel notifications registered", "Channel notifications re-registered")
+DEBUG_REFUSED = (
+    "Channel notifications skipped",
+    "Channels are not currently available",
+    "development-channels ignored",
+    "blocked by org policy",
+)
+
+
+class DebugLog:
+    """Follows the session's `--debug-file` for channel registration, from where a launch began.
+
+    The newest verdict wins: a reconnect logs a re-registration, a later refusal turns it off.
+    The file is cut back when it grows past `max_bytes` (Claude Code appends to it).
+    """
+
+    def __init__(self, path: Any, *, max_bytes: int = DEBUG_MAX_BYTES) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.registered = False
+        self.refusal: str | None = None
+        self._partial = b""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        if size > max_bytes:  # between two launches: keep the last one's log as .1
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            size = 0
+        self.offset = size  # only what this launch writes counts
+
+    def scan(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < self.offset:  # truncated under us: start over
+                    self.offset, self._partial = 0, b""
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return
+        self.offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            if any(m in line for m in DEBUG_REGISTERED):
+                self.registered, self.refusal = True, None
+            else:
+                hit = next((m for m in DEBUG_REFUSED if m in line), None)
+                if hit:  # the reason as logged, e.g. "… skipped: Channels are not …"
+                    self.registered, self.refusal = False, line[line.index(hit) :].strip()[:200]
+        if self.offset > self.max_bytes:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, 0)
+            self.offset, self._partial = 0, b""
+
+
 class SessionStartError(BackendError):
     """The session did not reach its idle prompt."""
 
@@ -56,6 +120,12 @@ class ClaudeEngine(PtyEngine):
         self.screen = Screen(*self.dimensions)
         self.notice: str | None = None  # why channels are off, when they are
         self.launched_with: list[str] = []
+        self.debug = DebugLog(self.debug_path)
+        self.confirmed_by: str | None = None  # "screen" | "debug-file": how the channel was seen
+
+    @property
+    def debug_path(self) -> Any:
+        return self.spec.state_dir / DEBUG_FILE
 
     # -- launch --------------------------------------------------------------------------------
 
@@ -73,6 +143,8 @@ class ClaudeEngine(PtyEngine):
             argv += ["--append-system-prompt-file", str(persona)]
         if claude.remote_control:
             argv += ["--remote-control", self.spec.agent.name]
+        # Where "Channel notifications registered/skipped" is written (research §6).
+        argv += ["--debug-file", str(self.debug_path)]
         return argv
 
     def env(self) -> dict[str, str]:
@@ -94,6 +166,7 @@ class ClaudeEngine(PtyEngine):
 
     async def _launch(self, resume: bool) -> None:
         self.screen = Screen(*self.dimensions)
+        self.debug = DebugLog(self.debug_path)  # every (re)launch is judged on its own lines
         self.launched_with = self.argv(resume=resume)
         pty = await self.spawn(self.launched_with, self.env())
         pty.subscribe(self.screen.feed)
@@ -182,18 +255,41 @@ class ClaudeEngine(PtyEngine):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.channel_timeout
         while loop.time() < deadline:
-            self.notice = self.screen.channels_unavailable()
+            self.debug.scan()
+            self.notice = self.screen.channels_unavailable() or self.debug.refusal
             if self.notice:
                 return DELIVERY_PTY
-            if self.channel.connected() and self.screen.channels_registered():
-                return DELIVERY_CHANNEL
+            if self.channel.connected():
+                if self.screen.channels_registered():
+                    self.confirmed_by = "screen"
+                    return DELIVERY_CHANNEL
+                if self.debug.registered:
+                    self.confirmed_by = "debug-file"
+                    return DELIVERY_CHANNEL
             await self.screen.changed(0.2)
         self.notice = self.notice or "channel not announced by the session"
         return DELIVERY_PTY
 
     # -- delivery ------------------------------------------------------------------------------
 
+    def resize(self, rows: int, cols: int) -> None:
+        super().resize(rows, cols)
+        self.screen.resize(rows, cols)  # the screen we read dialogs from must match the PTY
+
+    def recheck(self) -> None:
+        """Follow the debug file after start: a refusal (a reconnect that did not re-register)
+        switches to PTY typing, a re-registration switches back to the channel."""
+        was = (self.debug.registered, self.debug.refusal)
+        self.debug.scan()
+        if (self.debug.registered, self.debug.refusal) == was:
+            return
+        if self.debug.refusal:
+            self._delivery, self.notice = DELIVERY_PTY, self.debug.refusal
+        elif self.debug.registered:
+            self._delivery, self.notice, self.confirmed_by = DELIVERY_CHANNEL, None, "debug-file"
+
     async def deliver(self, event: dict[str, Any], *, resend: bool = False) -> None:
+        self.recheck()
         if self._delivery == DELIVERY_CHANNEL and (
             self.channel.connected() or await self._reconnected(5.0)
         ):
@@ -231,6 +327,7 @@ class ClaudeEngine(PtyEngine):
         st = super().status()
         st["channel_connected"] = self.channel.connected()
         st["channel_notice"] = self.notice
+        st["channel_confirmed_by"] = self.confirmed_by
         return st
 
 

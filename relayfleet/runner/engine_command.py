@@ -6,6 +6,7 @@ can watch (`pty.subscribe`), attach a human to (`pty.write`, `pty.held`) and res
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class PtyEngine:
         self.channel = channel
         self.pty: PtySession | None = None
         self._delivery = DELIVERY_PTY
+        self.settled: bool | None = None
+        self.ready_after: float | None = None
 
     @property
     def delivery(self) -> str:
@@ -69,6 +72,11 @@ class PtyEngine:
             raise RuntimeError("the session has not been started")
         return self.pty
 
+    def resize(self, rows: int, cols: int) -> None:
+        """The session's terminal size (an attached viewer's, or back to `dimensions`)."""
+        if self.pty is not None:
+            self.pty.resize(rows, cols)
+
     async def wait(self) -> int:
         return await self._require_pty().wait()
 
@@ -78,7 +86,8 @@ class PtyEngine:
 
     def status(self) -> dict[str, Any]:
         """What `gh fleet status` shows about the session."""
-        return {
+        extra = {"ready_after_s": self.ready_after} if self.ready_after is not None else {}
+        return extra | {
             "delivery": self.delivery,
             "session_pid": self.pty.pid if self.pty else None,
             "bracketed_paste": bool(self.pty and self.pty.bracketed_paste),
@@ -94,6 +103,7 @@ class CommandEngine(PtyEngine):
     """
 
     enter_delay = 0.05
+    ready_timeout = 15.0  # a program that never settles is typed into anyway after this
 
     async def start(self) -> None:
         cmd = [*self.spec.agent.claude.command, *self.spec.agent.claude.args]
@@ -102,7 +112,13 @@ class CommandEngine(PtyEngine):
         env = self.base_env()
         if self.spec.mcp_url:
             env["RELAYFLEET_MCP_CONFIG"] = str(self.write_mcp_config())
-        await self.spawn(cmd, env)
+        pty = await self.spawn(cmd, env)
+        # Ready only once the program has settled (drawn its prompt, taken raw mode, and is
+        # waiting): an event typed before a raw-mode switch would be flushed away unseen.
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self.settled = await pty.settle(timeout=self.ready_timeout)
+        self.ready_after = round(loop.time() - began, 3)
 
     async def deliver(self, event: dict[str, Any], *, resend: bool = False) -> None:
         pty = self._require_pty()

@@ -154,6 +154,7 @@ class PtySession:
         self._released.set()
         self._tail = b""  # last bytes seen, so a mode switch split across reads is still found
         self._type_lock = asyncio.Lock()
+        self.output_count = 0  # chunks read so far (readiness: "has it drawn anything yet?")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -312,6 +313,7 @@ class PtySession:
         self._loop.call_soon_threadsafe(self._eof.set)
 
     def _feed(self, data: bytes) -> None:
+        self.output_count += 1
         window = self._tail + data
         on, off = window.rfind(BRACKETED_ON), window.rfind(BRACKETED_OFF)
         if on != off:  # the later of the two switches wins
@@ -380,6 +382,80 @@ class PtySession:
             await self._released.wait()
             self.write(ENTER)
         return clean
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def tty_mode(self) -> list[Any] | None:
+        """The terminal's current modes (the slave's termios, read through the master)."""
+        if self._fd < 0 or sys.platform == "win32":
+            return None
+        import termios
+
+        try:
+            return termios.tcgetattr(self._fd)
+        except (OSError, termios.error):
+            return None
+
+    def tree_waiting(self) -> bool | None:
+        """Whether every thread of the program and its descendants is asleep (blocked waiting,
+        most likely for input); None where /proc cannot say."""
+        if sys.platform != "linux":
+            return None
+        todo, seen = [self.pid], False
+        while todo:
+            pid = todo.pop()
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                base = f"/proc/{pid}/task/{tid}"
+                try:
+                    with open(f"{base}/stat") as fh:
+                        state = fh.read().rsplit(")", 1)[1].split()[0]
+                    with open(f"{base}/children") as fh:
+                        todo.extend(int(k) for k in fh.read().split())
+                except (OSError, IndexError, ValueError):
+                    continue
+                seen = True
+                if state not in ("S", "Z", "I"):
+                    return False
+        return True if seen else None
+
+    async def settle(
+        self,
+        *,
+        quiet: float = 0.15,
+        silent_quiet: float = 0.4,
+        timeout: float = 15.0,
+        step: float = 0.03,
+    ) -> bool:
+        """Wait until the program is ready for typed input; False on timeout or exit.
+
+        Ready means: for `quiet` seconds nothing was printed, the terminal modes did not change
+        and the program was blocked waiting. A program that typically switches to raw mode with
+        TCSAFLUSH (the default of `tty.setraw`) discards whatever was typed before, so typing
+        before that switch loses the event. A program that has shown nothing and kept the
+        inherited modes must stay waiting for the longer `silent_quiet` (it may be loading).
+        Bracketed paste switched on is the program saying it is ready: `quiet` applies then too.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        initial = self.tty_mode()
+        seen = (self.output_count, initial)
+        since = loop.time()
+        while loop.time() < deadline:
+            if not self.alive():
+                return False
+            now = loop.time()
+            state = (self.output_count, self.tty_mode())
+            if state != seen or self.tree_waiting() is False:
+                seen, since = state, now
+            acted = self.output_count > 0 or state[1] != initial or self.bracketed_paste
+            if now - since >= (quiet if acted else silent_quiet):
+                return True
+            await asyncio.sleep(step)
+        return False
 
     def resize(self, rows: int, cols: int) -> None:
         if sys.platform == "win32":  # pragma: no cover

@@ -38,6 +38,7 @@ CHANNEL_NAME = "relay"
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # a session that ran this long resets the backoff
+HOUSEKEEPING_EVERY = 60.0
 # (fleet, agent, environment) -> the session's credentials: an object with `env` (dict),
 # `secrets` (values to keep out of session.log) and `cleanup()`; raises CredentialError.
 # Injected by the entry point (`python -m relayfleet.runner`), which wires in the local backend's
@@ -136,7 +137,9 @@ class Runner:
             self._current_pty,
             self._on_attach,
             self.ledger.mark_launched,  # a human's turn starts the conversation too
+            self._on_resize,
         )
+        self._attach_size: tuple[int, int] | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()  # an engine is up and accepting deliveries
         self._detached = asyncio.Event()
@@ -161,6 +164,23 @@ class Runner:
             self._detached.set()
         self.log.info("attach: %d viewer(s)", clients)
         self._status_dirty.set()
+
+    def _on_resize(self, size: tuple[int, int] | None) -> None:
+        """An attached viewer's terminal size (SIGWINCH); None restores the session's own."""
+        self._attach_size = size
+        if self._ready.is_set():
+            self._apply_size(self.engine)
+
+    def _apply_size(self, engine: Any) -> None:
+        size = self._attach_size or getattr(engine, "dimensions", None)
+        if size is None:
+            return
+        resize = getattr(engine, "resize", None)
+        pty = getattr(engine, "pty", None)
+        if resize is not None:
+            resize(*size)
+        elif pty is not None:
+            pty.resize(*size)
 
     def _on_ack(self, event_id: str, outcome: str) -> None:
         self.log.info("acked %s: %s", event_id, outcome[:200])
@@ -245,6 +265,26 @@ class Runner:
             await asyncio.to_thread(self.write_status)
             await asyncio.sleep(0.2)
 
+    async def _housekeeping_loop(self, every: float = HOUSEKEEPING_EVERY) -> None:
+        """Bounded state for weeks of running, and a fresh look at the channel's registration
+        (the debug file) so `status` shows the path in use even between deliveries."""
+        from relayfleet.runner.housekeeping import trim_plugin_state
+
+        while True:
+            try:
+                for p in await asyncio.to_thread(trim_plugin_state, self.state_dir):
+                    self.log.info("cut %s back to its newest lines", p.name)
+                recheck = getattr(self.engine, "recheck", None) if self._ready.is_set() else None
+                if recheck is not None:
+                    before = self.engine.delivery if self.engine is not None else None
+                    recheck()
+                    if self.engine is not None and self.engine.delivery != before:
+                        self.log.info("delivery path now %s", self.engine.delivery)
+                        self._status_dirty.set()
+            except Exception as exc:  # housekeeping never takes the runner down
+                self.log.warning("housekeeping: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(every)
+
     # -- main -----------------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -264,6 +304,7 @@ class Runner:
                 asyncio.create_task(self._deliver_loop(), name="deliver"),
                 asyncio.create_task(self._resend_loop(), name="resend"),
                 asyncio.create_task(self._status_loop(), name="status"),
+                asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
             ]
             stop = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -419,6 +460,8 @@ class Runner:
                 if pty is not None:
                     pty.subscribe(self.hub.feed)
                     pty.held = self.attach.attached
+                if self._attach_size is not None:  # restarted while someone is attached
+                    self._apply_size(engine)
                 self._ready.set()
                 self._status_dirty.set()
                 self.log.info(

@@ -109,3 +109,54 @@ def test_backends_that_are_not_installed_fail_clearly() -> None:
     with pytest.raises(BackendError, match="unknown backend 'k8s'"):
         backend_named("k8s")
     assert backend_named("local").name == "local"
+
+
+# Reports its terminal size at start and on every SIGWINCH.
+SIZE_SESSION = """\
+import json, os, signal, sys, time
+out = sys.argv[1]
+def report(*_):
+    rows, cols = os.get_terminal_size(0).lines, os.get_terminal_size(0).columns
+    with open(out, "a") as f:
+        f.write(json.dumps({"type": "size", "rows": rows, "cols": cols}) + "\\n")
+signal.signal(signal.SIGWINCH, report)
+report()
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.mark.slow
+def test_attach_passes_the_terminal_size_through_and_restores_it_on_detach(tmp_path: Path) -> None:
+    from fleetkit import PY, read_transcript
+    from ptyprocess import PtyProcess
+
+    fleet = make_fleet(tmp_path / "fleet")
+    script = fleet.root / "size_session.py"
+    script.write_text(SIZE_SESSION)
+    sizes_file = fleet.root / "sizes.jsonl"
+    fleet.add_agent("coder", [PY, str(script), str(sizes_file)])
+
+    def sizes() -> list[tuple[int, int]]:
+        return [(t["rows"], t["cols"]) for t in read_transcript(sizes_file)]
+
+    try:
+        assert run_cli(fleet, "start", "coder")[0] == 0
+        assert sizes()[-1] == (50, 200)  # the session's own size
+        env = {**os.environ, "FLEET_ROOT": str(fleet.root)}
+        term = PtyProcess.spawn(
+            [sys.executable, "-m", "relayfleet", "attach", "coder"], env=env, dimensions=(30, 100)
+        )
+        try:
+            wait_until(lambda: sizes()[-1] == (30, 100))  # drawn for the attached terminal
+            term.setwinsize(40, 120)  # the human resizes their window: SIGWINCH
+            wait_until(lambda: sizes()[-1] == (40, 120))
+            term.write(b"\x1d")  # detach
+            wait_until(lambda: not term.isalive())
+        finally:
+            term.close(force=True)
+        wait_until(lambda: sizes()[-1] == (50, 200))  # restored for the runner's own reading
+        st = read_json(fleet.paths.runner_status("coder"))
+        assert pid_alive(st["pid"]) and pid_alive(st["session_pid"])
+    finally:
+        run_cli(fleet, "stop", "coder")

@@ -189,10 +189,8 @@ def test_fake_claude_in_the_command_engine_gets_events_and_stop_kills_everything
     )
     rc, out, err = run_cli(fleet, "start", "fake")
     assert rc == 0, err
-    # The `command` engine knows nothing of the program's start-up (the `claude` engine waits for
-    # the idle prompt); the fake switches its terminal to raw mode, which discards typed-ahead
-    # input, so wait until it is ready, as a human would.
-    wait_until(lambda: any(t["type"] == "ready" for t in read_transcript(transcript)))
+    # Told right after `start` returns: the `command` engine reports ready only once the program
+    # has settled (the fake switches to raw mode, which would discard typed-ahead input).
     for i in range(3):
         run_cli(fleet, "tell", "fake", f"message {i}")
 
@@ -291,6 +289,17 @@ def test_claude_engine_against_the_fake_claude(fleet: FleetDir, channels: bool) 
         wait_until(lambda: facts(fleet, "cc")["pending"] == 1)
         engine = read_json(fleet.paths.runner_status("cc"))["engine"]
         assert "not currently available" in (engine.get("channel_notice") or "")
+
+    # status shows the engine's own facts: the path, the channel's state, the session's pid.
+    rc, out, _ = run_cli(fleet, "status", "--json")
+    (row,) = json.loads(out)["agents"]
+    assert row["delivery"] == want and row["session_pid"]
+    assert row["channel_connected"] is True
+    if channels:
+        assert row["engine"]["channel_confirmed_by"] in ("screen", "debug-file")
+    else:
+        assert "not currently available" in row["channel_notice"]
+        assert "delivery pty:" in run_cli(fleet, "status")[1]
 
     first = records("launch")[0]
     assert run_cli(fleet, "restart", "cc")[0] == 0

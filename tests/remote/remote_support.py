@@ -458,3 +458,88 @@ def ssh_host(sshd: Sshd, workdir: Path) -> dict:
         "workdir": str(workdir),
         "key": str(sshd.client_key),
     }
+
+
+# -- a python base image made from this machine's Debian python (for the Dockerfile build) ------
+
+PYTHON_BASE_IMAGE = "relayfleet-test-pybase:latest"
+
+
+def _ldd(path: str) -> set[str]:
+    r = subprocess.run(["ldd", path], capture_output=True, text=True, check=False)
+    out = set()
+    for line in r.stdout.splitlines():
+        for part in line.split():
+            if part.startswith("/"):
+                out.add(part)
+    return out
+
+
+def python_base_tar() -> bytes:
+    """A root with /usr/bin/python3.11, its stdlib, dist-packages (pip, setuptools), /bin/sh,
+    and the shared libraries they load: what a `python:3.11-slim` base offers the Dockerfile."""
+    import glob
+
+    files: set[str] = {"/usr/bin/python3.11", "/usr/bin/dash"}
+    for exe in list(files) + glob.glob("/usr/lib/python3.11/lib-dynload/*.so"):
+        files |= _ldd(exe)
+    trees = ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+
+        def entry(name: str, kind: bytes, **kw: object) -> None:
+            ti = tarfile.TarInfo(name.lstrip("/"))
+            ti.type = kind
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            tar.addfile(ti)
+
+        for d in ("usr", "usr/bin", "usr/local", "usr/local/bin", "usr/lib", "etc", "root", "run"):
+            entry(d, tarfile.DIRTYPE, mode=0o755)
+        entry("tmp", tarfile.DIRTYPE, mode=0o1777)
+        for name in ("bin", "lib", "lib64"):
+            entry(name, tarfile.SYMTYPE, linkname=f"usr/{name}")
+        seen: set[str] = set()
+        for f in sorted(files):
+            real = os.path.realpath(f)
+            if real not in seen:
+                tar.add(real, arcname=real.lstrip("/"), recursive=False)
+                seen.add(real)
+            # The name the loader asks for (e.g. /lib64/ld-linux-x86-64.so.2), under merged /usr.
+            alias = "/usr" + f if f.startswith(("/lib/", "/lib64/")) else f
+            if alias != real and alias not in seen:
+                if alias.startswith("/usr/lib64/") and "/usr/lib64" not in seen:
+                    entry("usr/lib64", tarfile.DIRTYPE, mode=0o755)
+                    seen.add("/usr/lib64")
+                entry(alias, tarfile.SYMTYPE, linkname=real)
+                seen.add(alias)
+        for top in trees:
+            # Without Debian's EXTERNALLY-MANAGED marker: like python:3.11-slim, pip may install.
+            tar.add(top, arcname=top.lstrip("/"), filter=lambda ti: None
+                    if "__pycache__" in ti.name or "/test/" in ti.name
+                    or ti.name.endswith("EXTERNALLY-MANAGED") else ti)  # fmt: skip
+        for name, target in (
+            ("usr/bin/python3", "python3.11"),
+            ("usr/local/bin/python", "/usr/bin/python3.11"),
+            ("usr/bin/sh", "dash"),
+        ):
+            entry(name, tarfile.SYMTYPE, linkname=target)
+        data = b"root:x:0:0:root:/root:/bin/sh\n"
+        ti = tarfile.TarInfo("etc/passwd")
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def import_python_base(client, tag: str = PYTHON_BASE_IMAGE) -> str:  # client: DockerClient
+    with contextlib.suppress(Exception):
+        client.images.get(tag)
+        return tag
+    repo, _, version = tag.partition(":")
+    client.api.import_image_from_data(
+        python_base_tar(),
+        repository=repo,
+        tag=version or "latest",
+        changes=["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"],
+    )
+    return tag

@@ -185,3 +185,42 @@ def test_channel_meta_holds_identifier_keys_and_string_values() -> None:
     content, meta = channel_event({"id": "e", "source": "ops", "body": "hi"}, resend=True)
     assert content == "hi"
     assert meta == {"event_id": "e", "from": "ops", "resend": "true"}
+
+
+def test_the_debug_file_confirms_the_channel_and_is_followed_after_start(tmp_path: Path) -> None:
+    """No startup notice on screen (folded away): `--debug-file` says the channel registered.
+    A later refusal in the debug file (a reconnect that did not re-register) switches delivery to
+    typing; a re-registration switches it back."""
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_FOLD_NOTICES": "1"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.delivery == DELIVERY_CHANNEL
+        assert engine.status()["channel_confirmed_by"] == "debug-file"
+        assert not engine.screen.channels_registered()
+        debug = engine.spec.state_dir / "claude-debug.log"
+        assert "Channel notifications registered" in debug.read_text()
+
+        with open(debug, "a") as fh:
+            fh.write(
+                '2026-11-24T10:00:00.000Z [DEBUG] MCP server "relay": Channel notifications '
+                "skipped: Channels are not currently available\n"
+            )
+        await engine.deliver({**EVENT, "id": "evt_2", "body": "typed after the refusal"})
+        await wait_until(lambda: len(turns(log)) == 1)
+        assert engine.delivery == DELIVERY_PTY
+        assert "not currently available" in engine.status()["channel_notice"]
+
+        with open(debug, "a") as fh:
+            fh.write(
+                '2026-11-24T10:00:01.000Z [DEBUG] MCP server "relay": Channel notifications '
+                "re-registered after reconnect\n"
+            )
+        await engine.deliver(EVENT)
+        await wait_until(lambda: acked)
+        assert engine.delivery == DELIVERY_CHANNEL
+
+    engine, acked = asyncio.run(run_session(tmp_path, env=env, body=body))
+    argv = transcript(log)[0]["argv"]
+    assert argv[argv.index("--debug-file") + 1] == str(engine.spec.state_dir / "claude-debug.log")
+    assert [t["via"] for t in turns(log)] == ["pty", "channel"]

@@ -98,3 +98,65 @@ def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, command=("true",), engine="telepathy")
     with pytest.raises(ConfigError, match="unknown session engine 'telepathy'"):
         make_engine(spec, NoChannel())
+
+
+# Busy start-up (imports, config), then raw mode with TCSAFLUSH, as `tty.setraw` does: whatever
+# was typed before the switch is discarded by the terminal. Then one record per line read.
+LATE_RAW = textwrap.dedent(
+    """
+    import json, os, sys, time, tty
+    out = sys.argv[1]
+    t = time.monotonic()
+    while time.monotonic() - t < 0.5:
+        pass
+    tty.setraw(0)
+    os.write(1, b"ready> ")
+    buf = b""
+    while True:
+        c = os.read(0, 1)
+        if c in (b"\\r", b"\\n"):
+            with open(out, "a") as f:
+                f.write(json.dumps({"line": buf.decode()}) + "\\n")
+            buf = b""
+        else:
+            buf += c
+    """
+)
+
+
+def test_an_event_told_right_after_start_survives_the_programs_switch_to_raw_mode(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "late_raw.py"
+    script.write_text(LATE_RAW)
+
+    async def typed_right_after_spawn(out: Path) -> None:
+        # The control: typing as soon as the program is spawned loses the line.
+        from relayfleet.runner.pty import PtySession
+
+        pty = await PtySession.spawn([sys.executable, str(script), str(out)])
+        seen = bytearray()
+        pty.subscribe(seen.extend)
+        await pty.paste("typed too early", enter_delay=0.01, single_line=True)
+        await wait_until(lambda: b"ready>" in seen)
+        await pty.paste("typed later", enter_delay=0.01, single_line=True)
+        await wait_until(lambda: _records(out))
+        await pty.terminate(2)
+
+    early = tmp_path / "early.jsonl"
+    asyncio.run(typed_right_after_spawn(early))
+    assert [r["line"] for r in _records(early)] == ["typed later"]
+
+    out = tmp_path / "lines.jsonl"
+    spec = make_spec(tmp_path, command=(sys.executable, str(script)), args=(str(out),))
+    engine = CommandEngine(spec, NoChannel())
+
+    async def main() -> None:
+        await engine.start()
+        await engine.deliver({"id": "evt_1", "body": "told right after start"})
+        await wait_until(lambda: _records(out))
+        assert engine.status()["ready_after_s"] >= 0.3  # it did wait for the program
+        await engine.stop(grace=2)
+
+    asyncio.run(main())
+    assert [r["line"] for r in _records(out)] == ["told right after start"]

@@ -107,3 +107,22 @@ def test_an_agent_that_never_acks_cannot_grow_pending_without_bound(tmp_path: Pa
         led.delivered(f"e{i}", i, i + 1, now=float(i))
     assert len(led.pending) == MAX_PENDING
     assert "e0" not in led.pending and "e9" in led.given_up
+
+
+def test_a_plugins_jsonl_is_cut_back_to_its_newest_whole_lines(tmp_path: Path) -> None:
+    import json
+
+    from relayfleet.core.atomic import append_json, read_jsonl
+    from relayfleet.runner.housekeeping import trim_plugin_state
+
+    outbox = tmp_path / "plugins" / "inbox" / "outbox.jsonl"
+    for i in range(1500):
+        append_json(outbox, {"id": f"r{i}", "body": "a reply to the operator " * 30})
+    assert outbox.stat().st_size > 1 << 20
+    assert trim_plugin_state(tmp_path) == [outbox]
+    assert outbox.stat().st_size <= 256 * 1024
+    kept = read_jsonl(outbox)
+    assert kept[-1]["id"] == "r1499" and all(json.dumps(k) for k in kept)
+    append_json(outbox, {"id": "after"})  # appends go on after the kept tail
+    assert read_jsonl(outbox)[-1]["id"] == "after"
+    assert trim_plugin_state(tmp_path) == []

@@ -88,11 +88,39 @@ def raw_terminal(fd: int):  # type: ignore[no-untyped-def]
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+def _winsize(fd: int) -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return None
+    return size.lines, size.columns
+
+
 def pump(sock: socket.socket, in_fd: int, out_fd: int, detach: bytes = DETACH_KEY) -> str:
-    """Copy session -> out and in -> session until the detach key, EOF, or the runner goes away."""
+    """Copy session -> out and in -> session until the detach key, EOF, or the runner goes away.
+
+    The terminal's size goes along, at once and on every SIGWINCH: the session is drawn for this
+    terminal while attached (the runner restores its own size when the last viewer leaves)."""
+    import signal
+
+    from relayfleet.runner.attach_server import data_frames, winsize_frame
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    old = None
+    if os.isatty(in_fd):
+        old = signal.signal(signal.SIGWINCH, lambda *_: _poke(wake_w))
+        size = _winsize(in_fd)
+        if size:
+            sock.sendall(winsize_frame(*size))
     try:
         while True:
-            ready, _, _ = select.select([sock, in_fd], [], [])
+            ready, _, _ = select.select([sock, in_fd, wake_r], [], [])
+            if wake_r in ready:
+                os.read(wake_r, 64)
+                size = _winsize(in_fd)
+                if size:
+                    sock.sendall(winsize_frame(*size))
             if sock in ready:
                 data = sock.recv(65536)
                 if not data:
@@ -105,11 +133,20 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, detach: bytes = DETACH_KE
                 if detach in data:
                     before = data.split(detach, 1)[0]
                     if before:
-                        sock.sendall(before)
+                        sock.sendall(data_frames(before))
                     return "detached"
-                sock.sendall(data)
+                sock.sendall(data_frames(data))
     finally:
+        if old is not None:
+            signal.signal(signal.SIGWINCH, old)
+        os.close(wake_r)
+        os.close(wake_w)
         sock.close()
+
+
+def _poke(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, b"w")
 
 
 def _write_all(fd: int, data: bytes) -> None:
