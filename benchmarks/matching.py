@@ -1,13 +1,21 @@
 """Matching throughput (items x routes per second) and router RSS with 200 watches.
 
-python benchmarks/matching.py
+The RSS figures come from REAL router processes (`python -m relayfleet router run`) polling the
+fake GitHub on loopback, read from /proc/<pid>/status after some cycles with changes flowing:
+one with 200 watches over 10 repos (100 issues each, 30 routes, 10 agents) side by side with
+one with a single watch, so the cost of the watches themselves is visible.
+
+    python benchmarks/matching.py
 """
 
 from __future__ import annotations
 
+import os
 import random
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +25,10 @@ from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route
 from relayfleet.router.items import Item
 from relayfleet.router.match import dedup_key, recipients
-from tests.router.helpers import watch
+from tests.router.helpers import route, wait_until, watch, write_fleet
+
+ROUTER_REPOS = [f"acme/repo{i}" for i in range(10)]
+AGENTS = [f"a{i}" for i in range(10)]
 
 
 def make_items(n: int, rng: random.Random) -> list[Item]:
@@ -72,17 +83,100 @@ def main() -> None:
         dedup_key(item)
     print(f"dedup_key: {len(items) / (time.perf_counter() - t0):,.0f} items/s")
 
-    # What a router holding 200 watches (parsed filters) and their routes costs in memory.
+    # The benchmark process itself (parsed filters + routes + 5000 items in memory).
     watches = [watch(f"w{i}", "issues", f"acme/repo{i % 20}", "--label bug --state all")
                for i in range(200)]  # fmt: skip
     queries = {w.name: parse_filter(w.kind, w.filter) for w in watches}
     routes = make_routes(200, rng)
     kept = sum(1 for it in items for q in list(queries.values())[:10] if q.matches(it))
-    import relayfleet.router.poller  # noqa: F401  (the router's own imports count too)
-
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"200 watches + {len(routes)} routes + 5000 items: max RSS {rss_mb:.1f} MiB "
-          f"({kept} filter hits)")  # fmt: skip
+    print(f"this benchmark process (200 parsed filters, 200 routes, 5000 items): "
+          f"max RSS {rss_mb:.1f} MiB ({kept} filter hits)\n")  # fmt: skip
+
+    print(f"{'real router process':<34}{'cycles':>8}{'delivered':>11}{'RSS MiB':>9}"
+          f"{'peak MiB':>10}")  # fmt: skip
+    for label, n in (("1 watch, 1 repo", 1), ("200 watches over 10 repos", 200)):
+        got = router_rss(n)
+        print(f"{label:<34}{got['cycles']:>8}{got['delivered']:>11}{got['rss']:>9.1f}"
+              f"{got['peak']:>10.1f}")  # fmt: skip
+
+
+def router_watches(n: int) -> list:
+    """n watches spread over the repos: issues and pulls with various filters, runs, mentions."""
+    filters = {
+        "issues": ["--state all", "--label bug", "--author alice --state open",
+                   "--search 'assignee:@me is:open'", "--label p1,ui"],
+        "pulls": ["--state open", "--label needs-human", "--draft"],
+        "runs": ["--status failure"],
+        "notifications": ["--reason mention,review_requested"],
+    }  # fmt: skip
+    kinds = ["issues", "issues", "pulls", "issues", "pulls", "runs", "issues", "notifications"]
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        repo = "" if kind == "notifications" else ROUTER_REPOS[i % len(ROUTER_REPOS)]
+        flt = filters[kind][i % len(filters[kind])]
+        out.append(watch(f"w{i}", kind, repo, flt, poll_sec=1))
+    return out
+
+
+def _proc_status(pid: int) -> dict[str, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
+    """Run a real router against the fake GitHub until `cycles` cycles passed, with changes."""
+    from relayfleet.core.atomic import read_json, read_jsonl
+    from relayfleet.fakes.github import FakeGitHub
+
+    rng = random.Random(2)
+    with FakeGitHub() as fake, tempfile.TemporaryDirectory() as tmp:
+        for r in ROUTER_REPOS:
+            fake.add_repo(r)
+            for i in range(100):
+                fake.open_issue(r, f"issue {i}", author=rng.choice(["alice", "bob"]))
+            fake.add_run(r, "CI", status="completed", conclusion="success")
+        ws = router_watches(n_watches)
+        rs = [route(i + 1, AGENTS[i % len(AGENTS)], watch=f"w{i * 7 % n_watches}")
+              for i in range(min(30, n_watches))]  # fmt: skip
+        rs.append(route(len(rs) + 1, AGENTS[0], repo=ROUTER_REPOS[0], label=["bug", "p1"]))
+        root = Path(tmp)
+        paths = write_fleet(root, AGENTS, ws, rs)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "GH_"))}
+        env.update(FLEET_ROOT=str(root), FLEET_GITHUB_API_URL=fake.base_url, GH_TOKEN=fake.token,
+                   FLEET_ROUTER_MIN_PERIOD="0",
+                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relayfleet", "router", "run"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+
+            def cycles_done() -> int:
+                return int((read_json(paths.router_status, {}) or {}).get("cycles") or 0)
+
+            wait_until(lambda: cycles_done() >= 1, timeout=60)
+            while cycles_done() < cycles:
+                r = rng.choice(ROUTER_REPOS)
+                n = rng.randint(1, 100)
+                fake.comment(r, n, "alice", "ping")
+                if rng.random() < 0.3:
+                    fake.label(r, n, rng.choice(["bug", "p1", "ui"]))
+                time.sleep(0.05)
+                if proc.poll() is not None:
+                    raise SystemExit(f"the router exited with {proc.returncode}")
+            mem = _proc_status(proc.pid)
+            done = cycles_done()
+            delivered = sum(len(read_jsonl(paths.inbox(a))) for a in AGENTS)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return {"cycles": done, "delivered": delivered, "rss": mem["VmRSS"], "peak": mem["VmHWM"]}
 
 
 if __name__ == "__main__":

@@ -403,7 +403,7 @@ class FakeClaude:
         if self.dev_channels and self.no_channels:
             self.debug(
                 f'MCP server "{source}": Channel notifications skipped: '
-                "Channels are not currently available"
+                "channels feature is not currently available"  # as 2.1.331 writes it
             )
             joined = " ".join(self.dev_channels)
             self.out(f"▎ --dangerously-load-development-channels ignored ({joined})\n")

@@ -8,11 +8,13 @@
   failures), at least `backoff_floor`: a GitHub outage is not hammered every cycle, and many
   streams (or routers) do not come back in lockstep. The first success resets it.
 - **Idle stretching.** A 304 is free in rate-limit points but still a request (secondary limits,
-  GitHub's CPU budget). After `idle_after` consecutive 304s (five quiet minutes for a 30 s watch:
-  an active repo rarely gets there) the period grows by `idle_growth` per further 304, capped at `idle_max_factor` x the stream's own period AND at `idle_ceiling`
+  GitHub's CPU budget). After `idle_after` seconds of nothing but 304s (15 minutes: a repo with
+  any activity rarely gets there, a fleet at night does) the period grows by `idle_growth` per
+  further 304, capped at `idle_max_factor` x the stream's own period AND at `idle_ceiling`
   seconds (unless the watch itself is slower): a 30 s watch stretches to at most 120 s, a 120 s
-  watch to 300 s, a 240 s watch to 300 s, a 600 s watch not at all. So the worst extra latency
-  of the first change after a quiet spell is bounded and small; the first 200 snaps it back.
+  watch to 300 s, a 240 s watch to 300 s, a 600 s watch not at all. So the extra latency of the
+  first change after a quiet spell is bounded; the first 200 snaps the cadence back.
+  `FLEET_ROUTER_IDLE_STRETCH` sets the factor cap (1 turns stretching off).
 - **Budget governor.** The projected charged requests per hour (each stream's rate times its
   recent share of non-304 answers) are compared with what GitHub says is left until the reset;
   if they would spend more than `governor_share` of it, every period is stretched by the ratio.
@@ -23,6 +25,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Cadence:
     jitter: float = 0.1
-    idle_after: int = 10
+    idle_after: float = 900.0  # seconds of nothing but 304s before stretching starts
     idle_growth: float = 1.5
     idle_max_factor: float = 4.0
     idle_ceiling: float = 300.0
@@ -78,8 +81,10 @@ class Schedule:
     # -- periods --------------------------------------------------------------------------
     def idle_factor(self, key: str, base: float) -> float:
         c, st = self.cadence, self.state(key)
-        extra = st.idle_polls - c.idle_after + 1
-        if extra <= 0 or base <= 0:
+        if base <= 0:
+            return 1.0
+        extra = st.idle_polls - max(1, math.ceil(c.idle_after / base)) + 1
+        if extra <= 0:
             return 1.0
         cap = min(c.idle_max_factor, max(1.0, c.idle_ceiling / base))
         return min(cap, c.idle_growth**extra)

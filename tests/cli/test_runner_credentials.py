@@ -106,7 +106,7 @@ def test_a_local_agent_gets_exactly_its_credentials_and_they_leak_nowhere(
     wait_until(lambda: "token is ***" in fleet.paths.session_log("coder").read_text())
 
     rc, status_json, _ = run_cli(fleet, "status", "--json")
-    rc2, status_table, _ = run_cli(fleet, "status")
+    _, status_table, _ = run_cli(fleet, "status")
     for text in (out, err, status_json, status_table):
         assert ENV_CANARY not in text and FILE_CANARY not in text
     (row,) = json.loads(status_json)["agents"]

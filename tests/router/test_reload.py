@@ -32,7 +32,8 @@ def final_key(fake: FakeGitHub, n: int) -> str:
 
 
 def keys(root: Path, agent: str) -> list[str]:
-    return [e["metadata"]["dedup_key"] for e in read_jsonl(root / f".fleet/state/agents/{agent}/inbox.jsonl")]  # fmt: skip
+    inbox = root / f".fleet/state/agents/{agent}/inbox.jsonl"
+    return [e["metadata"]["dedup_key"] for e in read_jsonl(inbox)]
 
 
 class Stream(threading.Thread):
@@ -104,9 +105,9 @@ def test_routes_reload_under_a_running_router(tmp_path: Path) -> None:
 
             stream.halt.set()
             stream.join(timeout=5)
-            finals = {final_key(fake, n) for n in hot + quiet + [x, y]}
+            finals = {final_key(fake, n) for n in [*hot, *quiet, x, y]}
             wait_until(lambda: finals <= set(keys(root, "coder")))
-            wait_until(lambda: {final_key(fake, n) for n in hot + [x, y]} <= set(
+            wait_until(lambda: {final_key(fake, n) for n in [*hot, x, y]} <= set(
                 keys(root, "triage")))  # fmt: skip
         finally:
             stream.halt.set()

@@ -53,12 +53,13 @@ def idle_factors(base: float, polls: int) -> list[float]:
 
 
 def test_idle_streams_stretch_up_to_four_times_or_five_minutes() -> None:
-    assert idle_factors(30, 15) == [1] * 9 + [1.5, 2.25, 3.375, 4, 4, 4]  # after 10 quiet polls
+    # 30 quiet polls (15 minutes) at the watch's own cadence, then x1.5 per quiet poll.
+    assert idle_factors(30, 35) == [1] * 29 + [1.5, 2.25, 3.375, 4, 4, 4]
     assert idle_factors(120, 15)[-1] == 2.5  # 300 s ceiling
     assert idle_factors(240, 15)[-1] == 1.25
     assert idle_factors(600, 15) == [1] * 15  # a slow watch is never stretched
     s = fixed(0.5)
-    for _ in range(15):
+    for _ in range(35):
         s.succeeded("s", 0.0, 30.0, 304)
     s.succeeded("s", 0.0, 30.0, 200)  # a change: back to the watch's own cadence
     assert s.state("s").period == 30.0
@@ -83,4 +84,4 @@ def test_free_304s_lower_the_projected_spend() -> None:
     before = s.projected_charged_per_hour({"k": 30.0})
     for _ in range(15):
         s.succeeded("k", 0.0, 30.0, 304)
-    assert s.projected_charged_per_hour({"k": 30.0}) < before * 0.01
+    assert s.projected_charged_per_hour({"k": 30.0}) < before * 0.05

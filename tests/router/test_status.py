@@ -1,4 +1,4 @@
-"""`router status` and the `router` object of `status --json`: every figure a user needs, readable."""
+"""`router status` and the `router` object of `status --json`: every figure, readable."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_a_restart_keeps_the_pause_and_the_hours_counts(root: Path, fake: FakeGi
     fake.secondary_limit(1, retry_after=600)
     cli(root, fake, "router", "run", "--once")
     fake.reset_log()
-    rc, _, err = cli(root, fake, "router", "run", "--once")  # a new process, same pause
+    _, _, err = cli(root, fake, "router", "run", "--once")  # a new process, same pause
     assert fake.count() == 0 and "secondary limit" in err
     assert json.loads(cli(root, fake, "router", "status", "--json")[1])["requests_last_hour"] == 3
 

@@ -220,7 +220,7 @@ def test_the_debug_file_confirms_the_channel_and_is_followed_after_start(tmp_pat
         await wait_until(lambda: acked)
         assert engine.delivery == DELIVERY_CHANNEL
 
-    engine, acked = asyncio.run(run_session(tmp_path, env=env, body=body))
+    engine, _ = asyncio.run(run_session(tmp_path, env=env, body=body))
     argv = transcript(log)[0]["argv"]
     assert argv[argv.index("--debug-file") + 1] == str(engine.spec.state_dir / "claude-debug.log")
     assert [t["via"] for t in turns(log)] == ["pty", "channel"]

@@ -85,10 +85,15 @@ def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
     async def first(engine: ClaudeEngine, srv: ChannelServer) -> None:
         # Offline the session shows "Channels are not currently available": type instead.
         assert engine.delivery == DELIVERY_PTY, engine.screen.tail()
-        assert engine.notice in (
-            "Channels are not currently available",
-            "development-channels ignored",
-            "channels aren't available right now",
+        # From the screen, or from --debug-file (2.1.331 logs `Channel notifications skipped:
+        # channels feature is not currently available`).
+        assert any(
+            n in (engine.notice or "")
+            for n in (
+                "not currently available",
+                "development-channels ignored",
+                "channels aren't available right now",
+            )
         ), engine.screen.text()
         assert "tools/list" in srv.methods_seen
         api.script(Reply.tool_use("mcp__relay__ack_event", {"event_id": EVENT["id"]}))

@@ -124,7 +124,9 @@ def test_attach_mirrors_the_session_and_holds_typed_deliveries(tmp_path: Path) -
         assert oct(sock_path.stat().st_mode & 0o777) == "0o600"
         reader, writer = await asyncio.open_unix_connection(str(sock_path))
         await wait_until(lambda: r.attach.clients == 1)
-        writer.write(b"typed by a human\r")
+        from relayfleet.runner.attach_server import data_frames
+
+        writer.write(data_frames(b"typed by a human\r"))  # keystrokes travel framed
         await writer.drain()
         await wait_until(lambda: "typed by a human" in lines(typed))
         # While attached, a delivery waits: it must not land in a half-typed prompt.

@@ -202,6 +202,7 @@ def build_poller(ctx: Context, paths: FleetPaths, holder: dict[str, Fleet]) -> P
         drain_outboxes(paths, holder["fleet"])
 
     return Poller(
+        cadence=_cadence(ctx.env),
         client=client,
         cursor=Cursor.load(paths.cursor),
         transport_for=transport_factory(paths, lambda: holder["fleet"]),
@@ -209,6 +210,19 @@ def build_poller(ctx: Context, paths: FleetPaths, holder: dict[str, Fleet]) -> P
         min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", "10")),
         before_cycle=drain,
     )
+
+
+def _cadence(env: Any) -> Any:
+    """FLEET_ROUTER_IDLE_STRETCH caps idle stretching (x poll_sec; 1 turns it off; default 4)."""
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.router.schedule import Cadence
+
+    raw = env.get("FLEET_ROUTER_IDLE_STRETCH", "4")
+    try:
+        factor = float(raw)
+    except ValueError:
+        raise ConfigError(f"FLEET_ROUTER_IDLE_STRETCH must be a number >= 1, not {raw!r}") from None
+    return Cadence(idle_max_factor=max(1.0, factor))
 
 
 def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
