@@ -2,7 +2,7 @@
 
 The RSS figures come from REAL router processes (`python -m relayfleet router run`) polling the
 fake GitHub on loopback, read from /proc/<pid>/status after some cycles with changes flowing:
-one with 200 watches over 10 repos (100 issues each, 30 routes, 10 agents) side by side with
+one with 200 watches over 10 repos (100 issues each, 40 routes, 10 agents) side by side with
 one with a single watch, so the cost of the watches themselves is visible.
 
     python benchmarks/matching.py
@@ -105,7 +105,7 @@ def router_watches(n: int) -> list:
     """n watches spread over the repos: issues and pulls with various filters, runs, mentions."""
     filters = {
         "issues": ["--state all", "--label bug", "--author alice --state open",
-                   "--search 'assignee:@me is:open'", "--label p1,ui"],
+                   "--assignee @me --state open", "--label p1,ui"],
         "pulls": ["--state open", "--label needs-human", "--draft"],
         "runs": ["--status failure"],
         "notifications": ["--reason mention,review_requested"],
@@ -144,7 +144,8 @@ def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
         ws = router_watches(n_watches)
         rs = [route(i + 1, AGENTS[i % len(AGENTS)], watch=f"w{i * 7 % n_watches}")
               for i in range(min(30, n_watches))]  # fmt: skip
-        rs.append(route(len(rs) + 1, AGENTS[0], repo=ROUTER_REPOS[0], label=["bug", "p1"]))
+        rs += [route(len(rs) + 1 + i, AGENTS[i], repo=r, label=["bug", "p1"])
+               for i, r in enumerate(ROUTER_REPOS[: min(n_watches, 10)])]  # fmt: skip
         root = Path(tmp)
         paths = write_fleet(root, AGENTS, ws, rs)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "GH_"))}
@@ -153,7 +154,7 @@ def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
                    PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # fmt: skip
         proc = subprocess.Popen(
             [sys.executable, "-m", "relayfleet", "router", "run"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
 
@@ -169,7 +170,8 @@ def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
                     fake.label(r, n, rng.choice(["bug", "p1", "ui"]))
                 time.sleep(0.05)
                 if proc.poll() is not None:
-                    raise SystemExit(f"the router exited with {proc.returncode}")
+                    why = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise SystemExit(f"the router exited with {proc.returncode}: {why[-2000:]}")
             mem = _proc_status(proc.pid)
             done = cycles_done()
             delivered = sum(len(read_jsonl(paths.inbox(a))) for a in AGENTS)

@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +21,7 @@ from typing import Any, TextIO
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.errors import FleetError
 from relayfleet.core.paths import FleetPaths
+from relayfleet.core.waiting import poll_until as wait_until
 from relayfleet.demo.story import AGENTS, CODER_LOGIN, REPO, STEPS, Step, routes_toml
 
 TOKEN = "ghp_demo_token_not_a_secret"
@@ -70,17 +70,6 @@ class View:
         else:
             self.out.write(f"{stamp} {who} {text}\n")
         self.out.flush()
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(step)
 
 
 class Demo:

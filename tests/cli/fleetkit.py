@@ -6,14 +6,13 @@ import io
 import json
 import os
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relayfleet.cli.context import Context
 from relayfleet.core.paths import FleetPaths
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 PY = sys.executable
 
@@ -29,17 +28,6 @@ for line in sys.stdin:
     if "CRASH-NOW" in line:
         os._exit(3)
 """
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 30.0, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {pred}")
-        time.sleep(step)
 
 
 def toml_list(items: list[str]) -> str:

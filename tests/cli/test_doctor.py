@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from tests.conftest import RunCli
 from fleet_samples import agent_toml, write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, VENV, git, git_env
+from tests.conftest import PROJECT, VENV, git, git_env
 from fleet_samples import write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, git
+from tests.conftest import RunCli, git
 from fleet_samples import ROUTES_TOML, write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet

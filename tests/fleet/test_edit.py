@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git
+from tests.conftest import git
 from fleet_samples import ROUTES_TOML, write_fleet
 
 from relayfleet.core.errors import ConfigError, FleetError, NotFound

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import git, git_env
+from tests.conftest import git, git_env
 from fleet_samples import write_fleet
 
 from relayfleet.core.errors import GitError

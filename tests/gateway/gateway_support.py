@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,7 @@ from relayfleet.gateway.credentials import CredentialSource
 from relayfleet.gateway.proxy import Gateway, serve
 from relayfleet.gateway.routes import AGENT_HEADER, NEXT_HEADER, GatewayRoute
 from relayfleet.gateway.stats import Stats
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:

@@ -16,25 +16,14 @@ import socket
 import subprocess
 import sys
 import tarfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 SSHD = "/usr/sbin/sshd"
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 SKELETON_IMAGE = "relayfleet-test-skel:latest"
-
-
-def wait_until(pred: Callable[[], object], timeout: float = 20.0, step: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s: {pred}")
-        time.sleep(step)
 
 
 def free_port() -> int:

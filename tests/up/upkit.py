@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.paths import FleetPaths
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 PY = sys.executable
 PROJECT = Path(__file__).resolve().parents[2]
@@ -32,17 +31,6 @@ for line in sys.stdin:
     with open(out, "a") as f:
         f.write(json.dumps({"type": "turn", "text": line.rstrip("\\n"), "t": time.time()}) + "\\n")
 """
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 30.0, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {pred.__doc__ or pred}")
-        time.sleep(step)
 
 
 def pid_alive(pid: int | None) -> bool:
