@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunCli
 from fleet_samples import agent_toml, write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet
+from tests.conftest import RunCli
 
 
 def fake_tool(bin_dir: Path, name: str, version: str) -> None:

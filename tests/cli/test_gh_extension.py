@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import PROJECT, VENV, git, git_env
 from fleet_samples import write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet
+from tests.conftest import PROJECT, VENV, git, git_env
 
 GH = shutil.which("gh")
 pytestmark = pytest.mark.skipif(

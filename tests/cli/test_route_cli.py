@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunCli, git
 from fleet_samples import ROUTES_TOML, write_fleet
 
 from relayfleet.fleet.gitops import commit_fleet
+from tests.conftest import RunCli, git
 
 
 @pytest.fixture

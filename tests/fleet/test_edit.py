@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import git
 from fleet_samples import ROUTES_TOML, write_fleet
 
 from relayfleet.core.errors import ConfigError, FleetError, NotFound
@@ -13,6 +12,7 @@ from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet import edit
 from relayfleet.fleet.gitops import commit_fleet
 from relayfleet.fleet.load import load_fleet
+from tests.conftest import git
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.conftest import git, git_env
 from fleet_samples import write_fleet
 
 from relayfleet.core.errors import GitError
 from relayfleet.fleet import gitops
+from tests.conftest import git, git_env
 
 
 def changed_paths(repo: Path, rev: str = "HEAD") -> list[str]:
