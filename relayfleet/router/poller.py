@@ -255,8 +255,13 @@ class Poller:
             return
         # 404 (repo gone, renamed, no access) or another permanent 4xx: this stream's watches
         # are broken (shown by `router status`); the others keep going.
+        why = f"HTTP {exc.status} on GET {stream.path}"
+        if exc.status == 404:
+            why += ": the repo does not exist (renamed? deleted?) or this token cannot see it"
+        else:
+            why += f": {str(exc)[:200]}"
         for w in stream.watches:
-            self.broken[w.name] = f"HTTP {exc.status}: {exc}"
+            self.broken[w.name] = why
         log.error("%s: %s (watches %s marked broken)", stream.key, exc,
                   ", ".join(w.name for w in stream.watches))  # fmt: skip
         self.schedule.broken(stream.key, now, self.period(stream))

@@ -54,7 +54,10 @@ def test_status_shows_cost_limits_pause_and_broken_watches(root: Path, fake: Fak
     assert re.fullmatch(r"1231 of 5000, resets 20\S+Z \(in (29|30)m\)", left)
     assert fields["paused until"].endswith("(secondary limit)")
     assert fields["broken watches"] == "1"
-    assert "  gone: HTTP 404: GitHub says GET" in out
+    assert out.endswith(
+        "broken watches:  1\n  gone: HTTP 404 on GET /repos/acme/gone/issues: the repo does not"
+        " exist (renamed? deleted?) or this token cannot see it\n"
+    )
 
     rc, out, _ = cli(root, fake, "router", "status", "--json")
     st = json.loads(out)
@@ -69,7 +72,7 @@ def test_status_shows_cost_limits_pause_and_broken_watches(root: Path, fake: Fak
     assert json.loads(out)["router"]["paused_until"] == st["paused_until"]
     rc, out, _ = cli(root, fake, "status")
     assert "5 request(s) in the last hour (1 were 304)" in out and "paused until" in out
-    assert "broken watch gone: HTTP 404" in out
+    assert "broken watch gone: HTTP 404 on GET /repos/acme/gone/issues" in out
 
 
 def test_a_restart_keeps_the_pause_and_the_hours_counts(root: Path, fake: FakeGitHub) -> None:

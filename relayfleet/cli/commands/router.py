@@ -98,10 +98,10 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         rows.append(("backing off", f"{key}: {tries}{why}"))
     if st["pending"]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
-    broken = st["broken_watches"]
-    rows.append(("broken watches", str(len(broken)) if broken else "none"))
     if st["error"]:
         rows.append(("last error", st["error"]))
+    broken = st["broken_watches"]
+    rows.append(("broken watches", str(len(broken)) if broken else "none"))
     width = max(len(k) for k, _ in rows) + 2
     lines = [f"{k + ':':<{width}}{v}" for k, v in rows]
     lines += [f"  {w}: {why}" for w, why in sorted(broken.items())]
