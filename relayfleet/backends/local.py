@@ -154,6 +154,7 @@ def stop_tree(rec: PidRecord, *, grace: float = STOP_GRACE, extra: list[PidRecor
         # The runner is gone, but a session it recorded may have outlived it (kill -9).
         leftovers = [r for r in extra if r.alive()]
         _signal_tree(leftovers, signal.SIGKILL)
+        _wait_gone(leftovers)
         return False
     tree = process_tree(rec.pid) + [r for r in extra if r.alive()]
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -164,10 +165,15 @@ def stop_tree(rec: PidRecord, *, grace: float = STOP_GRACE, extra: list[PidRecor
     # Anything still alive now (a hung runner, a session that ignored TERM, a stray tool).
     tree += [r for r in process_tree(rec.pid) if r not in tree]
     _signal_tree(tree, signal.SIGKILL)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and any(r.alive() for r in tree):
-        time.sleep(0.02)
+    _wait_gone(tree)
     return True
+
+
+def _wait_gone(recs: list[PidRecord], timeout: float = 3.0) -> None:
+    """A SIGKILL is not instant: return once every process is really gone (or a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(r.alive() for r in recs):
+        time.sleep(0.02)
 
 
 def session_record(paths: FleetPaths, agent: str) -> list[PidRecord]:

@@ -16,19 +16,9 @@ from typing import Any
 from relayfleet.core.errors import ConfigError, FleetError, NotFound
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import KINDS, MATCH_KEYS, Fleet, Route
+from relayfleet.fleet.schema import ASSOCIATIONS, REPO_RE
+from relayfleet.fleet.schema import WATCH_NAME_RE as NAME_RE
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
-ASSOCIATIONS = (
-    "OWNER",
-    "MEMBER",
-    "COLLABORATOR",
-    "CONTRIBUTOR",
-    "FIRST_TIME_CONTRIBUTOR",
-    "FIRST_TIMER",
-    "MANNEQUIN",
-    "NONE",
-)
 ITEM_STATES = ("open", "closed", "merged", "all")
 HOST_BACKENDS = ("ssh", "docker")
 HOST_OS = ("linux", "windows")
@@ -62,7 +52,7 @@ def check_name(what: str, name: str) -> None:
     if not NAME_RE.match(name or "") or name in (".", ".."):
         raise FleetError(
             f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-' "
-            "(at most 64, starting with a letter or digit)"
+            "(at most 100, starting with a letter or digit)"
         )
 
 
