@@ -168,12 +168,20 @@ def place_files(resolved: Resolved, home: Path) -> list[Path]:
 
 def box_dir(fleet: str, agent: str) -> Path:
     """A private (0700) per-agent directory outside `.fleet/` for local credential files."""
+    from relayfleet.core.privdir import ensure_private_dir
+
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/relayfleet-{os.getuid()}"
     top = Path(base) / "relayfleet"
     d = top / fleet / agent
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for p in (top, top / fleet, d):
-        os.chmod(p, 0o700)
+    try:  # the shared /tmp stand-in must be ours before anything secret goes below it
+        if os.environ.get("XDG_RUNTIME_DIR"):
+            Path(base).mkdir(parents=True, exist_ok=True, mode=0o700)
+        else:
+            ensure_private_dir(Path(base))
+        for p in (top, top / fleet, d):
+            ensure_private_dir(p)
+    except PermissionError as exc:
+        raise CredentialError(f"agent {agent!r}: no private place for its files: {exc}") from None
     return d
 
 

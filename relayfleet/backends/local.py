@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relayfleet.backends.base import RunnerStatus
-from relayfleet.core.atomic import read_json
+from relayfleet.core.atomic import read_json, read_state_dict
 from relayfleet.core.errors import BackendError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import (
@@ -237,7 +237,7 @@ class LocalBackend:
     def _status(
         self, paths: FleetPaths, agent: Agent, rec: PidRecord | None, detail: str = ""
     ) -> RunnerStatus:
-        extra = read_json(paths.runner_status(agent.name), {}) or {}
+        extra = read_state_dict(paths.runner_status(agent.name))
         if rec is None or extra.get("pid") not in (None, rec.pid):
             extra = {
                 k: extra[k]

@@ -39,6 +39,24 @@ COMMAND_MODULES = (
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, hidden_debug: bool = True, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if hidden_debug:
+            # `gh fleet list --debug` must work too: argparse hands everything after the command
+            # to the subcommand's parser, which would reject a top-level flag.
+            self.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != "gh fleet":
+            # Report leftovers from the deepest parser, so the hint names the right `--help`.
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
@@ -47,13 +65,26 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="gh fleet",
         description="A control plane for fleets of always-on Claude Code agents.",
+        hidden_debug=False,
     )
     parser.add_argument("--version", action="version", version=f"gh fleet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"relayfleet.cli.commands.{name}").register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """`gh fleet X --help` opens with X's one-line help (argparse shows it only in the parent)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, child in action.choices.items():
+                if child.description is None and helps.get(name):
+                    child.description = str(helps[name])
+                _describe(child)
 
 
 def main(argv: Sequence[str] | None = None, ctx: Context | None = None) -> int:

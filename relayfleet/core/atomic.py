@@ -51,14 +51,39 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """A JSON object the fleet keeps as state for display (status.json, runner.json): missing,
+    torn or hand-mangled reads as {} so `status` still answers (its writer rewrites it whole)."""
+    try:
+        data = read_json(path, {})
+    except (ValueError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _open_locked(path: Path, flags: int) -> int:
+    while True:
+        fd = os.open(path, flags, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # replaced (or removed) while we waited: lock what the path names now
+
+
 @contextlib.contextmanager
 def flocked(path: Path) -> Iterator[int]:
-    """Hold an exclusive flock on `path` (opened for append) and yield its fd."""
+    """Hold an exclusive flock on `path` (opened for append) and yield its fd.
+
+    Once locked, the path must still name the file we locked: the runner compacts an inbox by
+    replacing it under this lock (runner/compaction.py), and a writer that waited on the old
+    file would otherwise append to a file nobody reads any more."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = _open_locked(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)
@@ -118,7 +143,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            item = json.loads(line)
         except ValueError:
             continue
+        if isinstance(item, dict):  # a hand-edited `[1]` or `"x"` line is not an event
+            out.append(item)
     return out

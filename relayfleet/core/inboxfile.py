@@ -53,9 +53,18 @@ def append_once(path: Path, event: dict[str, Any], *, create_parent: bool = True
     if create_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        # The runner compacts by replacing the file under this lock: if it did while we waited,
+        # lock the new one (appending to the old would lose the event).
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         size = os.fstat(fd).st_size
         raw = os.pread(fd, size, 0) if size else b""
         end = raw.rfind(b"\n") + 1

@@ -52,6 +52,17 @@ UP, DOWN = b"\x1b[A", b"\x1b[B"
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
 
 
+def loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(prog="claude", add_help=False)
     p.add_argument("--mcp-config", nargs="+", default=[])
@@ -261,7 +272,12 @@ class FakeClaude:
         (to `$ANTHROPIC_BASE_URL` with `$ANTHROPIC_API_KEY`); recorded as `type: api`."""
         import httpx
 
-        base = os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/")
+        base = os.environ.get("ANTHROPIC_BASE_URL", "").rstrip("/")
+        if not loopback_url(base):
+            # A test double never spends (or carries) a real key to a real API: only loopback.
+            self.record(type="api", status=0, reply="<refused: ANTHROPIC_BASE_URL not loopback>")
+            self.out("● fake claude: refusing to call a non-loopback API\n")
+            return
         headers = {
             "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
             "anthropic-version": "2023-06-01",

@@ -57,7 +57,7 @@ def check_name(what: str, name: str) -> None:
 
 
 def check_repo(repo: str) -> None:
-    if not REPO_RE.match(repo or "") or repo.split("/")[1] in (".", ".."):
+    if not REPO_RE.match(repo or ""):
         raise FleetError(f"invalid repo {repo!r}: expected owner/name")
 
 
@@ -156,6 +156,10 @@ def _apply(
     texts = read_texts(paths)
     texts[target.relative_to(paths.fleet).as_posix()] = dump_doc(doc)
     load_fleet_from_texts(texts)  # raises ConfigError before anything is written
+    if commit:
+        from relayfleet.fleet.gitops import preflight
+
+        preflight(paths.root)  # a commit bound to fail must not leave the file changed
     save_doc(target, doc)
     sha = None
     if commit:

@@ -146,6 +146,22 @@ def commit_fleet(
         ) from exc
 
 
+def preflight(root: Path) -> None:
+    """Refuse BEFORE a command writes `.fleet/` when its commit is bound to fail (a held
+    index.lock), so a failed command leaves the fleet's files exactly as they were."""
+    repo = _open(root)
+    lock = Path(repo.path) / "index.lock"
+    if lock.exists():
+        raise GitError(
+            "the git index is locked (another git process is running, or one crashed); "
+            "nothing was changed",
+            hints=[
+                f"another git process holds {lock}; retry when it finishes",
+                f"if no git process is running, remove {lock}",
+            ],
+        )
+
+
 def _checked(workdir: Path, prefix: str, path: Path) -> str:
     """`path` as a repo-relative posix path, refusing anything outside `.fleet/` or in state/."""
     absolute = path if path.is_absolute() else workdir / path

@@ -13,10 +13,29 @@ from relayfleet.fleet.model import Fleet
 from relayfleet.fleet.schema import load_fleet_from_texts
 
 
+def refuse_outside_links(paths: FleetPaths) -> None:
+    """An agent's folder, agent.toml and CLAUDE.md must live inside `.fleet/`.
+
+    A pull request could otherwise add `agents/x/CLAUDE.md -> ~/.ssh/id_ed25519`: the runner
+    hands the persona file to the session, which would read the key as its instructions.
+    """
+    top = paths.fleet.resolve()
+    for d in sorted(paths.agents.iterdir()):
+        for p in (d, d / "agent.toml", d / "CLAUDE.md"):
+            if p.is_symlink() and not p.resolve().is_relative_to(top):
+                rel = p.relative_to(paths.fleet).as_posix()
+                raise ConfigError(
+                    f"{rel} is a symlink out of .fleet/ (to {p.resolve()}); "
+                    "an agent's files must live inside the fleet",
+                    file=f".fleet/{rel}",
+                )
+
+
 def read_texts(paths: FleetPaths) -> dict[str, str]:
     """Every config file under `.fleet/`, keyed by its path relative to `.fleet/`."""
     files = [paths.fleet_toml, paths.routes_toml]
     if paths.agents.is_dir():
+        refuse_outside_links(paths)
         files += sorted(
             d / "agent.toml" for d in paths.agents.iterdir() if (d / "agent.toml").is_file()
         )

@@ -17,9 +17,9 @@ from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import FleetError, NotFound
 from relayfleet.core.paths import FleetPaths, package_dir
 from relayfleet.fleet.model import BACKENDS, ENDPOINT_MODES, ROLES, TRANSPORTS, Agent, Fleet
+from relayfleet.fleet.schema import REPO_RE
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 FIRST_PORT = 8801
 TRUSTED = ["OWNER", "MEMBER", "COLLABORATOR"]  # the prompt-injection gate on starter routes
 
@@ -45,6 +45,14 @@ def render(text: str, values: dict[str, Any], *, toml: bool) -> str:
         return _toml_value(value) if toml else str(value)
 
     return re.sub(r"\{\{([a-z_]+)\}\}", sub, text)
+
+
+def _preflight(paths: FleetPaths, commit: bool) -> None:
+    """Fail before writing when the commit is bound to fail (a held index.lock)."""
+    if commit:
+        from relayfleet.fleet.gitops import preflight
+
+        preflight(paths.root)
 
 
 def _commit(paths: FleetPaths, changed: list[Path], message: str) -> str | None:
@@ -84,6 +92,7 @@ def init_fleet(
         paths.agents / ".gitkeep": "",
         paths.plugins / ".gitkeep": "",
     }
+    _preflight(paths, commit)
     for path, text in files.items():
         if path.name == ".gitkeep" and path.exists():
             continue
@@ -113,7 +122,7 @@ def check_agent_name(name: str) -> None:
 
 
 def check_repo(repo: str) -> None:
-    if not REPO_RE.match(repo) or repo.split("/")[1] in (".", ".."):
+    if not REPO_RE.match(repo):
         raise FleetError(f"invalid repo {repo!r}: expected owner/name, e.g. acme/widgets")
 
 
@@ -261,6 +270,7 @@ def new_agent(
             routes_doc = None
 
     changed = [paths.agent_toml(name), paths.persona(name)]
+    _preflight(paths, commit)
     write_atomic(paths.agent_toml(name), agent_text)
     write_atomic(paths.persona(name), persona)
     if routes_doc is not None:
@@ -391,6 +401,7 @@ def remove_agent(
             ],
         )
     changed: list[Path] = [paths.agent_dir(name)]
+    _preflight(paths, commit)
     if using:
         doc = load_doc(paths.routes_toml, paths.rel(paths.routes_toml))
         orphans = _prune(doc, fleet, name, aot_remove)

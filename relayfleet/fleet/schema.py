@@ -41,9 +41,10 @@ from relayfleet.fleet.toml_read import line_of, parse_plain
 FLEET_TOML = "fleet.toml"
 ROUTES_TOML = "routes.toml"
 AGENT_FILE = re.compile(r"^agents/([^/]+)/agent\.toml$")
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-WATCH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# GitHub owners are letters, digits and '-'; repo names add '.' and '_' but are never . or ..
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/(?!\.\.?\Z)[A-Za-z0-9_.-]+\Z")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+WATCH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 ASSOCIATIONS = (
     "OWNER",
     "MEMBER",

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -43,8 +45,24 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Never forwarded upstream: client credentials (the sentinel), and what the client must not steer.
-_DROP_REQUEST = frozenset({"host", "content-length", "x-api-key", "authorization", "cookie"})
+# Never forwarded upstream: client credentials (the sentinel), and what the client must not steer
+# (forwarding headers: an upstream behind its own proxy could route or trust by them).
+_DROP_REQUEST = frozenset(
+    {
+        "host",
+        "content-length",
+        "x-api-key",
+        "authorization",
+        "cookie",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-real-ip",
+    }
+)
 _MAX_BODY = 64 * 1024 * 1024
 
 RouteProvider = Callable[[], Sequence[GatewayRoute]]
@@ -62,6 +80,15 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
     for value in headers.getall("connection", []):
         named.update(t.strip().lower() for t in value.split(",") if t.strip())
     return named
+
+
+def escapes_prefix(raw_path: str) -> bool:
+    """True when the path holds a `.`/`..` segment (plain or percent-encoded, `/` or `\\`).
+
+    The URL client normalises dot segments, so `/../x` appended to an upstream `https://h/p`
+    would reach `https://h/x` with the machine's credentials: outside the agent's upstream.
+    """
+    return any(seg in (".", "..") for seg in re.split(r"[/\\]", unquote(raw_path)))
 
 
 def presented_key(headers: CIMultiDictProxy[str]) -> str:
@@ -158,6 +185,9 @@ class Gateway:
             except CredentialError as exc:
                 status = 503
                 return _error(503, "api_error", f"gateway: {exc}")
+            if escapes_prefix(request.rel_url.raw_path):
+                status = 400
+                return _error(400, "invalid_request_error", "gateway: dot segments in path")
             body = await request.read()
             url = route.first_hop + request.rel_url.raw_path_qs
             try:

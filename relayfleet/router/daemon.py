@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import read_json
+from relayfleet.core.atomic import read_state_dict
 from relayfleet.core.errors import BackendError, GitHubError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import live_pid, spawn_detached, stop_group, write_pidfile
@@ -193,7 +193,14 @@ def _last_hour(st: dict[str, Any], now: float) -> tuple[int | None, int | None]:
     buckets = (st.get("rate_limit") or {}).get("buckets")
     if not isinstance(buckets, list):
         return st.get("requests_last_hour"), st.get("not_modified_last_hour")
-    rows = [b for b in buckets if isinstance(b, list) and len(b) == 3 and b[0] + 60 > now - 3600]
+    rows = [
+        b
+        for b in buckets
+        if isinstance(b, list)
+        and len(b) == 3
+        and all(isinstance(x, (int, float)) for x in b)
+        and b[0] + 60 > now - 3600
+    ]
     return sum(b[1] for b in rows), sum(b[2] for b in rows)
 
 
@@ -201,16 +208,25 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
     """`router status --json` and the `router` object of `status --json` (ARCHITECTURE 3.9)."""
     now = time.time() if now is None else now
     rec = live_pid(paths.router_pid)
-    st = read_json(paths.router_status, {}) or {}
-    cursor = read_json(paths.cursor, None)
-    saved = cursor.get("saved_at") if isinstance(cursor, dict) else None
+    st = read_state_dict(paths.router_status)  # a torn or mangled file must not break status
+    cursor = read_state_dict(paths.cursor)
+    saved = cursor.get("saved_at")
     last_ts = st.get("last_cycle_ts")
-    rate = {k: v for k, v in (st.get("rate_limit") or {}).items() if k != "buckets"}
+    last_ts = last_ts if isinstance(last_ts, (int, float)) else None
+    saved = saved if isinstance(saved, (int, float)) else None
+    rate_src = st.get("rate_limit")
+    rate_src = rate_src if isinstance(rate_src, dict) else {}
+    rate = {k: v for k, v in rate_src.items() if k != "buckets"}
     reset = rate.get("reset")
     paused = rate.get("paused_until")
     paused = paused if isinstance(paused, (int, float)) and paused > now else None
-    requests, not_modified = _last_hour(st, now)
-    streams = st.get("streams") or {}
+    requests, not_modified = _last_hour({**st, "rate_limit": rate_src}, now)
+    streams = st.get("streams")
+    streams = (
+        {k: v for k, v in streams.items() if isinstance(v, dict)}
+        if isinstance(streams, dict)
+        else {}
+    )
     return {
         "running": rec is not None,
         "pid": rec.pid if rec else None,

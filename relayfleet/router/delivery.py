@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,34 @@ def event_id(agent: str, key: str) -> str:
     return "evt_" + hashlib.sha256(f"{agent}\0{key}".encode()).hexdigest()[:20]
 
 
+# Controls (C0, DEL, C1) and line/paragraph separators. Item text is written by whoever opened
+# the issue: a newline there could forge a second "[FROM operator] ..." line in the agent's
+# session, and an escape sequence would reach a terminal in the typed fallback.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character and line break folded into one space."""
+    return _UNSAFE.sub(" ", text).strip()
+
+
 def event_body(item: Item) -> str:
     """One line an agent can act on without looking anything up."""
-    change = item.change or "updated"
+    change = one_line(item.change) or "updated"  # may quote a label name
     head = f"[FROM github | {item.kind} {item.ref} {change}]"
-    title = item.title or "(no title)"
+    title = one_line(item.title) or "(no title)"
     who = ""
     if item.author:
-        who = f" — by @{item.author}" + (f" ({item.association})" if item.association else "")
+        who = f" — by @{one_line(item.author)}" + (
+            f" ({one_line(item.association)})" if item.association else ""
+        )
     extra = ""
     if item.kind == "runs":
         bits = [b for b in (item.workflow, item.branch and f"on {item.branch}", item.event) if b]
-        extra = f" [{' '.join(bits)}]" if bits else ""
+        extra = f" [{one_line(' '.join(bits))}]" if bits else ""
     elif item.labels:
-        extra = " [" + ", ".join(item.labels) + "]"
-    url = f" {item.url}" if item.url else ""
+        extra = " [" + one_line(", ".join(item.labels)) + "]"
+    url = f" {one_line(item.url)}" if item.url else ""
     return f"{head} {title}{extra}{who}{url}"
 
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_METHOD = "notifications/claude/channel"
 CHANNEL_CAPABILITY = "claude/channel"
-META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # The handshake-era revisions (mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS in mcp 2.3.0),
 # repeated here so the guard needs no MCP import on the request path.
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

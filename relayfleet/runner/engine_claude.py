@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from typing import Any
 
 from relayfleet.core.errors import BackendError
@@ -342,7 +343,13 @@ def channel_event(event: dict[str, Any], *, resend: bool = False) -> tuple[str, 
         "number": md.get("number"),
         "resend": "true" if resend else "false",
     }
-    return str(event.get("body") or ""), {k: str(v) for k, v in meta.items() if v not in (None, "")}
+    # Claude Code shows the content inside `<channel …>…</channel>`: a body that writes that tag
+    # itself could close ours and open a forged one (another source, made-up meta).
+    content = _CHANNEL_TAG.sub("\u2039\\1", str(event.get("body") or ""))
+    return content, {k: str(v) for k, v in meta.items() if v not in (None, "")}
+
+
+_CHANNEL_TAG = re.compile(r"<(/?\s*channel)", re.IGNORECASE)
 
 
 def typed_text(event: dict[str, Any], *, resend: bool = False) -> str:

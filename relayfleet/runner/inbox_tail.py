@@ -4,7 +4,8 @@ The tail keeps a byte offset and buffers a partial last line, so a writer caught
 is read once it finishes. It watches the inbox's *directory* rather than the file: the inbox may
 not exist yet when the runner starts, and a file watch would be lost if someone replaced the file
 (`os.replace` makes a new inode). A replaced or truncated inbox is read again from the start; the
-ledger drops ids it already delivered.
+ledger drops ids it already delivered. The runner's own compaction (runner/compaction.py) replaces
+the file too, but tells the tail (`rebase`), which then carries on from the same line.
 
 Linux uses inotify_simple (about 0.3 ms from append to wake-up, research deps-feasibility §8);
 elsewhere watchfiles with a small step (about 2 ms).
@@ -17,7 +18,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,17 @@ class TailItem:
 class InboxTail:
     """Async iterator over the events of one inbox file, from `offset` on, forever."""
 
-    def __init__(self, path: Path, offset: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        offset: int = 0,
+        on_idle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.offset = offset  # bytes consumed: every complete line before this was yielded
+        # Awaited each time everything available was yielded and consumed, before sleeping:
+        # the one moment nothing read from the file is still in flight (compaction runs here).
+        self.on_idle = on_idle
         self._partial = b""
         self._ino: int | None = None
         self._wake = asyncio.Event()
@@ -93,6 +102,12 @@ class InboxTail:
         self._partial = data
         return items
 
+    def rebase(self, cut: int, inode: int) -> None:
+        """The file was replaced by itself minus its first `cut` bytes (compaction): keep going
+        from the same line rather than starting over."""
+        self.offset = max(0, self.offset - cut)
+        self._ino = inode
+
     # -- following ------------------------------------------------------------------------
     async def __aiter__(self) -> AsyncIterator[TailItem]:
         self._watcher = _make_watcher(self.path.parent, self.path.name, self._wake)
@@ -105,6 +120,8 @@ class InboxTail:
                     yield item
                 if self._closed:
                     break
+                if self.on_idle is not None:
+                    await self.on_idle()
                 await self._wake.wait()
         finally:
             await self._watcher.stop()

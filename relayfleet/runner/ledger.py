@@ -65,6 +65,8 @@ class Ledger:
     acked: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACKED_IDS))
     given_up: deque[str] = field(default_factory=lambda: deque(maxlen=GIVEN_UP_IDS))
     delivered_count: int = 0
+    # A half-done inbox compaction (runner/compaction.py): its intent, so a restart finishes it.
+    compaction: dict[str, Any] | None = None
 
     # -- persistence ----------------------------------------------------------------------
     @classmethod
@@ -88,6 +90,7 @@ class Ledger:
         )
         led.given_up.extend(d.get("given_up", []))
         led.delivered_count = int(d.get("delivered_count", 0))
+        led.compaction = d.get("compaction")
         return led
 
     def to_json(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class Ledger:
             "acked": list(self.acked),
             "given_up": list(self.given_up),
             "delivered_count": self.delivered_count,
+            "compaction": self.compaction,
         }
 
     def save(self) -> None:
@@ -148,6 +152,15 @@ class Ledger:
     def skip(self, end: int) -> None:
         """A line that is not deliverable (duplicate id, no id): move past it."""
         self.offset = max(self.offset, end)
+
+    def rebase(self, cut: int) -> None:
+        """The inbox lost its first `cut` bytes (compaction): every byte position moves back."""
+        self.offset = max(0, self.offset - cut)
+        for p in self.pending.values():
+            p.start, p.end = p.start - cut, p.end - cut
+        if self.delivering:
+            d = self.delivering
+            self.delivering = {**d, "start": d["start"] - cut, "end": d["end"] - cut}
 
     # -- acknowledgement ------------------------------------------------------------------
     def ack(self, event_id: str, outcome: str = "", *, now: float | None = None) -> bool:

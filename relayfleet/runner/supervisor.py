@@ -28,6 +28,7 @@ from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
 from relayfleet.core.procs import process_start_time, write_pidfile
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.runner.attach_server import AttachServer, OutputHub
+from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
 from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
 from relayfleet.runner.inbox_tail import InboxTail, TailItem
 from relayfleet.runner.ledger import MAX_RESENDS, Ledger
@@ -63,9 +64,9 @@ def attach_socket(paths: FleetPaths, agent: str) -> Path:
     path = paths.agent_state(agent) / "attach.sock"
     if len(os.fsencode(path)) < 100:
         return path
-    base = Path(tempfile.gettempdir()) / f"relayfleet-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(base, 0o700)
+    from relayfleet.core.privdir import ensure_private_dir
+
+    base = ensure_private_dir(Path(tempfile.gettempdir()) / f"relayfleet-{os.getuid()}")
     digest = hashlib.sha256(os.fsencode(path.parent.resolve())).hexdigest()[:20]
     return base / f"{digest}.sock"
 
@@ -123,6 +124,7 @@ class Runner:
         self.credentials: Any = None
         self.start_error: str | None = None
         self.ledger = Ledger.load(runner_state_file(paths, agent.name))
+        self.compactor = self._compactor()
         self.engine: SessionEngine | None = None
         self.channel: Any = None
         self.plugins: PluginHost | None = None
@@ -149,6 +151,24 @@ class Runner:
         self._deliver_lock = asyncio.Lock()
         self._tail: InboxTail | None = None
         self.http_inbox: Any = None
+
+    def _compactor(self) -> Compactor:
+        """Bounded inbox (runner/compaction.py); first finish whatever a killed runner left."""
+        inbox = self.paths.inbox(self.name)
+        recover(self.ledger, inbox, self.log)
+        return Compactor(inbox, self.ledger, CompactionConfig.from_env(os.environ), self.log)
+
+    async def _compact_if_due(self) -> None:
+        """The tail's idle hook: nothing read is in flight; the delivery lock keeps it so."""
+        if not self.compactor.due():
+            return
+        try:
+            async with self._deliver_lock:
+                prepared = await asyncio.to_thread(self.compactor.prepare)
+                if prepared is not None:
+                    self.compactor.commit(*prepared, tail=self._tail)
+        except Exception as exc:  # compaction is housekeeping: never take delivery down
+            self.log.warning("inbox compaction failed: %s: %s", type(exc).__name__, exc)
 
     # -- wiring ---------------------------------------------------------------------------
     def _current_pty(self) -> Any:
@@ -492,6 +512,9 @@ class Runner:
         event_id = str(item.event.get("id"))
         failures = 0
         async with self._deliver_lock:
+            p = self.ledger.pending.get(event_id) if resend else None
+            if p is not None:  # a compaction may have moved it while we waited for the lock
+                item = TailItem(item.event, p.start, p.end)
             while not self._stop.is_set():
                 await self._ready.wait()
                 engine = self.engine
@@ -535,7 +558,7 @@ class Runner:
                 await self._deliver(TailItem(ev, int(d["start"]), int(d["end"])), resend=True)
             else:
                 self.ledger.delivering = None
-        self._tail = InboxTail(inbox, self.ledger.offset)
+        self._tail = InboxTail(inbox, self.ledger.offset, on_idle=self._compact_if_due)
         async for item in self._tail:
             event_id = item.event.get("id")
             if not isinstance(event_id, str) or self.ledger.already_delivered(event_id):

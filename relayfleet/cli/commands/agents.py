@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Delete .fleet/agents/<name>/. Refuses while routes send to it, unless "
         "--prune-routes. Makes one git commit.",
     )
-    r.add_argument("name")
+    r.add_argument("name", help="the agent to remove (see `gh fleet list`)")
     r.add_argument(
         "--prune-routes",
         action="store_true",

@@ -23,7 +23,7 @@ DETACH_NAME = "Ctrl-]"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("attach", help=f"attach to an agent's live session (detach: {DETACH_NAME})")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.set_defaults(func=run)
 
 

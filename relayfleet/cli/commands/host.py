@@ -14,12 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_list, json=False)
 
     add = hsub.add_parser("add", help="register a host")
-    add.add_argument("name")
-    add.add_argument("--backend", required=True, choices=("ssh", "docker"))
+    add.add_argument("name", help="a name for the host, used by `new-agent --host`")
+    add.add_argument(
+        "--backend", required=True, choices=("ssh", "docker"), help="how runners reach it"
+    )
     add.add_argument("--host", default="", help="ssh: user@address; docker: a DOCKER_HOST url")
     add.add_argument("--port", type=int, help="ssh port (default 22)")
     add.add_argument("--workdir", default="", help="where runners live on the host")
-    add.add_argument("--os", default="linux", choices=("linux", "windows"))
+    add.add_argument(
+        "--os", default="linux", choices=("linux", "windows"), help="its OS (default linux)"
+    )
     add.add_argument("--key", default="", help="path of the private key to use (never the key)")
     add.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
     add.set_defaults(func=run_add)
@@ -29,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     rm = hsub.add_parser("remove", help="remove a host (refuses while agents use it)")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the host to remove (see `gh fleet host list`)")
     rm.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
     rm.set_defaults(func=run_remove)
 

@@ -15,12 +15,12 @@ MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 def register_under(hsub: argparse._SubParsersAction) -> None:
     chk = hsub.add_parser("check", help="reachable? python, workdir, tmux, runner version")
-    chk.add_argument("name")
+    chk.add_argument("name", help="the host to check (see `gh fleet host list`)")
     chk.add_argument("--json", action="store_true", help="print JSON")
     chk.set_defaults(func=run_check)
 
     tr = hsub.add_parser("trust", help="add an ssh host's key to the fleet's known_hosts")
-    tr.add_argument("name")
+    tr.add_argument("name", help="the host whose key to trust (see `gh fleet host list`)")
     tr.set_defaults(func=run_trust)
 
 

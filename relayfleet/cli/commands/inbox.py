@@ -9,7 +9,7 @@ from relayfleet.cli.context import Context
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inbox", help="print an agent's inbox (events delivered to it)")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument("--json", action="store_true", help="the events as a JSON array (3.7 shape)")
     p.add_argument("-n", "--limit", type=int, default=0, help="only the last N events")
     p.set_defaults(func=run)

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("restart", "stop, then start agents' runners (the session resumes its conversation)"),
     ):
         p = sub.add_parser(verb, help=help_)
-        p.add_argument("agents", nargs="*", metavar="agent")
+        p.add_argument("agents", nargs="*", metavar="agent", help="agents to act on (or --all)")
         p.add_argument("--all", action="store_true", help="every agent of the fleet")
         if verb != "stop":
             p.add_argument(

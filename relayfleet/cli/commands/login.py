@@ -15,7 +15,7 @@ from relayfleet.cli.context import Context
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("login", help="log an agent's isolated Claude config dir in (interactive)")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument(
         "--print-env",
         action="store_true",

@@ -15,14 +15,35 @@ from relayfleet.cli.context import Context
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("logs", help="print the tail of an agent's session log (ANSI stripped)")
-    p.add_argument("agent")
-    p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
+    p.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("--raw", action="store_true", help="keep terminal escape sequences")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--runner", action="store_true", help="the runner's own log instead")
     which.add_argument("--replies", action="store_true", help="the agent's replies to the operator")
     p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid line count {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {n})")
+    return n
+
+
+def _say_empty(ctx: Context, path: Path, what: str, agent: str) -> None:
+    """An empty tail must not look like a hang or a bug: say why there is nothing (on stderr)."""
+    if not path.exists():
+        print(
+            f"no {what} for {agent} yet ({path} does not exist); start it: gh fleet start {agent}",
+            file=ctx.err,
+        )
+    elif path.stat().st_size == 0:
+        print(f"{what} for {agent} is empty ({path})", file=ctx.err)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -36,9 +57,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return _replies(ctx, paths.agent_state(agent.name) / "plugins/inbox/outbox.jsonl", args)
     if args.runner:
         path = paths.runner_log(agent.name)
+        _say_empty(ctx, path, "runner log", agent.name)
         ctx.out.write(tail_lines(path, args.lines, raw=True))
     elif agent.runtime.backend == "local":
         path = paths.session_log(agent.name)
+        _say_empty(ctx, path, "session log", agent.name)
         ctx.out.write(tail_lines(path, args.lines, raw=args.raw))
     else:
         # docker/ssh: the backend knows where the log lives.
@@ -53,7 +76,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 def _replies(ctx: Context, path: Path, args: argparse.Namespace) -> int:
     from relayfleet.core.atomic import read_jsonl
 
-    for ev in read_jsonl(path)[-args.lines :]:
+    events = read_jsonl(path)
+    if not events:
+        print(f"no replies from {args.agent} yet", file=ctx.err)
+    for ev in events[-args.lines :]:
         print(f"{ev.get('ts', '')}  {ev.get('body', '')}", file=ctx.out)
     return 0
 

@@ -64,15 +64,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     wsub = w.add_subparsers(dest="watch_cmd", metavar="<subcommand>", parser_class=type(p))
     w.set_defaults(func=lambda ctx, args: _need_sub(w, ctx))
     wa = wsub.add_parser("add", help="add a watch")
-    wa.add_argument("name")
-    wa.add_argument("--kind", required=True, choices=("issues", "pulls", "runs", "notifications"))
+    wa.add_argument("name", help="a unique name for the watch (routes match on it)")
+    wa.add_argument(
+        "--kind",
+        required=True,
+        choices=("issues", "pulls", "runs", "notifications"),
+        help="what to poll",
+    )
     wa.add_argument("--repo", default="", help="owner/name")
     wa.add_argument("--filter", default="", help='gh-style flags, e.g. "--label bug --state open"')
     wa.add_argument("--poll-sec", type=int, help="seconds between polls (default 240)")
     wa.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
     wa.set_defaults(func=run_watch_add)
     wr = wsub.add_parser("remove", help="remove a watch (refuses while routes use it)")
-    wr.add_argument("name")
+    wr.add_argument("name", help="the watch to remove (see `gh fleet route`)")
     wr.add_argument(
         "--prune-routes", action="store_true", help="also remove the routes that use it"
     )

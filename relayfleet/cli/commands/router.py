@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub.add_parser("stop", help="stop the router").set_defaults(func=run)
     rsub.add_parser("restart", help="stop, then start the router").set_defaults(func=run)
     st = rsub.add_parser("status", help="running state, last cycle, API cost, broken watches")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=run)
     r = rsub.add_parser("run", help="poll in the foreground (`--once`: one cycle, a dry run)")
     r.add_argument("--once", action="store_true", help="one cycle, then exit")
@@ -231,7 +231,8 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
     fleet = ctx.load()
     config = router_config(fleet)
     with daemon.instance_lock(paths):
-        daemon.setup_logging(paths, foreground=not detached)
+        # One cycle reports its outcome itself; its log lines go to router.log, not the terminal.
+        daemon.setup_logging(paths, foreground=not detached and not once)
         holder = {"fleet": fleet}
         poller = build_poller(ctx, paths, holder)
         if once:
@@ -243,7 +244,16 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             )
             for agent, evt in report.delivered:
                 print(f"  -> {agent}: {evt}", file=ctx.out)
-            for err in report.errors:
+            if report.errors and not (report.polled or report.not_modified):
+                # Nothing got through (no token, GitHub unreachable, paused): the cycle failed.
+                from relayfleet.core.errors import GitHubError
+
+                first, *rest = (str(e) for e in report.errors)
+                raise GitHubError(
+                    f"{len(report.errors)} stream(s) failed: {first}",
+                    hints=[*rest, f"details: {paths.rel(paths.router_log)}"],
+                )
+            for err in report.errors:  # some streams worked: the rest are warnings
                 print(f"  ! {err}", file=ctx.err)
             return 0
         daemon.mark_running(paths)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="router state, cursor age, and every agent")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the status as JSON (stable shape)")
     p.add_argument(
         "--watch", action="store_true", help="a live table (q or Ctrl-C quits; needs a terminal)"
     )

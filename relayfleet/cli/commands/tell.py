@@ -11,8 +11,8 @@ from relayfleet.cli.context import Context
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tell", help="send an agent a message (it arrives as [FROM operator])")
-    p.add_argument("agent")
-    p.add_argument("message", nargs="+")
+    p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
+    p.add_argument("message", nargs="+", help="the message (words are joined with spaces)")
     p.add_argument("--json", action="store_true", help="print the event that was appended")
     p.set_defaults(func=run)
 

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_status, json=False)
 
     op = tsub.add_parser("open", help="open (and keep open) a reverse tunnel to a host")
-    op.add_argument("host")
+    op.add_argument("host", help="a host from `gh fleet host list`")
     op.add_argument(
         "--port",
         action="append",
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.set_defaults(func=run_status)
 
     cl = tsub.add_parser("close", help="close a host's tunnel")
-    cl.add_argument("host")
+    cl.add_argument("host", help="a host from `gh fleet host list`")
     cl.set_defaults(func=run_close)
 
 
@@ -78,5 +78,13 @@ def run_close(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.tunnel import close_tunnel
 
     closed = close_tunnel(ctx.paths, args.host)
+    if not closed:
+        # A removed host's tunnel can still be closed; a typo must not read as success.
+        from relayfleet.core.errors import NotFound
+
+        hosts = ctx.load().hosts
+        if args.host not in hosts:
+            known = ", ".join(sorted(hosts)) or "none"
+            raise NotFound(f"no host named {args.host!r} (hosts: {known})")
     print(f"tunnel to {args.host} {'closed' if closed else 'was not open'}", file=ctx.out)
     return 0

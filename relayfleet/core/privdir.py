@@ -1,0 +1,31 @@
+"""A per-user private directory under a shared parent such as /tmp, made safe to reuse.
+
+`mkdir(exist_ok=True)` + `chmod` trusts whatever already sits at the path: on a shared machine
+another user can create `/tmp/relayfleet-<uid>` first (or a symlink there) and then read, swap
+or replace what we put inside. We accept the path only when it is a real directory (not a
+symlink) owned by us, and then make it 0700.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """`path` as a 0700 directory owned by this user; PermissionError when it is anything else."""
+    path = Path(path)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PermissionError(
+            f"{path} exists but is not a directory owned by uid {os.getuid()}; "
+            "refusing to keep private files there (remove it, or check who created it)"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
