@@ -3,7 +3,9 @@
 Starts a real sshd on loopback (the "remote host" is this machine), installs the runner there,
 and prints, side by side:
   * inbox delivery latency per transport (file, shared, ssh over the pooled connection, http to
-    a runner's HTTP inbox), median and p90 of 30 appends each;
+    a runner's HTTP inbox), median and p90 of 30 appends each; for ssh both ways side by side:
+    the long-lived per-connection worker (what the transport uses now) and the old exec per
+    append (which pays the host's login shell every time);
   * `status` for 10 agents on one ssh host, before and after batching, in the same run: a new
     connection per agent, one pooled connection with one command per agent, and one command per
     host (`SshBackend.status_many`, what `gh fleet status` uses now).
@@ -20,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "remote"))
+sys.path.insert(0, str(HERE.parent))  # remote_support imports tests.waiting
 
 import remote_support as rs  # noqa: E402
 
@@ -59,24 +62,8 @@ def main() -> None:
             f"a{i}": rs.fake_claude_agent(tmp / "t.jsonl", "ssh", "vm", "ssh", 8900 + i)
             for i in range(10)
         }
-        rs.write_fleet(
-            root,
-            name="bench",
-            agents=agents,
-            hosts={
-                "vm": {
-                    "backend": "ssh",
-                    "host": f"{sshd.user}@127.0.0.1",
-                    "port": sshd.port,
-                    "workdir": str(workdir),
-                    "key": str(sshd.client_key),
-                }
-            },
-        )
+        rs.ssh_fleet(root, sshd, workdir, name="bench", agents=agents)
         paths = FleetPaths(root)
-        paths.state.mkdir(parents=True)
-        (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-        rs.seed_remote_venv(workdir)
         fleet = load_fleet(paths)
         backend = SshBackend(pool=SshPool())
         remote = backend.remote(paths, fleet, fleet.agent("a0"))
@@ -97,12 +84,16 @@ def main() -> None:
         for name, inner, agent in (
             ("file", FileInbox(paths), "f"),
             ("shared", SharedInbox(share), "s"),
-            ("ssh", SshInbox(fleet, "vm", paths.state), "a0"),
+            ("ssh worker", SshInbox(fleet, "vm", paths.state), "a0"),
+            ("ssh exec (before)", SshInbox(fleet, "vm", paths.state, persistent=False), "a1"),
             ("http", HttpInbox(local_http_endpoint(paths)), "h"),
         ):
             t = DeliveringTransport(inner, paths)
-            t.append(agent, ev(f"warm-{name}-", 0))  # connect/handshake outside the timing
-            med, p90 = timed(lambda i, t=t, agent=agent, name=name: t.append(agent, ev(name, i)))
+            t.append(
+                agent, ev(f"warm-{name.replace(' ', '-')}-", 0)
+            )  # connect/handshake outside the timing
+            pre = name.replace(" ", "-")
+            med, p90 = timed(lambda i, t=t, agent=agent, pre=pre: t.append(agent, ev(pre, i)))
             rows.append((name, med, p90))
 
         agents = [fleet.agents[n] for n in sorted(fleet.agents)]
@@ -135,9 +126,9 @@ def main() -> None:
             status_run("after: pooled, one command per host", False, True),
         ]
         print(f"runner install over SFTP (first time, deps present): {install_ms:.0f} ms\n")
-        print(f"{'transport':<10} {'median ms':>10} {'p90 ms':>10}   ({N} appends each)")
+        print(f"{'transport':<18} {'median ms':>10} {'p90 ms':>10}   ({N} appends each)")
         for name, med, p90 in rows:
-            print(f"{name:<10} {med:>10.2f} {p90:>10.2f}")
+            print(f"{name:<18} {med:>10.2f} {p90:>10.2f}")
         print(
             f"\n{'status, 10 agents on one ssh host':<40} {'total ms':>9} {'conns':>6} {'cmds':>5}"
         )

@@ -232,7 +232,7 @@ class DockerBackend:
         ctr = self._container(self.client(fleet, agent), fleet, agent)
         if ctr is None:
             return False
-        was_running = ctr.status == "running"
+        was_running: bool = ctr.status == "running"
         try:
             ctr.stop(timeout=self.stop_grace)
             ctr.remove(force=True)
@@ -280,7 +280,8 @@ class DockerBackend:
         ctr = self._container(self.client(fleet, agent), fleet, agent)
         if ctr is None:
             return ""
-        return ctr.logs(tail=lines).decode(errors="replace")
+        raw: bytes = ctr.logs(tail=lines)  # not streamed: one bytes object
+        return raw.decode(errors="replace")
 
 
 def needs_gateway(agent: Agent) -> bool:

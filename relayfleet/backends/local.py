@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +25,11 @@ from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import (
     PidRecord,
     live_pid,
-    process_start_time,
+    process_tree,
     python_argv,
+    signal_tree,
     spawn_detached,
+    wait_gone,
     write_pidfile,
 )
 from relayfleet.fleet.model import Agent, Fleet
@@ -106,55 +108,15 @@ def runner_out(paths: FleetPaths, agent: str) -> Path:
     return paths.agent_state(agent) / "runner.out"
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def process_tree(pid: int) -> list[PidRecord]:
-    """`pid` and every descendant, each with its start time (Linux /proc; else just `pid`)."""
-    kids = _children()
-    out: list[PidRecord] = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        start = process_start_time(p)
-        if start is None:
-            continue
-        out.append(PidRecord(pid=p, start=start, started_at=0.0))
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def _signal_tree(recs: list[PidRecord], sig: int) -> None:
-    groups: set[int] = set()
-    for r in recs:
-        if not r.alive():
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            pgid = os.getpgid(r.pid)
-            if pgid == r.pid and pgid not in groups:
-                groups.add(pgid)
-                os.killpg(pgid, sig)  # a group leader: its whole group (tools it started)
-            os.kill(r.pid, sig)
-
-
-def stop_tree(rec: PidRecord, *, grace: float = STOP_GRACE, extra: list[PidRecord] = ()) -> bool:
+def stop_tree(
+    rec: PidRecord, *, grace: float = STOP_GRACE, extra: Sequence[PidRecord] = ()
+) -> bool:
     """TERM the runner, wait `grace`, then KILL the runner and every process it left behind."""
     if not rec.alive():
         # The runner is gone, but a session it recorded may have outlived it (kill -9).
         leftovers = [r for r in extra if r.alive()]
-        _signal_tree(leftovers, signal.SIGKILL)
-        _wait_gone(leftovers)
+        signal_tree(leftovers, signal.SIGKILL)
+        wait_gone(leftovers)
         return False
     tree = process_tree(rec.pid) + [r for r in extra if r.alive()]
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -164,16 +126,9 @@ def stop_tree(rec: PidRecord, *, grace: float = STOP_GRACE, extra: list[PidRecor
         time.sleep(0.05)
     # Anything still alive now (a hung runner, a session that ignored TERM, a stray tool).
     tree += [r for r in process_tree(rec.pid) if r not in tree]
-    _signal_tree(tree, signal.SIGKILL)
-    _wait_gone(tree)
+    signal_tree(tree, signal.SIGKILL)
+    wait_gone(tree)
     return True
-
-
-def _wait_gone(recs: list[PidRecord], timeout: float = 3.0) -> None:
-    """A SIGKILL is not instant: return once every process is really gone (or a zombie)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(r.alive() for r in recs):
-        time.sleep(0.02)
 
 
 def session_record(paths: FleetPaths, agent: str) -> list[PidRecord]:

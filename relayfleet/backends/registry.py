@@ -37,7 +37,8 @@ def backend_named(name: str) -> Backend:
     )
     if factory is None:
         raise BackendError(f"the {name} backend module {module_name} defines no backend")
-    return factory()
+    backend: Backend = factory()
+    return backend
 
 
 def backend_for(agent: Agent, fleet: Fleet) -> Backend:

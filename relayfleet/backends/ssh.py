@@ -19,6 +19,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from relayfleet import __version__
 from relayfleet.backends.base import RunnerStatus
@@ -257,6 +258,10 @@ class SshBackend:
             )
             self.pool.run(r.target, script, timeout=self.stop_grace + 30)
         self.pool.run(r.target, f"rm -rf {q(lay.secrets(agent.name))}")
+        # This process's inbox worker on the host (restarted by the next append, if any).
+        from relayfleet.backends.inboxworker import close_workers
+
+        close_workers(self.pool, r.target)
         if needs_tunnel(fleet, agent):
             self._close_idle_tunnel(paths, fleet, r.host.name, agent.name)
         return st.running
@@ -361,10 +366,12 @@ def needs_tunnel(fleet: Fleet, agent: Agent) -> bool:
     return ep.mode == "gateway" or ep.via_gateway
 
 
-def parse_status_output(text: str) -> tuple[dict[str, tuple[int | None, bool]], dict[str, dict]]:
+def parse_status_output(
+    text: str,
+) -> tuple[dict[str, tuple[int | None, bool]], dict[str, dict[str, Any]]]:
     """`_status_batch`'s output -> ({session: (pane pid, alive)}, {agent: runner.json})."""
     panes: dict[str, tuple[int | None, bool]] = {}
-    facts: dict[str, dict] = {}
+    facts: dict[str, dict[str, Any]] = {}
     current: str | None = None
     buf: list[str] = []
 

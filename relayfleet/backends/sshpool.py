@@ -202,6 +202,11 @@ class SshPool:
             return RunResult(status, str(r.stdout or ""), str(r.stderr or ""))
         raise AssertionError("unreachable")
 
+    def discard(self, target: SshTarget, conn: asyncssh.SSHClientConnection) -> None:
+        """Forget `conn` (it died under a caller); the next `connection()` opens a new one."""
+        if self._conns.get(target) is conn:
+            del self._conns[target]
+
     async def aclose(self) -> None:
         conns = list(self._conns.values())
         self._conns.clear()

@@ -3,8 +3,9 @@
     file    the local inbox file (local agents; docker agents, whose state dir is bind-mounted)
     shared  `<runtime.shared_path>/inbox.jsonl`: a directory both sides mount (NFS, SMB, a bind
             mount); it must exist, so an unmounted share is an error, not a silent local file
-    ssh     append on the host over the pooled SSH connection, running `core.inboxfile` there
-            under flock (the same idempotent append every other transport uses)
+    ssh     append on the host over the pooled SSH connection, through one long-lived
+            `core.inboxfile serve` worker per connection (`backends/inboxworker.py`) that takes
+            the same flock and does the same idempotent append every other transport uses
     http    POST to the runner's loopback HTTP inbox (`runner/http_inbox.py`), reached directly
             (local, docker with host networking) or through an SSH local forward (ssh hosts)
 
@@ -22,13 +23,16 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relayfleet.core.atomic import flocked, read_json, read_jsonl, write_atomic, write_json_atomic
 from relayfleet.core.errors import BackendError
 from relayfleet.core.inboxfile import append_once, contains
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
+
+if TYPE_CHECKING:
+    from relayfleet.backends.sshpool import SshPool
 
 
 class InboxTransport(Protocol):
@@ -78,15 +82,29 @@ class SharedInbox:
 
 
 class SshInbox:
-    """Append on an ssh host: `<venv python> -m relayfleet.core.inboxfile append <inbox>`."""
+    """Append on an ssh host through its long-lived inbox worker (`backends/inboxworker.py`).
 
-    def __init__(self, fleet: Fleet, host_name: str, state_dir: Path) -> None:
+    `persistent=False` is the old way, one exec per call
+    (`<venv python> -m relayfleet.core.inboxfile append <inbox>`), kept for the benchmark's
+    side-by-side figure.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        host_name: str,
+        state_dir: Path,
+        *,
+        pool: SshPool | None = None,
+        persistent: bool = True,
+    ) -> None:
         from relayfleet.backends.sshpool import SshTarget, default_pool
 
         self.host = fleet.hosts[host_name]
         self.fleet_name = fleet.name
-        self.pool = default_pool()
+        self.pool = pool or default_pool()
         self.target = SshTarget.from_host(self.host, state_dir)
+        self.persistent = persistent
 
     def _layout(self):  # -> RemoteLayout
         from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
@@ -96,10 +114,29 @@ class SshInbox:
             base = absolute_base(base, self.pool.home(self.target))
         return RemoteLayout(base=base, fleet=self.fleet_name)
 
+    def _ask(self, req: dict[str, Any]) -> dict[str, Any]:
+        from relayfleet.backends.inboxworker import REQUEST_TIMEOUT, START_TIMEOUT, workers_for
+
+        workers = workers_for(self.pool)
+        python = self._layout().python
+        return self.pool.call(
+            lambda: workers.request(self.target, python, req),
+            timeout=2 * (START_TIMEOUT + REQUEST_TIMEOUT) + 10,
+        )
+
+    def worker_pid(self) -> int | None:
+        """The host pid of this host's inbox worker (None before the first append)."""
+        from relayfleet.backends.inboxworker import workers_for
+
+        return workers_for(self.pool).pid(self.target, self._layout().python)
+
     def append(self, agent: str, event: dict[str, Any]) -> None:
         from relayfleet.backends.sshpool import q
 
         lay = self._layout()
+        if self.persistent:
+            self._ask({"op": "append", "path": lay.inbox(agent), "event": event})
+            return
         cmd = f"{q(lay.python)} -m relayfleet.core.inboxfile append {q(lay.inbox(agent))}"
         self.pool.check(self.target, cmd, input=json.dumps(event), what="inbox append")
 
@@ -107,6 +144,8 @@ class SshInbox:
         from relayfleet.backends.sshpool import q
 
         lay = self._layout()
+        if self.persistent:
+            return bool(self._ask({"op": "has", "path": lay.inbox(agent), "id": event_id})["has"])
         cmd = (
             f"{q(lay.python)} -m relayfleet.core.inboxfile has {q(lay.inbox(agent))} {q(event_id)}"
         )

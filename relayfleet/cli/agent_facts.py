@@ -45,7 +45,8 @@ def runner_facts(
             "error": str(exc),
         }
     x = dict(st.extra)
-    engine = x.get("engine") if st.running and isinstance(x.get("engine"), dict) else {}
+    engine_raw = x.get("engine")
+    engine: dict[str, Any] = engine_raw if st.running and isinstance(engine_raw, dict) else {}
     now = time.time()
     started = x.get("started_at") or st.started_at
     errors = x.get("plugin_errors") or []

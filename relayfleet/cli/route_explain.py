@@ -81,7 +81,9 @@ def item_from_args(ctx: Context, args: argparse.Namespace) -> Item:
         except (ValueError, TypeError) as exc:
             raise FleetError(f"--item {args.item}: {exc}") from exc
         fields = {f.name for f in dataclasses.fields(item)}
-        changes = {k: (tuple(v) if k == "labels" else v) for k, v in overrides.items()}
+        changes: dict[str, Any] = {
+            k: (tuple(v) if k == "labels" else v) for k, v in overrides.items()
+        }
         return dataclasses.replace(item, **{k: v for k, v in changes.items() if k in fields})
     if not overrides:
         raise FleetError(

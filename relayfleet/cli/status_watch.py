@@ -66,7 +66,7 @@ def _agent_row(a: dict[str, Any]) -> list[str]:
 
 def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "") -> Any:
     """The table for one snapshot (a rich renderable)."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.table import Table
     from rich.text import Text
 
@@ -79,7 +79,10 @@ def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "") -> Any:
     table.add_row(*_router_row(snap["router"], bool(up.get("running"))))
     for a in snap["agents"]:
         table.add_row(*_agent_row(a))
-    lines = [table, Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow")]
+    lines: list[RenderableType] = [
+        table,
+        Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow"),
+    ]
     if problem:
         lines.append(Text(problem, style="red"))
     lines.append(Text(f"{time.strftime('%H:%M:%S')}  q quits", style="dim"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def bundled_plugins_dir() -> Path:
     return project_dir() / "plugins"
 
 
-def find_root(start: Path | None = None, env: dict[str, str] | None = None) -> Path:
+def find_root(start: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
     """`FLEET_ROOT` wins; else walk up to the first directory holding `.fleet/fleet.toml`."""
     env = os.environ if env is None else env
     if env.get("FLEET_ROOT"):

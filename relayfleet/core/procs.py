@@ -132,5 +132,55 @@ def stop_group(rec: PidRecord, *, grace: float = 5.0) -> bool:
     return True
 
 
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def process_tree(pid: int) -> list[PidRecord]:
+    """`pid` and every descendant, each with its start time (Linux /proc; else just `pid`)."""
+    kids = _children()
+    out: list[PidRecord] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        start = process_start_time(p)
+        if start is None:
+            continue
+        out.append(PidRecord(pid=p, start=start, started_at=0.0))
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def signal_tree(recs: list[PidRecord], sig: int) -> None:
+    """Send `sig` to every live process of `recs`, and to the whole group of each group leader."""
+    groups: set[int] = set()
+    for r in recs:
+        if not r.alive():
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            pgid = os.getpgid(r.pid)
+            if pgid == r.pid and pgid not in groups:
+                groups.add(pgid)
+                os.killpg(pgid, sig)  # a group leader: its whole group (tools it started)
+            os.kill(r.pid, sig)
+
+
+def wait_gone(recs: list[PidRecord], timeout: float = 3.0) -> None:
+    """A SIGKILL is not instant: return once every process is really gone (or a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(r.alive() for r in recs):
+        time.sleep(0.02)
+
+
 def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from relayfleet.core.errors import CredentialError
+from relayfleet.core.paths import FleetPaths
 
 PREFIX = "sk-ant-api03-"
 # Domain separation: the secret may be reused elsewhere by an operator; these MACs stay distinct.
@@ -56,7 +57,9 @@ def secret_path(state_dir: Path) -> Path:
     return Path(state_dir) / "gateway" / "secret"
 
 
-def load_or_create_secret(paths: object, env: Mapping[str, str], secret_env: str) -> bytes:
+def load_or_create_secret(
+    paths: FleetPaths | Path, env: Mapping[str, str], secret_env: str
+) -> bytes:
     """The gateway secret: `env[secret_env]` if set, else the 0600 state file (made on first use).
 
     `paths` is a `FleetPaths` or the fleet's state dir (`.fleet/state`).
@@ -71,8 +74,8 @@ def load_or_create_secret(paths: object, env: Mapping[str, str], secret_env: str
                 ],
             )
         return value.encode()
-    state_dir = getattr(paths, "state", paths)
-    path = secret_path(Path(state_dir))  # type: ignore[arg-type]
+    state_dir = paths.state if isinstance(paths, FleetPaths) else paths
+    path = secret_path(Path(state_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Written aside, then hard-linked into place: link() fails if the file already exists,

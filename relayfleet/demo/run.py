@@ -16,13 +16,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.errors import FleetError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.waiting import poll_until as wait_until
 from relayfleet.demo.story import AGENTS, CODER_LOGIN, REPO, STEPS, Step, routes_toml
+
+if TYPE_CHECKING:
+    from relayfleet.fakes.github import FakeGitHub
 
 TOKEN = "ghp_demo_token_not_a_secret"
 BOT = "acme-bot"
@@ -85,7 +88,7 @@ class Demo:
         self.up: Any = None
         self.fleet_started = time.monotonic()
         self.up_thread: threading.Thread | None = None
-        self.fake: Any = None
+        self.fake: FakeGitHub | None = None
         self._saved_env: dict[str, str | None] = {}
 
     # -- set up ----------------------------------------------------------------------------
@@ -206,8 +209,14 @@ class Demo:
         return out
 
     # -- the story -------------------------------------------------------------------------
+    def _github(self) -> FakeGitHub:
+        if self.fake is None:
+            raise FleetError("the demo's fake GitHub is not running")
+        return self.fake
+
     def act(self, step: Step) -> int:
-        f = self.fake
+        f = self._github()
+        n: int
         if step.key == "assign":
             n = f.open_issue(
                 REPO, "Scanner crashes on empty SKU", author="carol", association="MEMBER"
@@ -291,9 +300,10 @@ class Demo:
             ]
             turn_ids = [t for t in turn_ids if t]
             r.duplicates += len(turn_ids) - len(set(turn_ids))
-        r.requests = self.fake.count()
-        r.not_modified = self.fake.count(status=304)
-        r.points = self.fake.points_used
+        fake = self._github()
+        r.requests = fake.count()
+        r.not_modified = fake.count(status=304)
+        r.points = fake.points_used
         r.naive_requests = self.naive_requests()
 
     def naive_requests(self) -> int:

@@ -114,6 +114,14 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, holding the fake its handlers answer for."""
+
+    def __init__(self, address: tuple[str, int], fake: FakeGitHub) -> None:
+        super().__init__(address, _Handler)
+        self.fake = fake
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like api.github.com
     server_version = "GitHub.com"
@@ -129,7 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        fake: FakeGitHub = self.server.fake  # type: ignore[attr-defined]
+        server = self.server
+        assert isinstance(server, _Server)  # start() serves this handler only from a _Server
+        fake = server.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         resp = fake.handle(method, self.path, dict(self.headers.items()), body)
@@ -179,9 +189,8 @@ class FakeGitHub(GitHubState):
     def start(self, port: int = 0) -> str:
         """Serve on 127.0.0.1 in a daemon thread; returns the base URL (no trailing slash)."""
         self._stopping.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        server = _Server(("127.0.0.1", port), self)
         server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
         self._server = server
         self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
         self._thread = threading.Thread(
@@ -316,6 +325,7 @@ class FakeGitHub(GitHubState):
         self._roll_window()
         login = self.tokens.get(token or "")
         delay = 0.0
+        resp: Response | None
         if login is None:
             resp = Response(401, {"message": "Bad credentials", "documentation_url": DOCS})
             resp.body["status"] = "401"
@@ -647,7 +657,8 @@ class RemoteFakeGitHub:
             f"{self.base_url}/_fake/requests", headers={"Authorization": f"Bearer {self.token}"}
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
+            seen: list[dict[str, Any]] = json.loads(resp.read())
+        return seen
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):

@@ -263,7 +263,9 @@ class GitHubState:
             item.assignees.append(login)
         self._touch(item)
 
-    def edit(self, repo: str, number: int, *, title: str | None = None, body: str | None = None):
+    def edit(
+        self, repo: str, number: int, *, title: str | None = None, body: str | None = None
+    ) -> None:
         item = self.issue(repo, number)
         if title is not None:
             item.title = title

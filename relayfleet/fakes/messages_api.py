@@ -204,7 +204,7 @@ class FakeMessagesAPI:
             delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.tool_input)}
         else:
             delta = {"type": "text_delta", "text": reply.text_value}
-        events = [
+        events: list[tuple[str, dict[str, Any]]] = [
             ("message_start", {"message": self._message(reply, model, [])}),
             ("content_block_start", {"index": 0, "content_block": start}),
             ("content_block_delta", {"index": 0, "delta": delta}),

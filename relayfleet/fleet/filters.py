@@ -177,8 +177,8 @@ def _state_ok(state: str, item: Item) -> bool:
     if state == "all":
         return True
     if state == "merged":
-        return item.merged
-    return item.state == state
+        return bool(item.merged)
+    return bool(item.state == state)
 
 
 def _who(value: str, me: str | None) -> str:

@@ -31,7 +31,8 @@ def templates_dir() -> Path:
 def _toml_value(value: Any) -> str:
     import tomlkit
 
-    return tomlkit.item(value).as_string()
+    text: str = tomlkit.item(value).as_string()
+    return text
 
 
 def render(text: str, values: dict[str, Any], *, toml: bool) -> str:

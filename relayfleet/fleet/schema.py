@@ -147,7 +147,8 @@ class _Reader:
     def str_(
         self, d: Mapping[str, Any], path: Path_, key: str, default: str = "", **kw: Any
     ) -> str:
-        return self.get(d, path, key, lambda v: isinstance(v, str), "a string", default, **kw)
+        value: str = self.get(d, path, key, lambda v: isinstance(v, str), "a string", default, **kw)
+        return value
 
     def int_(
         self, d: Mapping[str, Any], path: Path_, key: str, default: int, lo: int, hi: int, **kw: Any
@@ -155,7 +156,8 @@ class _Reader:
         def ok(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
-        return self.get(d, path, key, ok, f"an integer from {lo} to {hi}", default, **kw)
+        value: int = self.get(d, path, key, ok, f"an integer from {lo} to {hi}", default, **kw)
+        return value
 
     def num(self, d: Mapping[str, Any], path: Path_, key: str, default: float) -> float:
         def ok(v: Any) -> bool:
@@ -164,7 +166,10 @@ class _Reader:
         return float(self.get(d, path, key, ok, "a non-negative number", default))
 
     def bool_(self, d: Mapping[str, Any], path: Path_, key: str, default: bool) -> bool:
-        return self.get(d, path, key, lambda v: isinstance(v, bool), "true or false", default)
+        value: bool = self.get(
+            d, path, key, lambda v: isinstance(v, bool), "true or false", default
+        )
+        return value
 
     def enum(
         self,

@@ -76,7 +76,7 @@ def _error(status: int, kind: str, message: str) -> web.Response:
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
     """Headers named in `Connection:` are hop-by-hop for this message (RFC 9110 7.6.1)."""
-    named = set()
+    named: set[str] = set()
     for value in headers.getall("connection", []):
         named.update(t.strip().lower() for t in value.split(",") if t.strip())
     return named
@@ -249,8 +249,10 @@ async def serve(gateway: Gateway, host: str, port: int) -> tuple[web.AppRunner, 
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    server = site._server
+    # aiohttp types `_server` as the abstract base, which has no `sockets`; the object is a
+    # concrete asyncio Server (or uvloop's), so look the attribute up as before.
+    sockets = getattr(site._server, "sockets", None)
     bound = port
-    if server is not None and getattr(server, "sockets", None):
-        bound = server.sockets[0].getsockname()[1]
+    if sockets:
+        bound = sockets[0].getsockname()[1]
     return runner, bound

@@ -193,8 +193,9 @@ def _items(data: Any) -> list[dict[str, Any]]:
         return data
     if isinstance(data, dict):
         for key in LIST_KEYS:
-            if isinstance(data.get(key), list):
-                return data[key]
+            found = data.get(key)
+            if isinstance(found, list):
+                return found
         return [data]
     return []
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import write_atomic
+from relayfleet.core.atomic import read_state_dict, write_atomic
 
 VERSION = 1
 # `since` moves now and then, so URLs come and go; keep the most recently used ones.
@@ -33,11 +33,8 @@ class HttpCache:
     def load(cls, path: Path, token_fp: str) -> HttpCache:
         """Read `path`; a missing or unreadable file starts empty (it is only an optimisation)."""
         cache = cls(Path(path), token_fp)
-        try:
-            data = json.loads(Path(path).read_text())
-        except (FileNotFoundError, ValueError, OSError):
-            return cache
-        entries = data.get("entries") if isinstance(data, dict) else None
+        data = read_state_dict(path)
+        entries = data.get("entries")
         if data.get("version") != VERSION or not isinstance(entries, dict):
             return cache
         for url, entry in entries.items():

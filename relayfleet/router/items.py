@@ -117,8 +117,9 @@ def _issue(repo: str, o: dict[str, Any]) -> Item:
     pr = o.get("pull_request")
     is_pr = isinstance(pr, dict) or "head" in o  # issues endpoint, or the pulls endpoint itself
     merged_at = (pr or {}).get("merged_at") if isinstance(pr, dict) else o.get("merged_at")
-    head = o.get("head") if isinstance(o.get("head"), dict) else {}
-    base = o.get("base") if isinstance(o.get("base"), dict) else {}
+    head_raw, base_raw = o.get("head"), o.get("base")
+    head: dict[str, Any] = head_raw if isinstance(head_raw, dict) else {}
+    base: dict[str, Any] = base_raw if isinstance(base_raw, dict) else {}
     return Item(
         kind="pulls" if is_pr else "issues",
         repo=_repo_of(o, repo),

@@ -58,7 +58,9 @@ _KEYS: dict[str, tuple[Callable[[str, Item], bool], Callable[[Item], str]]] = {
 def _values(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(str(v) for v in value)  # type: ignore[attr-defined]
+    if not isinstance(value, Iterable):
+        raise TypeError(f"a match value is a string or a list, not {value!r}")
+    return tuple(str(v) for v in value)
 
 
 def key_matches(key: str, value: object, item: Item) -> bool:

@@ -125,7 +125,9 @@ class Schedule:
         """A transient failure: full-jitter exponential backoff. Returns the delay."""
         c, st = self.cadence, self.state(key)
         st.failures += 1
-        ceiling = min(c.backoff_cap, c.backoff_base * 2 ** (st.failures - 1))
+        # The exponent is capped: 2**1024 no longer converts to float (OverflowError after ~10
+        # days of a failing stream), and the cap on the delay is reached long before 2**64.
+        ceiling = min(c.backoff_cap, c.backoff_base * 2.0 ** min(st.failures - 1, 64))
         delay = max(c.backoff_floor, self.rng() * ceiling)
         st.retry_in = delay
         st.next_due = now + delay

@@ -6,6 +6,7 @@ Backends start this detached (`gh fleet start`); it runs until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     from relayfleet.backends.local import prepare_credentials
     from relayfleet.runner.supervisor import run_agent
 
-    return run_agent(args[0], args[1], credentials=prepare_credentials)
+    return run_agent(Path(args[0]), args[1], credentials=prepare_credentials)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +253,7 @@ class _QuietServer:
 
         class Quiet(uvicorn.Server):
             @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[no-untyped-def]
+            def capture_signals(self) -> Iterator[None]:
                 yield
 
         return Quiet(config)

@@ -49,7 +49,9 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_event(body: str, *, source: str, metadata: Mapping[str, Any] | None = None) -> dict:
+def make_event(
+    body: str, *, source: str, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """An inbox event (ARCHITECTURE 3.7) with a fresh id."""
     safe = "".join(c if c.isalnum() else "_" for c in source)[:24] or "plugin"
     return {

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from relayfleet.core.procs import PidRecord
+from relayfleet.core.procs import PidRecord, process_tree, signal_tree, wait_gone
 
 COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 KILL_WAIT = 5.0
@@ -61,13 +61,6 @@ class Child:
     @property
     def pid(self) -> int:
         return self.proc.pid
-
-
-def descendants(pid: int) -> list[PidRecord]:
-    """`pid` and every process below it, each with its start time (Linux /proc)."""
-    from relayfleet.backends.local import process_tree
-
-    return process_tree(pid)
 
 
 class ProcessManager:
@@ -205,7 +198,7 @@ class ProcessManager:
             child = self.children.pop(name, None)
             if child is None:
                 continue
-            tree = descendants(child.pid) if child.proc.poll() is None else []
+            tree = process_tree(child.pid) if child.proc.poll() is None else []
             if child.extras is not None:
                 with contextlib.suppress(Exception):
                     tree += child.extras()
@@ -230,21 +223,15 @@ class ProcessManager:
 
 def _kill_tree(child: Child, tree: list[PidRecord]) -> int:
     """KILL the child's group and every recorded process that is still alive; count them."""
-    alive = [r for r in tree + descendants(child.pid) if r.pid != child.pid and r.alive()]
-    if child.proc.poll() is None:
-        alive.append(PidRecord(child.pid, None, 0.0))
+    others = [r for r in tree + process_tree(child.pid) if r.pid != child.pid and r.alive()]
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)  # the group it leads (tools it started)
-    for r in alive:
+    if child.proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            pgid = os.getpgid(r.pid)
-            if pgid == r.pid:
-                os.killpg(pgid, signal.SIGKILL)  # a session leader (the PTY child): its group
-            os.kill(r.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and any(r.alive() for r in alive if r.pid != child.pid):
-        time.sleep(0.02)
-    return len([r for r in alive if r.pid != child.pid])
+            os.kill(child.pid, signal.SIGKILL)
+    signal_tree(others, signal.SIGKILL)  # a session leader (the PTY child): its group too
+    wait_gone(others)
+    return len(others)
 
 
 def _size(path: Path) -> int:

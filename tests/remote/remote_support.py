@@ -449,6 +449,26 @@ def ssh_host(sshd: Sshd, workdir: Path) -> dict:
     }
 
 
+def trust(root: Path, sshd: Sshd) -> Path:
+    """What `gh fleet host trust` does for `sshd`; returns the fleet's state directory."""
+    state = root / ".fleet" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "known_hosts").write_text(sshd.known_hosts.read_text())
+    return state
+
+
+def ssh_fleet(
+    root: Path, sshd: Sshd, workdir: Path, *, name: str, agents: dict[str, dict], seed: bool = True
+) -> Path:
+    """A fleet whose one host `vm` is `sshd` (trusted), its runners under `workdir`; with `seed`
+    the host's runner venv is pre-provisioned. Returns the fleet's state directory."""
+    write_fleet(root, name=name, hosts={"vm": ssh_host(sshd, workdir)}, agents=agents)
+    state = trust(root, sshd)
+    if seed:
+        seed_remote_venv(workdir)
+    return state
+
+
 # -- a python base image made from this machine's Debian python (for the Dockerfile build) ------
 
 PYTHON_BASE_IMAGE = "relayfleet-test-pybase:latest"

@@ -79,9 +79,7 @@ def test_tunnel_reaches_this_machine_from_the_host(fleet_root: Path, sshd: rs.Ss
     gw = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     threading.Thread(target=gw.serve_forever, daemon=True).start()
     remote_port = rs.free_port()
-    state = fleet_root / ".fleet" / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "known_hosts").write_text(sshd.known_hosts.read_text())
+    rs.trust(fleet_root, sshd)
     try:
         rc, out, err = cli(
             fleet_root, "tunnel", "open", "vm", "--port", f"{remote_port}:{gw.server_address[1]}"

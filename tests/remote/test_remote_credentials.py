@@ -76,24 +76,8 @@ def test_ssh_agent_credentials_arrive_and_never_leak(sshd: rs.Sshd, tmp_path: Pa
         "tok": {"from_env": "RF_CANARY", "as_env": "RF_TOKEN"},
         "file": {"from_env": "RF_CANARY", "as_file": str(tmp_path / "box" / "tok"), "mode": "0600"},
     }
-    rs.write_fleet(
-        root,
-        name=f"c{os.getpid() % 10000}",
-        agents={"coder": spec},
-        hosts={
-            "vm": {
-                "backend": "ssh",
-                "host": f"{sshd.user}@127.0.0.1",
-                "port": sshd.port,
-                "workdir": str(workdir),
-                "key": str(sshd.client_key),
-            }
-        },
-    )
+    rs.ssh_fleet(root, sshd, workdir, name=f"c{os.getpid() % 10000}", agents={"coder": spec})
     paths = FleetPaths(root)
-    paths.state.mkdir(parents=True)
-    (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    rs.seed_remote_venv(workdir)
     fleet = load_fleet(paths)
     backend = SshBackend()
 

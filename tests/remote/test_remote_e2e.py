@@ -65,17 +65,14 @@ def tell_and_route(root: Path, github: FakeGitHub, transcript: Path) -> None:
 def test_ssh_agent_end_to_end(sshd: rs.Sshd, github: FakeGitHub, tmp_path: Path) -> None:
     root, workdir = tmp_path / "op", tmp_path / "w"  # short: the runner binds a socket there
     transcript = tmp_path / "transcript.jsonl"
-    rs.write_fleet(
+    state = rs.ssh_fleet(
         root,
+        sshd,
+        workdir,
         name=f"e{os.getpid() % 10000}",
-        hosts={"vm": rs.ssh_host(sshd, workdir)},
         agents={"coder": rs.fake_claude_agent(transcript, "ssh", "vm", "ssh", 8801)},
     )
     (root / ".fleet" / "routes.toml").write_text(rs.ROUTES)
-    state = root / ".fleet" / "state"
-    state.mkdir(parents=True)
-    (state / "known_hosts").write_text(sshd.known_hosts.read_text())  # = `host trust vm`
-    rs.seed_remote_venv(workdir)
     try:
         rc, out, err = cli(root, github, "start", "coder")
         assert rc == 0, err
@@ -152,16 +149,14 @@ def test_http_transport_reaches_a_remote_runner_through_an_ssh_forward(
     root, workdir = tmp_path / "op", tmp_path / "w"
     transcript = tmp_path / "transcript.jsonl"
     name = f"h{os.getpid() % 10000}"
-    rs.write_fleet(
+    rs.ssh_fleet(
         root,
+        sshd,
+        workdir,
         name=name,
-        hosts={"vm": rs.ssh_host(sshd, workdir)},
         agents={"coder": rs.fake_claude_agent(transcript, "ssh", "vm", "http", 8801)},
     )
     paths = FleetPaths(root)
-    paths.state.mkdir(parents=True)
-    (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    rs.seed_remote_venv(workdir)
     endpoint_file = workdir / "fleets" / name / ".fleet/state/agents/coder/http-inbox.json"
     try:
         assert cli(root, github, "start", "coder")[0] == 0

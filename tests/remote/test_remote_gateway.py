@@ -48,13 +48,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
     agent["claude"]["endpoint"] = {"mode": "gateway"}
     agent["claude"]["engine"] = "claude"  # the engine that applies [claude.endpoint]
     name = f"g{os.getpid() % 10000}"
-    rs.write_fleet(
-        root, name=name, hosts={"vm": rs.ssh_host(sshd, workdir)}, agents={"coder": agent}
-    )
-    state = root / ".fleet" / "state"
-    state.mkdir(parents=True)
-    (state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    rs.seed_remote_venv(workdir)
+    state = rs.ssh_fleet(root, sshd, workdir, name=name, agents={"coder": agent})
 
     with FakeMessagesAPI(default_text="pong") as upstream:
         with (root / ".fleet" / "fleet.toml").open("a") as f:

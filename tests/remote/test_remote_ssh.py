@@ -83,9 +83,7 @@ def test_status_of_many_agents_on_one_host_is_one_remote_command(
         f"a{i}": rs.fake_claude_agent(tmp_path / "t.jsonl", "ssh", "vm", "ssh", 8900 + i)
         for i in range(5)
     }
-    rs.write_fleet(root, name="st", hosts={"vm": rs.ssh_host(sshd, tmp_path / "w")}, agents=agents)
-    (root / ".fleet" / "state").mkdir(parents=True)
-    (root / ".fleet" / "state" / "known_hosts").write_text(sshd.known_hosts.read_text())
+    rs.ssh_fleet(root, sshd, tmp_path / "w", name="st", agents=agents, seed=False)
     pool = default_pool()
     before = pool.commands
     out = io.StringIO()

@@ -90,16 +90,3 @@ def write_fleet(
         out += [f"{k} = {list(v)!r}" for k, v in r.match.items()] + [""]
     (fleet / "routes.toml").write_text("\n".join(out).replace("'", '"'))
     return FleetPaths(root)
-
-
-def wait_until(pred: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)

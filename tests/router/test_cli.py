@@ -13,7 +13,8 @@ import pytest
 from relayfleet.cli.context import Context
 from relayfleet.cli.main import main
 from relayfleet.fakes.github import FakeGitHub
-from tests.router.helpers import route, wait_until, watch, write_fleet
+from tests.router.helpers import route, watch, write_fleet
+from tests.waiting import wait_until
 
 
 @pytest.fixture

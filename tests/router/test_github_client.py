@@ -464,6 +464,8 @@ def test_a_corrupt_cache_file_starts_empty(tmp_path: Path) -> None:
         "Tue, 10 Oct 2017 16:00:00 GMT",
     )
     assert HttpCache.load(cache_file, "other").get("http://x") == (None, None)
+    cache_file.write_text("[]")  # valid JSON, but not the cache's object
+    assert len(HttpCache.load(cache_file, "fp")) == 0
 
 
 def test_budget_reads_recorded_github_headers() -> None:

@@ -19,7 +19,8 @@ from relayfleet.fakes.github import FakeGitHub
 from relayfleet.router.items import item_from_rest
 from relayfleet.router.match import dedup_key
 from tests.router.crash_harness import _env
-from tests.router.helpers import route, wait_until, watch, write_fleet
+from tests.router.helpers import route, watch, write_fleet
+from tests.waiting import wait_until
 
 REPO = "acme/wms"
 WATCHES = [watch("wms", "issues", REPO, "--state all", poll_sec=1)]

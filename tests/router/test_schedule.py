@@ -85,3 +85,9 @@ def test_free_304s_lower_the_projected_spend() -> None:
     for _ in range(15):
         s.succeeded("k", 0.0, 30.0, 304)
     assert s.projected_charged_per_hour({"k": 30.0}) < before * 0.05
+
+
+def test_a_stream_that_fails_for_weeks_keeps_backing_off_at_the_cap() -> None:
+    s = fixed(1.0)
+    delays = [s.failed("s", 0.0) for _ in range(2000)]  # 2**1024 once overflowed a float
+    assert delays[-1] == pytest.approx(Cadence().backoff_cap)

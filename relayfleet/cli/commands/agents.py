@@ -9,7 +9,7 @@ from relayfleet.cli.context import Context
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "new-agent",
         help="scaffold an agent (agent.toml + CLAUDE.md, a port, a starter route)",

@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from relayfleet.cli.context import Context
@@ -21,7 +22,7 @@ DETACH_KEY = b"\x1d"  # Ctrl-]
 DETACH_NAME = "Ctrl-]"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("attach", help=f"attach to an agent's live session (detach: {DETACH_NAME})")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.set_defaults(func=run)
@@ -72,7 +73,7 @@ def connect(path: Path) -> socket.socket:
 
 
 @contextlib.contextmanager
-def raw_terminal(fd: int):  # type: ignore[no-untyped-def]
+def raw_terminal(fd: int) -> Iterator[None]:
     """Keystrokes go through unchanged (Ctrl-C reaches the session, not us) until we return."""
     if not os.isatty(fd):
         yield
@@ -113,9 +114,10 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, detach: bytes = DETACH_KE
         size = _winsize(in_fd)
         if size:
             sock.sendall(winsize_frame(*size))
+    watched: list[socket.socket | int] = [sock, in_fd, wake_r]
     try:
         while True:
-            ready, _, _ = select.select([sock, in_fd, wake_r], [], [])
+            ready, _, _ = select.select(watched, [], [])
             if wake_r in ready:
                 os.read(wake_r, 64)
                 size = _winsize(in_fd)

@@ -7,7 +7,7 @@ import argparse
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole pipeline offline: fake GitHub, router, three agent sessions",

@@ -247,7 +247,7 @@ def check_remote_hosts(doc: Doctor) -> list[Result]:
 CHECKS.append(check_remote_hosts)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check the environment and the fleet's config")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

@@ -9,7 +9,7 @@ from typing import Any
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("gateway", help="the credential-swapping Claude gateway (docs/gateway.md)")
     gsub = p.add_subparsers(dest="gateway_cmd", metavar="<subcommand>", parser_class=type(p))
     p.set_defaults(func=run_status, json=False)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from relayfleet.fleet.model import Fleet
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "history",
         help="the fleet's changes as a readable log (commits touching .fleet/)",

@@ -6,9 +6,10 @@ import argparse
 from typing import Any
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.output import report_edit
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("host", help="the hosts that docker/ssh agents run on (fleet.toml)")
     hsub = p.add_subparsers(dest="host_cmd", metavar="<subcommand>", parser_class=type(p))
     p.set_defaults(func=run_list, json=False)
@@ -94,13 +95,6 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(ctx: Context, result: Any) -> int:
-    print(result.sentence, file=ctx.out)
-    if result.commit:
-        print(f"Committed {result.commit[:7]}: {result.message}", file=ctx.out)
-    return 0
-
-
 def run_add(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import add_host
 
@@ -116,10 +110,12 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         commit=not args.no_commit,
         env=ctx.env,
     )
-    return _report(ctx, result)
+    return report_edit(ctx, result)
 
 
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_host
 
-    return _report(ctx, remove_host(ctx.paths, args.name, commit=not args.no_commit, env=ctx.env))
+    return report_edit(
+        ctx, remove_host(ctx.paths, args.name, commit=not args.no_commit, env=ctx.env)
+    )

@@ -10,10 +10,8 @@ from relayfleet.cli.context import Context
 if TYPE_CHECKING:
     from relayfleet.cli.commands.doctor import Doctor, Result
 
-MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
-
-def register_under(hsub: argparse._SubParsersAction) -> None:
+def register_under(hsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     chk = hsub.add_parser("check", help="reachable? python, workdir, tmux, runner version")
     chk.add_argument("name", help="the host to check (see `gh fleet host list`)")
     chk.add_argument("--json", action="store_true", help="print JSON")
@@ -26,6 +24,7 @@ def register_under(hsub: argparse._SubParsersAction) -> None:
 
 def run_check(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.hostcheck import check_host
+    from relayfleet.cli.commands.doctor import MARKS
     from relayfleet.cli.output import print_json
 
     items = check_host(ctx.paths, ctx.load(), args.name)

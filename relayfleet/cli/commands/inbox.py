@@ -7,7 +7,7 @@ import argparse
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inbox", help="print an agent's inbox (events delivered to it)")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument("--json", action="store_true", help="the events as a JSON array (3.7 shape)")
@@ -33,4 +33,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     for e in events:
         print(f"{e.get('ts', '?')}  {e.get('source', '?'):<8} {e.get('body', '')}", file=ctx.out)
+    # The runner moves long-acknowledged events out of the live inbox (runner/compaction.py).
+    inbox = paths.inbox(agent.name)
+    older = sorted(inbox.parent.glob(f"{inbox.name}.[0-9]*"))
+    if older:
+        print(f"(older events archived in {', '.join(str(p) for p in older)})", file=ctx.out)
     return 0

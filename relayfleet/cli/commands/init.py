@@ -7,7 +7,7 @@ import argparse
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("init", help="create .fleet/ in this git repo (runs git init if needed)")
     p.add_argument("--name", help="the fleet's name (default: the directory's name)")
     p.add_argument("--force", action="store_true", help="overwrite an existing fleet's config")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
+
+if TYPE_CHECKING:  # typing only: command modules stay light at import time
+    from relayfleet.backends.base import RunnerStatus
+    from relayfleet.core.paths import FleetPaths
+    from relayfleet.fleet.model import Agent
 
 START_TIMEOUT = 60.0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for verb, help_ in (
         ("start", "start agents' runners (detached; a running one is left alone)"),
         ("stop", "stop agents' runners and their sessions (TERM, then KILL after a grace)"),
@@ -44,7 +50,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for a, was in zip(agents, results, strict=True):
             print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
     if args.verb in ("start", "restart"):
-        started = []
+        started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
             st = backend_for(a, fleet).start(paths, fleet, a)
             if st.detail == "already running":
@@ -59,7 +65,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return rc
 
 
-def _wait_ready(ctx: Context, paths, started: list, timeout: float) -> int:  # type: ignore[no-untyped-def]
+def _wait_ready(
+    ctx: Context, paths: FleetPaths, started: list[tuple[Agent, RunnerStatus]], timeout: float
+) -> int:
     """Wait until each new runner reports its session up (or died trying): fail loudly, early."""
     from relayfleet.core.atomic import read_json
     from relayfleet.core.procs import PidRecord
@@ -93,7 +101,7 @@ def _wait_ready(ctx: Context, paths, started: list, timeout: float) -> int:  # t
     return rc
 
 
-def _hint_logs(ctx: Context, paths, name: str) -> None:  # type: ignore[no-untyped-def]
+def _hint_logs(ctx: Context, paths: FleetPaths, name: str) -> None:
     from relayfleet.backends.local import runner_out
     from relayfleet.backends.logtail import tail_lines
 

@@ -13,7 +13,7 @@ import argparse
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("login", help="log an agent's isolated Claude config dir in (interactive)")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument(

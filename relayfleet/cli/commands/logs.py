@@ -13,7 +13,7 @@ from typing import TextIO
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", help="print the tail of an agent's session log (ANSI stripped)")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")

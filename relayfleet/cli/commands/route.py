@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.output import report_edit
 
 if TYPE_CHECKING:
     from relayfleet.fleet.model import Fleet
@@ -24,7 +25,7 @@ MATCH_FLAGS = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "route",
         help="show the gate (every watch and route), checked; add, remove or test routes",
@@ -188,15 +189,6 @@ def _match_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, dest, None) for dest, key in MATCH_FLAGS}
 
 
-def _report(ctx: Context, result: Any) -> int:
-    for w in result.warnings:
-        print(f"gh fleet: warning: {w}", file=ctx.err)
-    print(result.sentence, file=ctx.out)
-    if result.commit:
-        print(f"Committed {result.commit[:7]}: {result.message}", file=ctx.out)
-    return 0
-
-
 def run_add(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import add_route
 
@@ -207,13 +199,15 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         commit=not args.no_commit,
         env=ctx.env,
     )
-    return _report(ctx, result)
+    return report_edit(ctx, result)
 
 
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_route
 
-    return _report(ctx, remove_route(ctx.paths, args.index, commit=not args.no_commit, env=ctx.env))
+    return report_edit(
+        ctx, remove_route(ctx.paths, args.index, commit=not args.no_commit, env=ctx.env)
+    )
 
 
 def run_watch_add(ctx: Context, args: argparse.Namespace) -> int:
@@ -229,7 +223,7 @@ def run_watch_add(ctx: Context, args: argparse.Namespace) -> int:
         commit=not args.no_commit,
         env=ctx.env,
     )
-    return _report(ctx, result)
+    return report_edit(ctx, result)
 
 
 def run_watch_remove(ctx: Context, args: argparse.Namespace) -> int:
@@ -242,7 +236,7 @@ def run_watch_remove(ctx: Context, args: argparse.Namespace) -> int:
         commit=not args.no_commit,
         env=ctx.env,
     )
-    return _report(ctx, result)
+    return report_edit(ctx, result)
 
 
 # -- test --------------------------------------------------------------------------------------

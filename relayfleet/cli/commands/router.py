@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from relayfleet.router.poller import Poller, RouterConfig
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("router", help="the GitHub router: one poller for every watch")
     rsub = p.add_subparsers(dest="router_cmd", metavar="<start|stop|restart|status|run>")
     rsub.required = True
@@ -136,9 +136,9 @@ def router_config(fleet: Fleet) -> RouterConfig:
     """Fleet -> what the poller needs, with every watch's filter parsed (a bad one raises)."""
     from relayfleet.core.errors import ConfigError
     from relayfleet.fleet.filters import parse_filter
-    from relayfleet.router.poller import RouterConfig
+    from relayfleet.router.poller import QueryLike, RouterConfig
 
-    queries = {}
+    queries: dict[str, QueryLike] = {}
     for w in fleet.watches:
         try:
             queries[w.name] = parse_filter(w.kind, w.filter)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from relayfleet.fleet.model import Fleet
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="router state, cursor age, and every agent")
     p.add_argument("--json", action="store_true", help="print the status as JSON (stable shape)")
     p.add_argument(

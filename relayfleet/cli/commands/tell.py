@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import uuid
+from typing import Any
 
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tell", help="send an agent a message (it arrives as [FROM operator])")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument("message", nargs="+", help="the message (words are joined with spaces)")
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def operator_event(message: str, *, now: dt.datetime | None = None) -> dict:
+def operator_event(message: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or dt.datetime.now(dt.UTC)
     return {
         "id": f"evt_op_{uuid.uuid4().hex[:20]}",

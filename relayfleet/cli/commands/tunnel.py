@@ -7,7 +7,7 @@ import argparse
 from relayfleet.cli.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tunnel", help="reverse SSH tunnels so hosts reach the gateway")
     tsub = p.add_subparsers(dest="tunnel_cmd", metavar="<subcommand>", parser_class=type(p))
     p.set_defaults(func=run_status, json=False)

@@ -8,7 +8,7 @@ from relayfleet.cli.context import Context
 from relayfleet.core.errors import UsageError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "up",
         help="run the router and every agent in the foreground; reconcile when .fleet/ changes",
