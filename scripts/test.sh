@@ -29,6 +29,7 @@ py="${GH_FLEET_VENV:-$PWD/.venv}/bin/python"
 
 "$py" -m ruff check .
 "$py" -m ruff format --check .
+"$py" -m mypy
 
 set +e
 "$py" -m pytest "$@"

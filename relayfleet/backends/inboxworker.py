@@ -75,7 +75,7 @@ class InboxWorkers:
 
         from relayfleet.backends.sshpool import _translate, q
 
-        cmd = f"exec {q(python)} -m relayfleet.core.inboxfile serve --idle {IDLE_EXIT:.0f}"
+        cmd = f"exec {q(python)} -m relayfleet.core.inboxfile serve --idle {IDLE_EXIT:g}"
         for attempt in (1, 2):
             conn = await self.pool.connection(target)
             try:

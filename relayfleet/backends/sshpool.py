@@ -353,7 +353,9 @@ class SshPool:
                 async with conn.start_sftp_client() as sftp:
                     try:
                         async with sftp.open(remote_path, "rb") as f:
-                            return bytes(await f.read())
+                            data = await f.read()
+                            # asyncssh's stubs type every read as str; "rb" gives bytes.
+                            return data if isinstance(data, bytes) else data.encode()
                     except asyncssh.SFTPNoSuchFile:
                         return None
             except (OSError, asyncssh.Error) as exc:

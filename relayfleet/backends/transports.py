@@ -32,6 +32,7 @@ from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
 
 if TYPE_CHECKING:
+    from relayfleet.backends.remote_layout import RemoteLayout
     from relayfleet.backends.sshpool import SshPool
 
 
@@ -106,7 +107,7 @@ class SshInbox:
         self.target = SshTarget.from_host(self.host, state_dir)
         self.persistent = persistent
 
-    def _layout(self):  # -> RemoteLayout
+    def _layout(self) -> RemoteLayout:
         from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
 
         base = self.host.workdir
@@ -280,7 +281,9 @@ RETRYABLE = (BackendError, OSError)
 class DeliveringTransport:
     """An InboxTransport that never drops: deliver now, else queue in the outbox and retry."""
 
-    def __init__(self, inner: InboxTransport, paths: FleetPaths, clock=time.time) -> None:
+    def __init__(
+        self, inner: InboxTransport, paths: FleetPaths, clock: Callable[[], float] = time.time
+    ) -> None:
         self.inner = inner
         self.paths = paths
         self.clock = clock
