@@ -64,6 +64,11 @@ def item_from_args(ctx: Context, args: argparse.Namespace) -> Item:
             overrides[key] = value
     if getattr(args, "label", None):
         overrides["labels"] = [x.strip() for v in args.label for x in v.split(",") if x.strip()]
+    if "repo" in overrides:
+        from relayfleet.fleet.schema import REPO_RE
+
+        if not REPO_RE.match(str(overrides["repo"])):
+            raise FleetError(f"invalid --repo {overrides['repo']!r}: expected owner/name")
     if "kind" in overrides and overrides["kind"] not in KINDS:
         raise FleetError(f"invalid --kind {overrides['kind']!r} (kinds: {', '.join(KINDS)})")
     if "association" in overrides:

@@ -667,11 +667,20 @@ class RemoteFakeGitHub:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m relayfleet.fakes.github")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--token", default=DEFAULT_TOKEN)
-    p.add_argument("--login", default="octocat")
-    p.add_argument("--poll-interval", type=int, default=60)
+    p = argparse.ArgumentParser(
+        prog="python -m relayfleet.fakes.github",
+        description="A fake GitHub REST API on 127.0.0.1, for trying a fleet without an account.",
+        epilog="Point a fleet at it: FLEET_GITHUB_API_URL=<the URL> GH_TOKEN=<--token> gh fleet up."
+        " Drive it from Python with relayfleet.fakes.github.RemoteFakeGitHub(url, token).",
+    )
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free)")
+    p.add_argument(
+        "--token", default=DEFAULT_TOKEN, help=f"the token it accepts (default {DEFAULT_TOKEN})"
+    )
+    p.add_argument("--login", default="octocat", help="the token's account, @me (default octocat)")
+    p.add_argument(
+        "--poll-interval", type=int, default=60, help="X-Poll-Interval on notifications (s)"
+    )
     p.add_argument("--print-url", action="store_true", help="print the base URL on stdout")
     p.add_argument("--repo", action="append", default=[], help="create this repo (repeatable)")
     args = p.parse_args(argv)

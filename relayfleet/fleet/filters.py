@@ -295,67 +295,104 @@ def _build(kind: str, values: dict[str, list[str]], flags: tuple[str, ...]) -> Q
         return Query(
             kind=kind, state="all", reasons=tuple(reasons), repo=_one(values, "repo"), flags=flags
         )
-    fields: dict[str, object] = {
-        "state": _one(values, "state") or "open",
-        "labels": list(_csv(values, "label")),
-        "any_labels": [],
-        "not_labels": [],
-        "assignee": _one(values, "assignee"),
-        "author": _one(values, "author"),
-        "mention": _one(values, "mention"),
-        "no": [],
-        "words": [],
-    }
+    fields = _IssueFields(
+        state=_one(values, "state") or "open",
+        labels=_csv(values, "label"),
+        assignee=_one(values, "assignee"),
+        author=_one(values, "author"),
+        mention=_one(values, "mention"),
+        base=_one(values, "base"),
+    )
     if "draft" in values:
-        fields["draft"] = True
-    if _one(values, "base"):
-        fields["base"] = _one(values, "base")
+        fields.draft = True
     for search in values.get("search", []):
         _apply_search(kind, search, fields)
-    if fields["state"] not in STATES:
-        raise ConfigError(f"--state must be one of {', '.join(STATES)}, not {fields['state']!r}")
-    if fields["state"] == "merged" and kind == "issues" and fields.get("is_pr") is not True:
+    if fields.state not in STATES:
+        raise ConfigError(f"--state must be one of {', '.join(STATES)}, not {fields.state!r}")
+    if fields.state == "merged" and kind == "issues" and fields.is_pr is not True:
         raise ConfigError("--state merged only makes sense for a pulls watch")
-    for key in ("labels", "any_labels", "not_labels", "no", "words"):
-        fields[key] = tuple(fields[key])  # type: ignore[arg-type]
-    return Query(kind=kind, flags=flags, **fields)  # type: ignore[arg-type]
+    return fields.query(kind, flags)
 
 
-def _apply_search(kind: str, search: str, fields: dict[str, object]) -> None:
+@dataclass
+class _IssueFields:
+    """An issues/pulls `Query` while its flags and `--search` qualifiers fold into it."""
+
+    state: str = "open"
+    labels: list[str] = field(default_factory=list)
+    any_labels: list[tuple[str, ...]] = field(default_factory=list)
+    not_labels: list[str] = field(default_factory=list)
+    assignee: str = ""
+    author: str = ""
+    mention: str = ""
+    review_requested: str = ""
+    involves: str = ""
+    no: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    is_pr: bool | None = None
+    draft: bool | None = None
+    base: str = ""
+
+    def query(self, kind: str, flags: tuple[str, ...]) -> Query:
+        return Query(
+            kind=kind,
+            state=self.state,
+            labels=tuple(self.labels),
+            any_labels=tuple(self.any_labels),
+            not_labels=tuple(self.not_labels),
+            assignee=self.assignee,
+            author=self.author,
+            mention=self.mention,
+            review_requested=self.review_requested,
+            involves=self.involves,
+            no=tuple(self.no),
+            words=tuple(self.words),
+            is_pr=self.is_pr,
+            draft=self.draft,
+            base=self.base,
+            flags=flags,
+        )
+
+
+def _apply_search(kind: str, search: str, fields: _IssueFields) -> None:
     """Fold `--search "assignee:@me is:open label:bug words"` into `fields`."""
     for token in _split(search, "--search"):
         negate = token.startswith("-") and ":" in token
         qual, colon, value = token.lstrip("-").partition(":") if ":" in token else ("", "", "")
         if not colon:
-            fields["words"].append(token)  # type: ignore[attr-defined]
+            fields.words.append(token)
             continue
         qual = qual.lower()
         if qual == "label":
             names = [v for v in value.split(",") if v]
             if negate:
-                fields["not_labels"].extend(names)  # type: ignore[attr-defined]
+                fields.not_labels.extend(names)
             elif len(names) == 1:
-                fields["labels"].append(names[0])  # type: ignore[attr-defined]
+                fields.labels.append(names[0])
             else:
-                fields["any_labels"].append(tuple(names))  # type: ignore[attr-defined]
+                fields.any_labels.append(tuple(names))
         elif negate:
             raise ConfigError(f"search qualifier -{qual}: is not supported (only -label:)")
-        elif qual in ("assignee", "author", "involves"):
-            fields[qual] = value
+        elif qual == "assignee":
+            fields.assignee = value
+        elif qual == "author":
+            fields.author = value
+        elif qual == "involves":
+            fields.involves = value
         elif qual == "mentions":
-            fields["mention"] = value
+            fields.mention = value
         elif qual == "review-requested":
-            fields["review_requested"] = value
+            fields.review_requested = value
         elif qual in ("is", "state", "type"):
             _apply_is(kind, value.lower(), fields)
         elif qual == "no":
             if value not in ("assignee", "label"):
                 raise ConfigError(f"search qualifier no:{value} is not supported")
-            fields["no"].append(value)  # type: ignore[attr-defined]
+            fields.no.append(value)
         elif qual == "draft":
-            fields["draft"] = value.lower() == "true"
+            fields.draft = value.lower() == "true"
         elif qual == "base":
-            fields["base"] = value
+            fields.base = value
         elif qual in _IGNORED_QUALIFIERS:
             continue
         else:
@@ -368,16 +405,16 @@ def _apply_search(kind: str, search: str, fields: dict[str, object]) -> None:
             )
 
 
-def _apply_is(kind: str, value: str, fields: dict[str, object]) -> None:
+def _apply_is(kind: str, value: str, fields: _IssueFields) -> None:
     if value in ("open", "closed", "merged"):
-        fields["state"] = value
+        fields.state = value
     elif value == "unmerged":
-        fields["state"] = "closed"
+        fields.state = "closed"
     elif value in ("pr", "pull-request"):
-        fields["is_pr"] = True
+        fields.is_pr = True
     elif value == "issue":
-        fields["is_pr"] = False
+        fields.is_pr = False
     elif value == "draft":
-        fields["draft"] = True
+        fields.draft = True
     else:
         raise ConfigError(f"unknown search qualifier is:{value} in a {kind} watch filter")

@@ -373,7 +373,10 @@ def _peel_commit(repo: pygit2.Repository, rev: str) -> Any:
     try:
         return repo.revparse_single(rev).peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
-        raise NotFound(f"unknown git revision {rev!r}") from exc
+        # `gh fleet diff main` in a repository whose branch is `master`: name what exists.
+        branches = sorted(repo.branches.local)[:8]
+        hint = f"branches here: {', '.join(branches)}" if branches else "no branches yet"
+        raise NotFound(f"unknown git revision {rev!r}", hints=[hint]) from exc
 
 
 def _fleet_tree(repo: pygit2.Repository, commit: Any, prefix: str) -> Any:

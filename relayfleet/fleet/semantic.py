@@ -20,14 +20,27 @@ from relayfleet.fleet.model import Fleet, Route
 ARROW = "→"
 
 
-def diff_fleets(old: Fleet | None, new: Fleet) -> list[str]:
-    """Readable lines for everything that differs from `old` to `new` (old None: all is new)."""
-    if old is None:
-        old = Fleet(name=new.name)
-        lines = [f"+fleet {new.name}"]
+def diff_fleets(
+    old: Fleet | None, new: Fleet, *, old_partial: bool = False, new_partial: bool = False
+) -> list[str]:
+    """Readable lines for everything that differs from `old` to `new` (old None: all is new).
+
+    A partial fleet is one whose tree has agent or route files but no `fleet.toml` (a commit of
+    `new-agent` after `init --no-commit`): its name and fleet-wide settings are unknown, so
+    they are neither shown nor compared, and the fleet itself is only `+fleet` once its
+    `fleet.toml` arrives."""
+    blank = Fleet(name=new.name)
+    lines: list[str] = []
+    if new_partial:
+        if old is not None and not old_partial:
+            lines.append(f"-fleet {old.name} (fleet.toml removed)")
+    elif old is None or old_partial:
+        lines.append(f"+fleet {new.name}")
+        lines += _settings(blank, new)
     else:
-        lines = []
-    lines += _settings(old, new)
+        lines += _settings(old, new)
+    if old is None:
+        old = blank
     lines += _named("host", old.hosts, new.hosts, _host_label)
     lines += _named("agent", old.agents, new.agents, lambda a: a.role)
     lines += _named(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 KINDS = ("issues", "pulls", "runs", "notifications")
@@ -254,8 +255,12 @@ _REASON_WORDS = {"mention": "mentioned", "team_mention": "team mentioned",
                  "approval_requested": "approval requested"}  # fmt: skip
 
 
-def describe_change(prev: dict[str, Any] | None, item: Item) -> str:
-    """A short phrase for what happened, from the previous `summary` (None: first sighting)."""
+def describe_change(prev: dict[str, Any] | None, item: Item, *, known_until: str = "") -> str:
+    """A short phrase for what happened, from the previous `summary` (None: first sighting).
+
+    `known_until` (ISO time, GitHub's clock): every item that existed then has been seen, so a
+    first sighting created at or after it is a new item, one created before it an old one that
+    only now shows up (e.g. just assigned). Without it, only the item's own timestamps tell."""
     if item.kind == "runs":
         if item.run_status == "completed":
             c = item.run_conclusion
@@ -266,7 +271,7 @@ def describe_change(prev: dict[str, Any] | None, item: Item) -> str:
     if item.kind == "notifications":
         return _REASON_WORDS.get(item.reason, item.reason.replace("_", " ") or "notified")
     if prev is None:
-        return _first_sighting(item)
+        return _first_sighting(item, known_until)
     parts: list[str] = []
     if prev.get("state") != item.state:
         if item.state == "closed":
@@ -295,13 +300,38 @@ def describe_change(prev: dict[str, Any] | None, item: Item) -> str:
     return ", ".join(parts) or "updated"
 
 
-def _first_sighting(item: Item) -> str:
-    if item.created_at and item.created_at == item.updated_at:
-        return "opened"
-    if item.state == "closed" and item.closed_at and item.closed_at == item.updated_at:
+# An item first updated within this long of its creation is still news of its opening (opened,
+# then assigned or labelled a moment later).
+NEW_WINDOW = 120
+
+
+def _ts(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _is_new(item: Item, known_until: str) -> bool:
+    created, updated, known = _ts(item.created_at), _ts(item.updated_at), _ts(known_until)
+    if created is None:
+        return False
+    if known is not None and created >= known:
+        return True  # created since we last looked: we could not have seen it before
+    return updated is not None and updated - created <= NEW_WINDOW
+
+
+def _first_sighting(item: Item, known_until: str = "") -> str:
+    closed_now = item.state == "closed" and item.closed_at and item.closed_at == item.updated_at
+    if closed_now and item.created_at != item.updated_at:
         return "merged" if item.merged else "closed"
-    return "updated"
+    if _is_new(item, known_until):
+        return "opened"
+    # An old item we had not seen: it changed and matches now, but what changed is unknown.
+    if item.assignees:
+        return "now matches (assigned to " + ", ".join(f"@{a}" for a in item.assignees) + ")"
+    return "now matches"
 
 
-def with_change(item: Item, prev: dict[str, Any] | None) -> Item:
-    return replace(item, change=describe_change(prev, item))
+def with_change(item: Item, prev: dict[str, Any] | None, *, known_until: str = "") -> Item:
+    return replace(item, change=describe_change(prev, item, known_until=known_until))

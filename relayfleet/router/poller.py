@@ -309,10 +309,11 @@ class Poller:
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
     ) -> None:
         agents = set(config.agents)
+        known_until = self._known_until(stream)
         for item in self._items(stream, objs):
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
-            item = with_change(item, prev)
+            item = with_change(item, prev, known_until=known_until)
             # agent -> the sighting (through its first matching watch) that goes to it
             chosen: dict[str, Item] = {}
             for w in stream.watches:
@@ -338,6 +339,16 @@ class Poller:
                 if self.cursor.is_delivered(agent, key):
                     continue
                 self._deliver(agent, chosen[agent], key, report)
+
+    def _known_until(self, stream: Stream) -> str:
+        """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
+        of earlier polls, or the watermark they started from (read before this page moves it).
+        Every item updated after the watermark was in an earlier page, so one first seen now that
+        was created before this time is old; "" when the stream has not polled yet."""
+        state = self.cursor.stream(stream.key)
+        marks = [str(state.get(k) or "") for k in ("since", "max_seen")]
+        valid = [m for m in marks if _parse_iso(m) is not None]
+        return max(valid, key=lambda m: _parse_iso(m) or 0.0, default="")
 
     def _watch_keeps(self, w: Watch, item: Item, config: RouterConfig) -> bool:
         scoped = w.kind == "notifications" and w.repo not in ("", "*")

@@ -55,6 +55,8 @@ class StreamState:
     failures: int = 0  # consecutive transient failures
     charged: float = 1.0  # share of recent polls that cost a point; unknown counts as "all"
     retry_in: float | None = None  # the last backoff delay (status output)
+    base: float | None = None  # the watch period the last poll was scheduled with
+    polled_at: float | None = None  # when the last successful poll happened
 
 
 def phase(key: str, period: float) -> float:
@@ -103,6 +105,12 @@ class Schedule:
         st = self.state(key)
         if st.next_due is None:
             st.next_due = now + phase(key, base)
+        elif (
+            st.base is not None and st.polled_at is not None and base < st.base and not st.failures
+        ):
+            # A reload made the watch faster (poll_sec 240 -> 10): do not wait out the old slot.
+            st.next_due = min(st.next_due, st.polled_at + self._jittered(self.period(key, base)))
+            st.base = base
         return st.next_due
 
     def backing_off(self, key: str, now: float) -> bool:
@@ -118,6 +126,7 @@ class Schedule:
         st.charged += c.charged_weight * (charged - st.charged)
         st.idle_polls = st.idle_polls + 1 if status == 304 else 0
         st.period = self.period(key, base)
+        st.base, st.polled_at = base, now
         st.next_due = now + self._jittered(st.period)
         return st.next_due
 

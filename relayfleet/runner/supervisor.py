@@ -203,7 +203,8 @@ class Runner:
             pty.resize(*size)
 
     def _on_ack(self, event_id: str, outcome: str) -> None:
-        self.log.info("acked %s: %s", event_id, outcome[:200])
+        # The outcome is optional in ack_event: no dangling "acked evt_…: " when there is none.
+        self.log.info("acked %s%s", event_id, f": {outcome[:200]}" if outcome else "")
         self._pending_changed.set()
         self._status_dirty.set()
 

@@ -10,12 +10,14 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from relayfleet.core.atomic import append_json, read_json
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import live_pid
 from relayfleet.fleet.model import Fleet
+from relayfleet.runner.compaction import archives
 from relayfleet.runner.ledger import Ledger
 from relayfleet.runner.plugin_api import make_event
 
@@ -46,11 +48,17 @@ def read_event_at(inbox_path: Any, start: int, end: int) -> dict[str, Any] | Non
         return None
 
 
-def find_event(inbox_path: Any, event_id: str) -> dict[str, Any] | None:
+# Compaction keeps DEFAULT_ARCHIVES (3) by default; a larger RELAYFLEET_INBOX_ARCHIVES must not
+# turn one get_event into a scan of every byte the agent ever received.
+MAX_ARCHIVES_SEARCHED = 8
+
+
+def _find_in(path: Path, event_id: str) -> dict[str, Any] | None:
+    needle = event_id.encode()
     try:
-        with open(inbox_path, "rb") as f:
+        with open(path, "rb") as f:
             for line in f:
-                if event_id.encode() not in line:
+                if needle not in line:
                     continue
                 try:
                     ev = json.loads(line)
@@ -61,6 +69,21 @@ def find_event(inbox_path: Any, event_id: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         pass
     return None
+
+
+def find_event(
+    inbox_path: Any, event_id: str, *, max_archives: int = MAX_ARCHIVES_SEARCHED
+) -> dict[str, Any] | None:
+    """The event with this id: the live inbox first, then its compaction archives, newest first
+    (an acked event asked about again has most likely just been archived)."""
+    inbox = Path(inbox_path)
+    ev = _find_in(inbox, event_id)
+    # Listed after the live scan: a compaction meanwhile has moved the line into .1 by now.
+    for path in archives(inbox)[:max_archives]:
+        if ev is not None:
+            break
+        ev = _find_in(path, event_id)
+    return ev
 
 
 class RunnerTools:

@@ -122,6 +122,17 @@ def test_validate_json_and_remove_agent_with_prune(fleet_repo: Path, run_cli) ->
     assert json.loads(p.stdout) == {"ok": True, "problems": []}
 
 
+def test_init_and_new_agent_name_the_commit_they_made(git_repo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    p = run_cli("init", "--name", "demo", cwd=git_repo)
+    head = git(git_repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert f"Committed {head}: fleet: init demo" in p.stdout
+    p = run_cli("new-agent", "c", "--role", "coder", "--repo", "acme/x", cwd=git_repo)
+    head = git(git_repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert f"Committed {head}: fleet: +agent c (coder)" in p.stdout
+    p = run_cli("new-agent", "d", "--role", "base", "--no-commit", cwd=git_repo)
+    assert "Committed" not in p.stdout
+
+
 def test_init_refuses_to_clobber_without_force(fleet_repo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     p = run_cli("init", cwd=fleet_repo)
     assert p.returncode == 1 and "already exists" in one_error_line(p.stderr)

@@ -76,6 +76,26 @@ def test_missing_tools_and_broken_topology_fail(
     assert "Traceback" not in proc.stderr
 
 
+def test_agents_running_another_program_do_not_need_claude_code(
+    repo: Path, run_cli: RunCli, tools: dict[str, str]
+) -> None:
+    bin_dir = Path(tools["PATH"].split(":")[0])
+    os.unlink(bin_dir / "claude")
+    fake_tool(bin_dir, "my-claude", "0.1")
+    for name in ("wms-coder", "wms-reviewer"):
+        toml = repo / ".fleet" / "agents" / name / "agent.toml"
+        toml.write_text(toml.read_text() + '\n[claude]\ncommand = ["my-claude", "--x"]\n')
+
+    out = run_cli("doctor", cwd=repo, env=tools).stdout
+
+    assert f"✓ claude: wms-coder, wms-reviewer run {bin_dir}/my-claude ([claude] command)" in out
+    (repo / ".fleet" / "agents" / "wms-coder" / "agent.toml").write_text(
+        agent_toml("wms-coder", "coder", 8801) + '\n[claude]\ncommand = ["nope-claude"]\n'
+    )
+    out = run_cli("doctor", cwd=repo, env=tools).stdout
+    assert "✗ claude: wms-coder: 'nope-claude' not found" in out
+
+
 def test_doctor_outside_a_fleet(tmp_path: Path, run_cli: RunCli, tools: dict[str, str]) -> None:
     proc = run_cli("doctor", "--json", cwd=tmp_path, env=tools)
     assert proc.returncode == 1

@@ -75,6 +75,7 @@ def test_diff_unknown_ref_is_one_line(repo: Path, run_cli: RunCli) -> None:
     proc = run_cli("diff", "no-such-branch", cwd=repo)
     assert proc.returncode == 1
     assert proc.stderr.startswith("gh fleet: unknown git revision 'no-such-branch'")
+    assert "hint: branches here: main" in proc.stderr  # `diff main` where the branch is master
 
 
 def test_history_in_a_fleet_without_commits(git_repo: Path, run_cli: RunCli) -> None:
@@ -82,3 +83,24 @@ def test_history_in_a_fleet_without_commits(git_repo: Path, run_cli: RunCli) -> 
     assert run_cli("history", cwd=git_repo).stdout.strip() == "No commits touch .fleet/ yet."
     assert run_cli("history", "--json", cwd=git_repo).stdout.strip() == "[]"
     assert "+agent wms-coder (coder)" in run_cli("diff", cwd=git_repo).stdout
+
+
+def test_history_of_agent_files_committed_before_fleet_toml(
+    git_repo: Path, run_cli: RunCli
+) -> None:
+    """`init --no-commit`, then `new-agent` commits only its own files: that commit adds the
+    agent (not "-fleet"), and the later commit of fleet.toml adds the fleet itself."""
+    assert run_cli("init", "--no-commit", cwd=git_repo).returncode == 0
+    made = run_cli("new-agent", "c1", "--role", "coder", "--no-route", cwd=git_repo)
+    assert made.returncode == 0, made.stderr
+    assert "fleet.toml" not in git(git_repo, "show", "--name-only", "HEAD")
+    git(git_repo, "add", ".fleet")
+    git(git_repo, "commit", "-q", "-m", "fleet: the rest")
+
+    entries = json.loads(run_cli("history", "--json", cwd=git_repo).stdout)
+    assert [e["changes"] for e in entries] == [
+        [f"+fleet {git_repo.name}"],
+        ["+agent c1 (coder)"],
+    ]
+    first = entries[1]["commit"]
+    assert run_cli("diff", first, cwd=git_repo).stdout.splitlines() == [f"+fleet {git_repo.name}"]

@@ -203,6 +203,8 @@ def test_route_test_with_a_simple_item_json(repo: Path, run_cli: RunCli, tmp_pat
         (["route", "test"], "needs an item"),
         (["route", "test", "--item", "missing.json"], "no such file"),
         (["route", "test", "--kind", "prs"], "invalid --kind 'prs'"),
+        (["route", "test", "--repo", "a"], "invalid --repo 'a': expected owner/name"),
+        (["route", "test", "--repo", "a/b/c", "--kind", "issues"], "invalid --repo 'a/b/c'"),
     ],
 )
 def test_route_test_bad_inputs(repo: Path, run_cli: RunCli, args: list[str], needle: str) -> None:

@@ -103,3 +103,22 @@ def test_watches_hosts_and_fleet_settings() -> None:
 def test_describe_route_catch_all() -> None:
     assert describe_route(Route(1, {}, ("a", "b"))) == "(catch-all) → a, b"
     assert describe_route(Route(1, {"label": ("x", "y")}, ("a",))) == "label=x,y → a"
+
+
+def test_partial_fleets_have_no_settings_to_show() -> None:
+    """A tree with agent files but no fleet.toml: its (default) name and settings are not real."""
+    partial = dataclasses.replace(base(), name="", default_model="sonnet")
+    assert diff_fleets(None, partial, new_partial=True) == [
+        "+agent wms-coder (coder)",
+        "+agent wms-reviewer (reviewer)",
+        "+watch wms-assigned (issues acme/WMS)",
+        "+route #1 (watch=wms-assigned → wms-coder)",
+        "+route #2 (label=needs-human → wms-reviewer)",
+    ]
+    full = dataclasses.replace(base(), default_model="opus")
+    assert diff_fleets(partial, full, old_partial=True) == [
+        "+fleet demo",
+        "~fleet: default_model sonnet→opus",
+    ]
+    assert diff_fleets(full, partial, new_partial=True) == ["-fleet demo (fleet.toml removed)"]
+    assert diff_fleets(partial, partial, old_partial=True, new_partial=True) == []

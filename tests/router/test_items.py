@@ -130,6 +130,32 @@ def test_what_changed_is_described() -> None:
     assert describe_change(prev, base) == "updated"
 
 
+def test_a_first_sighting_says_opened_only_for_a_new_item() -> None:
+    old = Item(
+        kind="issues",
+        repo="a/b",
+        number=1,
+        state="open",
+        created_at="2025-06-01T10:00:00Z",
+        updated_at="2026-01-01T09:00:00Z",
+        assignees=("al",),
+    )
+    assert describe_change(None, old) == "now matches (assigned to @al)"
+    assert describe_change(None, replace(old, assignees=())) == "now matches"
+    # Created since the stream last looked: new, however long ago its last change.
+    later = "2025-12-31T00:00:00Z"
+    assert describe_change(None, replace(old, created_at=later), known_until=later) == "opened"
+    assert describe_change(None, old, known_until=later) == "now matches (assigned to @al)"
+    # Opened, then assigned a moment later (no watermark needed).
+    quick = replace(old, created_at="2026-01-01T08:59:30Z")
+    assert describe_change(None, quick) == "opened"
+    closed = replace(old, state="closed", closed_at=old.updated_at)
+    assert describe_change(None, closed) == "closed"
+    assert describe_change(None, replace(closed, merged=True)) == "merged"
+    # No timestamps at all (route test items): never claims an opening.
+    assert describe_change(None, Item(kind="issues", repo="a/b", number=2)) == "now matches"
+
+
 def test_the_route_test_item_shape() -> None:
     item = item_from_dict(
         {

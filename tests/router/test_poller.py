@@ -237,3 +237,38 @@ def test_at_me_resolves_to_the_token_login(rig: Rig, fake: FakeGitHub) -> None:
     fake.assign(REPO, b, "alice")
     p.run_once(cfg, force=True)
     assert [e["metadata"]["number"] for e in rig.inbox("coder")] == [a]
+
+
+def test_only_new_items_are_announced_as_opened(tmp_path: Path) -> None:
+    """A first sighting says "opened" only for an item created since the stream last looked;
+    an old issue that shows up because it was just assigned says so instead."""
+    from relayfleet.fakes.github import ManualClock
+
+    clock = ManualClock()
+    with FakeGitHub(clock=clock) as fake:
+        fake.add_repo(REPO)
+        rig = make_rig(tmp_path, fake, clock)
+        old = fake.open_issue(REPO, "Old crash")
+        clock.advance(3 * 86_400)  # older than the first poll's look-back
+        cfg = config(
+            [watch("mine", "issues", REPO, "--assignee bob --state open")],
+            [route(1, "coder", watch="mine")],
+            ["coder"],
+        )
+        p = rig.poller()
+        p.run_once(cfg, force=True)  # the snapshot
+        clock.advance(60)
+        quick = fake.open_issue(REPO, "Scanner crash")
+        clock.advance(5)
+        fake.assign(REPO, quick, "bob")  # opened and assigned within seconds
+        slow = fake.open_issue(REPO, "Printer jam")
+        clock.advance(900)
+        fake.assign(REPO, slow, "bob")  # assigned long after, but still new to us
+        fake.assign(REPO, old, "bob")
+        p.run_once(cfg, force=True)
+    heads = {e["metadata"]["number"]: e["body"].split("]")[0] for e in rig.inbox("coder")}
+    assert heads == {
+        quick: f"[FROM github | issues {REPO}#{quick} opened",
+        slow: f"[FROM github | issues {REPO}#{slow} opened",
+        old: f"[FROM github | issues {REPO}#{old} now matches (assigned to @bob)",
+    }

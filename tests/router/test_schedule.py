@@ -91,3 +91,11 @@ def test_a_stream_that_fails_for_weeks_keeps_backing_off_at_the_cap() -> None:
     s = fixed(1.0)
     delays = [s.failed("s", 0.0) for _ in range(2000)]  # 2**1024 once overflowed a float
     assert delays[-1] == pytest.approx(Cadence().backoff_cap)
+
+
+def test_a_reload_that_makes_a_watch_faster_pulls_its_next_poll_in() -> None:
+    s = fixed(0.5)
+    assert s.succeeded("s", 1000.0, 240.0, 200) == pytest.approx(1240.0)
+    assert s.due_at("s", 1005.0, 240.0) == pytest.approx(1240.0)  # unchanged watch: same slot
+    assert s.due_at("s", 1005.0, 10.0) == pytest.approx(1010.0)  # poll_sec 240 -> 10
+    assert s.due_at("s", 1006.0, 600.0) == pytest.approx(1010.0)  # slower: the next poll decides

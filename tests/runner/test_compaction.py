@@ -376,3 +376,30 @@ def wait_until_status(fleet: Any, prev: int | None) -> dict[str, Any]:
 
     wait_until_sync(up, timeout=30)
     return read_json(path)
+
+
+def test_get_event_finds_events_compaction_moved_into_the_archives(tmp_path: Path) -> None:
+    from relayfleet.runner.tools import find_event
+
+    inbox = tmp_path / "inbox.jsonl"
+    ledger = Ledger(path=tmp_path / "runner-state.json")
+    tail = InboxTail(inbox)
+    comp = Compactor(inbox, ledger, SMALL)
+    n = 0
+    for _ in range(3):
+        for _ in range(40):
+            append_json(inbox, event(n))
+            n += 1
+        deliver_all(ledger, tail, ack_before=n)
+        assert comp.compact_now(tail=tail) > 0
+    assert len(archives(inbox)) == 3
+    oldest = read_jsonl(archive_path(inbox, 3))[0]["id"]
+    newest_archived = read_jsonl(archive_path(inbox, 1))[-1]["id"]
+    live = read_jsonl(inbox)[-1]["id"]
+
+    for eid in (live, newest_archived, oldest):
+        found = find_event(inbox, str(eid))
+        assert found is not None and found["id"] == eid
+    # Bounded: only the newest archives are searched.
+    assert find_event(inbox, str(oldest), max_archives=2) is None
+    assert find_event(inbox, "e9999") is None

@@ -65,11 +65,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_new(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.core.errors import FleetError
+    from relayfleet.fleet.gitops import fleet_log, head_commit
     from relayfleet.fleet.scaffold import new_agent
 
     if args.role not in ROLES:
         raise FleetError(f"unknown role {args.role!r} (roles: {', '.join(ROLES)})")
     paths = ctx.paths
+    before = head_commit(paths.root)
     existed = paths.agent_toml(args.name).is_file() if args.force else False
     changed = new_agent(
         paths,
@@ -96,7 +98,11 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
         print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
     elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
         print("  no route: give it --repo, or add one with `gh fleet route add`", file=ctx.out)
-    print(f"Next: gh fleet start {agent.name}", file=ctx.out)
+    if not args.no_commit and head_commit(paths.root) != before:
+        # Like every other editing command: say which commit holds the change.
+        last = fleet_log(paths.root, n=1)[0]
+        print(f"Committed {last.short}: {last.subject}", file=ctx.out)
+    print(f"Next: gh fleet start {agent.name} (a running `gh fleet up` starts it)", file=ctx.out)
     return 0
 
 

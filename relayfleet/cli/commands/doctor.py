@@ -218,12 +218,42 @@ def check_hosts(doc: Doctor) -> list[Result]:
     return [Result(OK, "hosts", f"{len(fleet.hosts)} host(s), every agent's host is known")]
 
 
+_check_claude_code = _tool(
+    "claude",
+    "agents run Claude Code",
+    "install Claude Code: npm i -g @anthropic-ai/claude-code",
+)
+
+
+def check_claude(doc: Doctor) -> list[Result]:
+    """The program each local agent's session runs: `claude` unless `[claude] command` says else.
+
+    A fleet whose agents all run another program (the fake claude, a wrapper) does not need
+    Claude Code on PATH; remote agents' programs are checked on their hosts (`host check`).
+    """
+    fleet = doc.fleet
+    local = [a for a in fleet.agents.values() if a.runtime.backend == "local"] if fleet else []
+    programs: dict[str, list[str]] = {}
+    for a in sorted(local, key=lambda a: a.name):
+        programs.setdefault(a.claude.command[0] if a.claude.command else "claude", []).append(
+            a.name
+        )
+    if not programs or "claude" in programs:
+        return _check_claude_code(doc)
+    out = []
+    for program, agents in sorted(programs.items()):
+        path = shutil.which(program, path=doc.ctx.env.get("PATH"))
+        who = ", ".join(agents)
+        if path:
+            out.append(Result(OK, "claude", f"{who} run {path} ([claude] command)"))
+        else:
+            hint = "fix `[claude] command` in their agent.toml, or install it"
+            out.append(Result(FAIL, "claude", f"{who}: {program!r} not found", (hint,)))
+    return out
+
+
 CHECKS: list[Check] = [
-    _tool(
-        "claude",
-        "agents run Claude Code",
-        "install Claude Code: npm i -g @anthropic-ai/claude-code",
-    ),
+    check_claude,
     _tool(
         "gh",
         "the router reads GitHub tokens from it",

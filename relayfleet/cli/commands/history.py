@@ -11,6 +11,8 @@ from relayfleet.cli.context import Context
 if TYPE_CHECKING:
     from relayfleet.fleet.model import Fleet
 
+NO_CHANGE = "(no topology change: comments or formatting)"
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -32,12 +34,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.set_defaults(func=run_diff)
 
 
-def _fleet_from(texts: dict[str, str]) -> Fleet | None:
-    from relayfleet.fleet.schema import load_fleet_from_texts
+def _fleet_from(texts: dict[str, str]) -> tuple[Fleet | None, bool]:
+    """The fleet a tree holds (None: no `.fleet/` TOML at all), and whether it is partial:
+    agent or route files without `fleet.toml` (committed before it, e.g. after
+    `init --no-commit`). A partial fleet gets default settings; only errors in the files it
+    does have are raised."""
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.fleet.schema import FLEET_TOML, display, load_fleet_from_texts
 
-    if "fleet.toml" not in texts:
-        return None
-    return load_fleet_from_texts(texts)
+    if not texts:
+        return None, False
+    if FLEET_TOML in texts:
+        return load_fleet_from_texts(texts), False
+    problems: list[ConfigError] = []
+    fleet = load_fleet_from_texts(texts, problems)
+    for exc in problems:
+        if exc.file != display(FLEET_TOML):
+            raise exc
+    return fleet, True
 
 
 def commit_changes(root: Path, sha: str, parent: str | None) -> list[str]:
@@ -47,16 +61,17 @@ def commit_changes(root: Path, sha: str, parent: str | None) -> list[str]:
     from relayfleet.fleet.semantic import diff_fleets
 
     try:
-        new = _fleet_from(fleet_texts_at(root, sha))
+        new, new_partial = _fleet_from(fleet_texts_at(root, sha))
     except ConfigError as exc:
         return [f"! the fleet at this commit does not load: {exc}"]
-    if new is None:
-        return ["-fleet (.fleet/ removed)"]
     try:
-        old = _fleet_from(fleet_texts_at(root, parent)) if parent else None
+        old, old_partial = _fleet_from(fleet_texts_at(root, parent)) if parent else (None, False)
     except ConfigError:
-        old = None  # the parent was broken; show this commit's fleet in full
-    return diff_fleets(old, new) or ["(no topology change: comments or formatting)"]
+        old, old_partial = None, False  # the parent was broken; show this commit's fleet in full
+    if new is None:
+        return ["-fleet (.fleet/ removed)"] if old is not None else [NO_CHANGE]
+    changes = diff_fleets(old, new, old_partial=old_partial, new_partial=new_partial)
+    return changes or [NO_CHANGE]
 
 
 def history_entries(root: Path, n: int) -> list[dict[str, Any]]:
@@ -106,11 +121,11 @@ def run_diff(ctx: Context, args: argparse.Namespace) -> int:
 
     paths = ctx.paths
     if args.ref == "HEAD" and head_commit(paths.root) is None:
-        old = None  # no commits yet: everything on disk is new
+        old, old_partial = None, False  # no commits yet: everything on disk is new
     else:
-        old = _fleet_from(fleet_texts_at(paths.root, args.ref))
+        old, old_partial = _fleet_from(fleet_texts_at(paths.root, args.ref))
     new = ctx.load()
-    changes = diff_fleets(old, new)
+    changes = diff_fleets(old, new, old_partial=old_partial)
     if args.json:
         print_json(ctx.out, changes)
         return 0

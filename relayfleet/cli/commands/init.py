@@ -16,9 +16,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.fleet.gitops import fleet_log
     from relayfleet.fleet.scaffold import init_fleet
 
     root = init_fleet(ctx.cwd, name=args.name, force=args.force, commit=not args.no_commit)
     print(f"Created {root / '.fleet'}", file=ctx.out)
+    if not args.no_commit:  # like every other editing command: say which commit holds it
+        last = fleet_log(root, n=1)
+        if last:
+            print(f"Committed {last[0].short}: {last[0].subject}", file=ctx.out)
     print("Next: gh fleet new-agent <name> --role coder --repo owner/name", file=ctx.out)
     return 0
