@@ -55,8 +55,9 @@ class StreamState:
     failures: int = 0  # consecutive transient failures
     charged: float = 1.0  # share of recent polls that cost a point; unknown counts as "all"
     retry_in: float | None = None  # the last backoff delay (status output)
-    base: float | None = None  # the watch period the last poll was scheduled with
-    polled_at: float | None = None  # when the last successful poll happened
+    base: float | None = None  # the watch period next_due was computed from
+    anchor: float | None = None  # when next_due was computed (start-up or the last poll)
+    polled: bool = False  # next_due follows a poll (else it is the start-up phase)
 
 
 def phase(key: str, period: float) -> float:
@@ -105,11 +106,11 @@ class Schedule:
         st = self.state(key)
         if st.next_due is None:
             st.next_due = now + phase(key, base)
-        elif (
-            st.base is not None and st.polled_at is not None and base < st.base and not st.failures
-        ):
+            st.base, st.anchor, st.polled = base, now, False
+        elif st.base is not None and st.anchor is not None and base < st.base and not st.failures:
             # A reload made the watch faster (poll_sec 240 -> 10): do not wait out the old slot.
-            st.next_due = min(st.next_due, st.polled_at + self._jittered(self.period(key, base)))
+            later = self._jittered(self.period(key, base)) if st.polled else phase(key, base)
+            st.next_due = min(st.next_due, st.anchor + later)
             st.base = base
         return st.next_due
 
@@ -126,7 +127,7 @@ class Schedule:
         st.charged += c.charged_weight * (charged - st.charged)
         st.idle_polls = st.idle_polls + 1 if status == 304 else 0
         st.period = self.period(key, base)
-        st.base, st.polled_at = base, now
+        st.base, st.anchor, st.polled = base, now, True
         st.next_due = now + self._jittered(st.period)
         return st.next_due
 

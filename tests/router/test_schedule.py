@@ -99,3 +99,6 @@ def test_a_reload_that_makes_a_watch_faster_pulls_its_next_poll_in() -> None:
     assert s.due_at("s", 1005.0, 240.0) == pytest.approx(1240.0)  # unchanged watch: same slot
     assert s.due_at("s", 1005.0, 10.0) == pytest.approx(1010.0)  # poll_sec 240 -> 10
     assert s.due_at("s", 1006.0, 600.0) == pytest.approx(1010.0)  # slower: the next poll decides
+    fresh = fixed(0.5)  # a router that restarted: its first slot is a phase of the old period
+    assert fresh.due_at("t", 1000.0, 240.0) == pytest.approx(1000.0 + phase("t", 240.0))
+    assert fresh.due_at("t", 1001.0, 10.0) == pytest.approx(1000.0 + phase("t", 10.0))

@@ -39,7 +39,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(line, file=ctx.out)
     if args.keep:
         root = demo.paths.root
-        print(f"\nThe fleet is kept in {root}. Explore it:", file=ctx.out)
+        print(f"\nThe fleet is kept in {root}. Explore it", file=ctx.out)
+        print(
+            "(`gh fleet` once installed as an extension, `./gh-fleet` from a checkout):",
+            file=ctx.out,
+        )
         print(f"  cd {root} && gh fleet route && gh fleet history", file=ctx.out)
         print("  gh fleet inbox coder    # what the router delivered", file=ctx.out)
         print(f"  cat {demo.tmp / 'up.log'}   # every process's output", file=ctx.out)
