@@ -18,6 +18,7 @@ import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import wait_until
 
@@ -552,3 +553,41 @@ def import_python_base(client, tag: str = PYTHON_BASE_IMAGE) -> str:  # client: 
         changes=["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"],
     )
     return tag
+
+
+def cli(root: Path, *argv: str) -> tuple[int, str, str]:
+    """`gh fleet …` in-process, on the fleet at `root`: (exit code, stdout, stderr)."""
+    from relayfleet.cli.context import Context
+    from relayfleet.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(out=out, err=err, env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
+    return main(list(argv), ctx), out.getvalue(), err.getvalue()
+
+
+# The operator's real key in the gateway tests: it must reach the upstream and nothing else.
+CANARY = "sk-ant-api03-CANARY-operators-real-key-must-stay-home-000000"
+
+
+def add_gateway(root: Path, port: int, upstream_url: str) -> None:
+    """Enable the fleet's gateway on loopback `port`, forwarding to `upstream_url`."""
+    with (root / ".fleet" / "fleet.toml").open("a") as f:
+        f.write(f'\n[gateway]\nlisten = "127.0.0.1:{port}"\nupstream = "{upstream_url}"\n')
+
+
+def assert_turn_reaches_upstream(
+    root: Path, upstream: Any, transcript: Path, sentinel: str
+) -> None:
+    """A `tell` makes the session call the API; the upstream sees the real key, never the
+    sentinel, and the reply comes back to the session. `upstream` is a FakeMessagesAPI."""
+    import json
+
+    assert cli(root, "tell", "coder", "ping", "the", "model")[0] == 0
+    wait_until(lambda: upstream.messages_requests(), 30)
+    req = upstream.messages_requests()[-1]
+    sent = json.dumps(req.headers)
+    assert CANARY in sent and sentinel not in sent
+    assert "ping the model" in req.text()
+    wait_until(lambda: '"type": "api"' in transcript.read_text(), 20)
+    api = [json.loads(x) for x in transcript.read_text().splitlines() if '"api"' in x]
+    assert api[-1]["status"] == 200 and api[-1]["reply"] == "pong"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -12,18 +11,11 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
+from remote_support import cli
 
 from relayfleet.backends.sshpool import SshTarget, default_pool
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 
 pytestmark = pytest.mark.slow
-
-
-def cli(root: Path, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    ctx = Context(out=out, err=err, env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
-    return main(list(argv), ctx), out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -4,29 +4,20 @@ loopback through host networking (issue 7; the ssh version is test_remote_gatewa
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
 
 import pytest
 import remote_support as rs
+from remote_support import cli
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.sentinel import ENV_GATEWAY_URL, ENV_SENTINEL
 from relayfleet.fakes.messages_api import FakeMessagesAPI
 
 pytestmark = pytest.mark.slow
 
-CANARY = "sk-ant-api03-CANARY-operators-real-key-must-stay-home-000000"
-
-
-def cli(root: Path, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {**os.environ, "FLEET_ROOT": str(root)}
-    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
+CANARY = rs.CANARY
 
 
 def container_environ(ctr, pid: int) -> dict[str, str]:  # ctr: docker Container
@@ -64,10 +55,7 @@ def test_docker_agent_reaches_the_gateway_with_only_its_sentinel(
     client = dockerd.client()
 
     with FakeMessagesAPI(default_text="pong") as upstream:
-        with (root / ".fleet" / "fleet.toml").open("a") as f:
-            f.write(
-                f'\n[gateway]\nlisten = "127.0.0.1:{gw_port}"\nupstream = "{upstream.base_url}"\n'
-            )
+        rs.add_gateway(root, gw_port, upstream.base_url)
         rc, out, err = cli(root, "gateway", "start")
         assert rc == 0, err
         try:
@@ -105,15 +93,7 @@ def test_docker_agent_reaches_the_gateway_with_only_its_sentinel(
             assert "ANTHROPIC_API_KEY" not in renv
 
             # A turn makes the session call the API: container -> gateway (loopback) -> upstream.
-            assert cli(root, "tell", "coder", "ping", "the", "model")[0] == 0
-            rs.wait_until(lambda: upstream.messages_requests(), 30)
-            req = upstream.messages_requests()[-1]
-            sent = json.dumps(req.headers)
-            assert CANARY in sent and sentinel not in sent
-            assert "ping the model" in req.text()
-            rs.wait_until(lambda: '"type": "api"' in transcript.read_text(), 20)
-            api = [json.loads(x) for x in transcript.read_text().splitlines() if '"api"' in x]
-            assert api[-1]["status"] == 200 and api[-1]["reply"] == "pong"
+            rs.assert_turn_reaches_upstream(root, upstream, transcript, sentinel)
 
             # Nothing the container wrote to its bind mount holds the key or the secret.
             for f in (state / "agents").rglob("*"):

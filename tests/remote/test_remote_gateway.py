@@ -3,7 +3,6 @@ reaches the operator's real gateway through the reverse tunnel `start` opens (is
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,22 +10,14 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
+from remote_support import cli
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.sentinel import ENV_GATEWAY_URL, ENV_SENTINEL
 from relayfleet.fakes.messages_api import FakeMessagesAPI
 
 pytestmark = pytest.mark.slow
 
-CANARY = "sk-ant-api03-CANARY-operators-real-key-must-stay-home-000000"
-
-
-def cli(root: Path, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {**os.environ, "FLEET_ROOT": str(root)}
-    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
+CANARY = rs.CANARY
 
 
 def environ(pid: int) -> dict[str, str]:
@@ -51,10 +42,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
     state = rs.ssh_fleet(root, sshd, workdir, name=name, agents={"coder": agent})
 
     with FakeMessagesAPI(default_text="pong") as upstream:
-        with (root / ".fleet" / "fleet.toml").open("a") as f:
-            f.write(
-                f'\n[gateway]\nlisten = "127.0.0.1:{gw_port}"\nupstream = "{upstream.base_url}"\n'
-            )
+        rs.add_gateway(root, gw_port, upstream.base_url)
         rc, out, err = cli(root, "gateway", "start")
         assert rc == 0, err
         try:
@@ -90,15 +78,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
             assert CANARY not in json.dumps(senv) and secret not in json.dumps(senv)
 
             # A turn makes the session call the API: host -> tunnel -> gateway -> upstream.
-            assert cli(root, "tell", "coder", "ping", "the", "model")[0] == 0
-            rs.wait_until(lambda: upstream.messages_requests(), 30)
-            req = upstream.messages_requests()[-1]
-            sent = json.dumps(req.headers)
-            assert CANARY in sent and sentinel not in sent
-            assert "ping the model" in req.text()
-            rs.wait_until(lambda: '"type": "api"' in transcript.read_text(), 20)
-            api = [json.loads(x) for x in transcript.read_text().splitlines() if '"api"' in x]
-            assert api[-1]["status"] == 200 and api[-1]["reply"] == "pong"
+            rs.assert_turn_reaches_upstream(root, upstream, transcript, sentinel)
 
             # Nothing on the host holds the real key or the gateway secret.
             found = subprocess.run(
