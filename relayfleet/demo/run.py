@@ -324,7 +324,6 @@ class Demo:
             self.start_fleet()
             for step in STEPS:
                 self.play(step)
-            self.result.seconds = time.monotonic() - t0
             self.settle_and_count()
         finally:
             self.result.seconds = time.monotonic() - t0
