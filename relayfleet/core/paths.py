@@ -126,6 +126,10 @@ class FleetPaths:
     def runner_status(self, name: str) -> Path:
         return self.agent_state(name) / "runner.json"
 
+    def rel_fleet(self, path: Path) -> str:
+        """A path relative to `.fleet/` (how config texts are keyed), '/'-separated."""
+        return Path(path).resolve().relative_to(self.fleet.resolve()).as_posix()
+
     def rel(self, path: Path) -> str:
         """A path relative to the fleet root, for messages and git (always '/'-separated)."""
         return Path(path).resolve().relative_to(self.root.resolve()).as_posix()

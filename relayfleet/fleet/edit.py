@@ -18,6 +18,7 @@ from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import KINDS, MATCH_KEYS, Fleet, Route
 from relayfleet.fleet.schema import ASSOCIATIONS, REPO_RE
 from relayfleet.fleet.schema import WATCH_NAME_RE as NAME_RE
+from relayfleet.fleet.txn import EditOptions
 
 ITEM_STATES = ("open", "closed", "merged", "all")
 HOST_BACKENDS = ("ssh", "docker")
@@ -140,33 +141,43 @@ def _apply(
     commit: bool,
     warnings: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
-    """Load the fleet and `target`'s document, let `change` edit it (returning the message),
-    re-check the whole fleet as it would be, write, and commit."""
+    """Under the fleet lock: load the fleet and `target`'s document, let `change` edit it
+    (returning the message), re-check the whole fleet as it would be (on disk, and as HEAD will
+    hold it), write, and commit exactly `target` (`txn` has the why of each step)."""
+    from relayfleet.fleet import txn
     from relayfleet.fleet.load import read_texts
     from relayfleet.fleet.schema import load_fleet_from_texts
     from relayfleet.fleet.toml_io import dump_doc, load_doc, parse_doc, save_doc
 
-    fleet = _current(paths)
-    doc = load_doc(target, rel) if target.exists() else parse_doc("", rel)
-    message = change(doc, fleet)
-    text = dump_doc(doc)
-    if text.endswith("\n\n"):  # a removal at the end leaves the blank line that preceded it
-        doc = parse_doc(text.rstrip("\n") + "\n", rel)
-    texts = read_texts(paths)
-    texts[target.relative_to(paths.fleet).as_posix()] = dump_doc(doc)
-    load_fleet_from_texts(texts)  # raises ConfigError before anything is written
-    if commit:
-        from relayfleet.fleet.gitops import preflight
+    with txn.locked(paths, edit):
+        fleet = _current(paths)
+        doc = load_doc(target, rel) if target.exists() else parse_doc("", rel)
+        message = change(doc, fleet)
+        text = dump_doc(doc)
+        if text.endswith("\n\n"):  # a removal at the end leaves the blank line that preceded it
+            doc = parse_doc(text.rstrip("\n") + "\n", rel)
+            text = dump_doc(doc)
+        key = target.relative_to(paths.fleet).as_posix()
+        texts = read_texts(paths)
+        texts[key] = text
+        load_fleet_from_texts(texts)  # raises ConfigError before anything is written
+        pending: list[str] = []
+        if commit:
+            from relayfleet.fleet.gitops import preflight
 
-        preflight(paths.root)  # a commit bound to fail must not leave the file changed
-    save_doc(target, doc)
-    sha = None
-    if commit:
-        from relayfleet.fleet.gitops import commit_fleet
-
-        sha = commit_fleet(paths.root, [target], message, env=env)
-    return EditResult(message=message, files=(target,), commit=sha, warnings=tuple(warnings))
+            pending = txn.refuse_pending(paths, [target], edit)
+            txn.check_head_after(paths, {key: text})
+            preflight(paths.root)  # a commit bound to fail must not leave the file changed
+        save_doc(target, doc)
+        sha = txn.commit(paths, [target], message, pending, env) if commit else None
+    return EditResult(
+        message=txn.subject(message, pending),
+        files=(target,),
+        commit=sha,
+        warnings=tuple(warnings),
+    )
 
 
 def _table(values: Mapping[str, Any]) -> Any:
@@ -194,6 +205,7 @@ def add_watch(
     poll_sec: int | None = None,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     from relayfleet.fleet.filters import parse_filter
     from relayfleet.fleet.toml_io import aot_append
@@ -220,7 +232,7 @@ def add_watch(
         where = f"{kind} {repo}".strip()
         return f"fleet: add watch {name} ({where})"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
 
 def routes_using_watch(fleet: Fleet, name: str) -> list[Route]:
@@ -234,6 +246,7 @@ def remove_watch(
     prune_routes: bool = False,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     from relayfleet.fleet.toml_io import aot_remove
 
@@ -257,7 +270,7 @@ def remove_watch(
         suffix = f" and route {', '.join(f'#{i}' for i in pruned)}" if pruned else ""
         return f"fleet: remove watch {name}{suffix}"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
 
 def _prune_watch_from_routes(doc: Any, name: str) -> list[int]:
@@ -296,6 +309,7 @@ def add_route(
     match: Mapping[str, str | Sequence[str] | None],
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     """Append a route; `match` holds flag values (lists or comma-separated strings)."""
     from relayfleet.fleet.toml_io import aot_append
@@ -325,7 +339,14 @@ def add_route(
         return f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"
 
     return _apply(
-        paths, paths.routes_toml, ROUTES, change, commit=commit, warnings=warnings, env=env
+        paths,
+        paths.routes_toml,
+        ROUTES,
+        change,
+        commit=commit,
+        warnings=warnings,
+        env=env,
+        edit=edit,
     )
 
 
@@ -335,6 +356,7 @@ def remove_route(
     *,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     from relayfleet.fleet.toml_io import aot_remove
 
@@ -351,7 +373,7 @@ def remove_route(
         plain = {k: list(v) for k, v in route.match.items()}
         return f"fleet: remove route #{index} ({describe_match(plain)} → {', '.join(route.to)})"
 
-    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env)
+    return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
 
 # -- hosts -------------------------------------------------------------------------------------
@@ -369,6 +391,7 @@ def add_host(
     key: str = "",
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     check_name("host", name)
     if backend not in HOST_BACKENDS:
@@ -404,7 +427,7 @@ def add_host(
         doc["hosts"][name] = _table(values)
         return f"fleet: add host {name} ({backend} {host or 'local engine'})"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env)
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env, edit=edit)
 
 
 def agents_on_host(fleet: Fleet, name: str) -> list[str]:
@@ -417,6 +440,7 @@ def remove_host(
     *,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
+    edit: EditOptions | None = None,
 ) -> EditResult:
     def change(doc: Any, fleet: Fleet) -> str:
         if name not in fleet.hosts:
@@ -434,4 +458,4 @@ def remove_host(
             del doc["hosts"]
         return f"fleet: remove host {name}"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env)
+    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env, edit=edit)

@@ -364,6 +364,74 @@ def _signatures(repo: pygit2.Repository, env: Mapping[str, str]) -> tuple[Any, A
     return make("AUTHOR"), make("COMMITTER")
 
 
+# -- pending edits ----------------------------------------------------------------------------
+
+
+def differs_from_head(root: Path, targets: Iterable[Path]) -> list[str]:
+    """The files at or under `targets` (paths under `.fleet/`) whose content on disk differs
+    from HEAD: modified, new (not ignored) or deleted. Compares blob ids, so it costs one hash per
+    file and nothing for the rest of the repository (unlike a full `git status`)."""
+    import pygit2
+
+    repo = _open(root)
+    prefix = _prefix(repo, root)
+    workdir = Path(repo.workdir).resolve()
+    head_tree = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit).tree
+    out: list[str] = []
+    for target in targets:
+        rel = _checked(workdir, prefix, Path(target))
+        disk = _disk_ids(repo, workdir, rel, prefix)
+        committed = _tree_ids(repo, head_tree, rel)
+        for sub in sorted(set(disk) | set(committed)):
+            if disk.get(sub) != committed.get(sub):
+                out.append(sub)
+    return out
+
+
+def _disk_ids(repo: pygit2.Repository, workdir: Path, rel: str, prefix: str) -> dict[str, str]:
+    import pygit2
+
+    path = workdir / rel
+    if path.is_file():
+        return {rel: str(pygit2.hashfile(str(path)))}
+    out: dict[str, str] = {}
+    if not path.is_dir():
+        return out
+    state = f"{prefix}/state"
+    for dirpath, dirnames, filenames in os.walk(path):
+        here = Path(dirpath).relative_to(workdir).as_posix()
+        dirnames[:] = [d for d in dirnames if f"{here}/{d}" != state and d != ".git"]
+        for name in filenames:
+            sub = f"{here}/{name}"
+            if not repo.path_is_ignored(sub) and os.path.isfile(workdir / sub):
+                out[sub] = str(pygit2.hashfile(str(workdir / sub)))
+    return out
+
+
+def _tree_ids(repo: pygit2.Repository, tree: Any, rel: str) -> dict[str, str]:
+    import pygit2
+
+    if tree is None:
+        return {}
+    try:
+        obj = repo[tree[rel].id]
+    except KeyError:
+        return {}
+    if isinstance(obj, pygit2.Blob):
+        return {rel: str(obj.id)}
+    out: dict[str, str] = {}
+    stack: list[tuple[str, Any]] = [(rel, obj)]
+    while stack:
+        base, node = stack.pop()
+        for entry in node:
+            child = repo[entry.id]
+            if isinstance(child, pygit2.Tree):
+                stack.append((f"{base}/{entry.name}", child))
+            else:
+                out[f"{base}/{entry.name}"] = str(entry.id)
+    return out
+
+
 # -- reading history --------------------------------------------------------------------------
 
 

@@ -16,8 +16,10 @@ from typing import Any
 from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import FleetError, NotFound
 from relayfleet.core.paths import FleetPaths, package_dir
+from relayfleet.fleet import txn
 from relayfleet.fleet.model import BACKENDS, ENDPOINT_MODES, ROLES, TRANSPORTS, Agent, Fleet
 from relayfleet.fleet.schema import REPO_RE
+from relayfleet.fleet.txn import EditOptions
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 FIRST_PORT = 8801
@@ -56,17 +58,15 @@ def _preflight(paths: FleetPaths, commit: bool) -> None:
         preflight(paths.root)
 
 
-def _commit(paths: FleetPaths, changed: list[Path], message: str) -> str | None:
-    from relayfleet.fleet.gitops import commit_fleet
-
-    return commit_fleet(paths.root, changed, message)
-
-
 # -- init -------------------------------------------------------------------------------------
 
 
 def init_fleet(
-    cwd: Path, name: str | None = None, force: bool = False, commit: bool = True
+    cwd: Path,
+    name: str | None = None,
+    force: bool = False,
+    commit: bool = True,
+    edit: EditOptions | None = None,
 ) -> Path:
     """Create `.fleet/` at the top of the git work tree around `cwd` (git init when there is
     none). Returns the fleet root (the directory holding `.fleet/`)."""
@@ -77,6 +77,19 @@ def init_fleet(
         raise NotFound(f"{cwd} is not a directory")
     root = ensure_repo(cwd)
     paths = FleetPaths(root)
+    with txn.locked(paths, edit):
+        _init_locked(paths, root, name, force, commit, edit)
+    return root
+
+
+def _init_locked(
+    paths: FleetPaths,
+    root: Path,
+    name: str | None,
+    force: bool,
+    commit: bool,
+    edit: EditOptions | None,
+) -> None:
     if paths.fleet_toml.exists() and not force:
         raise FleetError(
             f"a fleet already exists at {paths.fleet}",
@@ -93,14 +106,17 @@ def init_fleet(
         paths.agents / ".gitkeep": "",
         paths.plugins / ".gitkeep": "",
     }
+    pending: list[str] = []
+    if commit:
+        pending = txn.refuse_pending(paths, [p for p in files if p.exists()], edit)
+        txn.check_head_after(paths, {paths.rel_fleet(p): t for p, t in files.items()})
     _preflight(paths, commit)
     for path, text in files.items():
         if path.name == ".gitkeep" and path.exists():
             continue
         write_atomic(path, text)
     if commit:
-        _commit(paths, list(files), f"fleet: init {name}")
-    return root
+        txn.commit(paths, list(files), f"fleet: init {name}", pending)
 
 
 # -- new-agent --------------------------------------------------------------------------------
@@ -219,18 +235,57 @@ def new_agent(
     endpoint: str = "default",
     endpoint_url: str | None = None,
     commit: bool = True,
+    edit: EditOptions | None = None,
 ) -> list[Path]:
     """Scaffold `agents/<name>/agent.toml` + `CLAUDE.md`, allocate a port, and (coder, reviewer,
-    manager with a repo, unless `route=False`) add starter watches and a route."""
-    from relayfleet.fleet.load import load_fleet
-    from relayfleet.fleet.toml_io import aot_append, load_doc, save_doc
-
+    manager with a repo, unless `route=False`) add starter watches and a route. The port is
+    chosen under the fleet lock, so parallel calls never share one."""
     check_agent_name(name)
     if role not in ROLES:
         raise FleetError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
     repo = repo or ""
     if repo:
         check_repo(repo)
+    with txn.locked(paths, edit):
+        return _new_agent_locked(
+            paths,
+            name,
+            role,
+            repo,
+            model,
+            route,
+            remote,
+            force,
+            backend,
+            host,
+            inbox_transport,
+            endpoint,
+            endpoint_url,
+            commit,
+            edit,
+        )
+
+
+def _new_agent_locked(
+    paths: FleetPaths,
+    name: str,
+    role: str,
+    repo: str,
+    model: str | None,
+    route: bool,
+    remote: bool,
+    force: bool,
+    backend: str | None,
+    host: str | None,
+    inbox_transport: str | None,
+    endpoint: str,
+    endpoint_url: str | None,
+    commit: bool,
+    edit: EditOptions | None,
+) -> list[Path]:
+    from relayfleet.fleet.load import load_fleet
+    from relayfleet.fleet.toml_io import aot_append, dump_doc, load_doc, save_doc
+
     fleet = load_fleet(paths)  # a config that does not load is never edited further
     existing: Agent | None = fleet.agents.get(name)
     if (existing or paths.agent_dir(name).exists()) and not force:
@@ -271,15 +326,23 @@ def new_agent(
             routes_doc = None
 
     changed = [paths.agent_toml(name), paths.persona(name)]
+    overrides = {paths.rel_fleet(paths.agent_toml(name)): agent_text}
+    if routes_doc is not None:
+        changed.append(paths.routes_toml)
+        overrides[paths.rel_fleet(paths.routes_toml)] = dump_doc(routes_doc)
+    pending: list[str] = []
+    if commit:
+        targets = [paths.agent_dir(name), *changed[2:]]
+        pending = txn.refuse_pending(paths, targets, edit)
+        txn.check_head_after(paths, overrides)
     _preflight(paths, commit)
     write_atomic(paths.agent_toml(name), agent_text)
     write_atomic(paths.persona(name), persona)
     if routes_doc is not None:
         save_doc(paths.routes_toml, routes_doc)
-        changed.append(paths.routes_toml)
     if commit:
         what = "re-scaffold" if existing else "+agent"
-        _commit(paths, changed, f"fleet: {what} {name} ({role})")
+        txn.commit(paths, changed, f"fleet: {what} {name} ({role})", pending)
     return changed
 
 
@@ -379,15 +442,26 @@ def _add_starters(doc: Any, fleet: Fleet, name: str, role: str, repo: str, appen
 
 
 def remove_agent(
-    paths: FleetPaths, name: str, prune_routes: bool = False, commit: bool = True
+    paths: FleetPaths,
+    name: str,
+    prune_routes: bool = False,
+    commit: bool = True,
+    edit: EditOptions | None = None,
 ) -> list[Path]:
     """Delete `agents/<name>/`. Routes naming it make this refuse (listing them) unless
     `prune_routes`: then it leaves their `to`, routes left empty go, and so do the watches only
     those routes used."""
-    from relayfleet.fleet.load import load_fleet
-    from relayfleet.fleet.toml_io import aot_remove, load_doc, save_doc
-
     check_agent_name(name)
+    with txn.locked(paths, edit):
+        return _remove_agent_locked(paths, name, prune_routes, commit, edit)
+
+
+def _remove_agent_locked(
+    paths: FleetPaths, name: str, prune_routes: bool, commit: bool, edit: EditOptions | None
+) -> list[Path]:
+    from relayfleet.fleet.load import load_fleet
+    from relayfleet.fleet.toml_io import aot_remove, dump_doc, load_doc, save_doc
+
     fleet = load_fleet(paths)
     if name not in fleet.agents:
         fleet.agent(name)  # raises NotFound listing the agents
@@ -402,18 +476,26 @@ def remove_agent(
             ],
         )
     changed: list[Path] = [paths.agent_dir(name)]
-    _preflight(paths, commit)
+    overrides: dict[str, str | None] = {paths.rel_fleet(paths.agent_dir(name)) + "/": None}
+    doc = None
     if using:
         doc = load_doc(paths.routes_toml, paths.rel(paths.routes_toml))
         orphans = _prune(doc, fleet, name, aot_remove)
         if orphans:
             aot_remove(doc, "watch", lambda t: str(t.get("name", "")) in orphans)
-        save_doc(paths.routes_toml, doc)
         changed.append(paths.routes_toml)
+        overrides[paths.rel_fleet(paths.routes_toml)] = dump_doc(doc)
+    pending: list[str] = []
+    if commit:
+        pending = txn.refuse_pending(paths, changed, edit)
+        txn.check_head_after(paths, overrides)
+    _preflight(paths, commit)
+    if doc is not None:
+        save_doc(paths.routes_toml, doc)
     shutil.rmtree(paths.agent_dir(name))
     if commit:
         role = fleet.agents[name].role
-        _commit(paths, changed, f"fleet: -agent {name} ({role})")
+        txn.commit(paths, changed, f"fleet: -agent {name} ({role})", pending)
     return changed
 
 

@@ -122,9 +122,14 @@ def test_force_rescaffolds_keeping_the_port_and_the_route(paths: FleetPaths) -> 
     assert len(fleet.routes) == 1 and len(fleet.watches) == 1
 
 
-def test_backend_host_and_endpoint_flags(paths: FleetPaths) -> None:
+def test_backend_host_and_endpoint_flags(paths: FleetPaths, git_repo: Path) -> None:
     with paths.fleet_toml.open("a") as f:
         f.write('\n[hosts.vm]\nbackend = "ssh"\nhost = "me@10.0.0.5"\n')
+    # An agent on a host that is only in the working tree would leave HEAD invalid.
+    with pytest.raises(ConfigError, match=r"committed fleet invalid: .*no host named 'vm'"):
+        new_agent(paths, "remote", role="coder", host="vm")
+    assert not paths.agent_dir("remote").exists()
+    git(git_repo, "commit", "-qam", "add host vm")
     new_agent(paths, "remote", role="coder", host="vm", endpoint="gateway",
               endpoint_url="https://llm.example.com", remote=False)  # fmt: skip
     a = load_fleet(paths).agents["remote"]
