@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--endpoint-url", metavar="URL", help="custom endpoint, or gateway upstream")
     p.add_argument("--no-commit", action="store_true", help="write the files but do not commit")
+    add_edit_flags(p)
     p.set_defaults(func=run_new)
 
     r = sub.add_parser(
@@ -56,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also take it out of routes (dropping routes and watches left unused)",
     )
     r.add_argument("--no-commit", action="store_true", help="change the files but do not commit")
+    add_edit_flags(r)
     r.set_defaults(func=run_remove)
 
     ls = sub.add_parser("list", help="agents with role, port, model, repo, backend")
@@ -88,6 +91,7 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
         endpoint=args.endpoint,
         endpoint_url=args.endpoint_url,
         commit=not args.no_commit,
+        edit=edit_options(ctx, args),
     )
     agent = ctx.load().agents[args.name]
     verb = "Re-scaffolded" if existed else "Created"
@@ -111,7 +115,11 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
 
     paths = ctx.paths
     changed = remove_agent(
-        paths, args.name, prune_routes=args.prune_routes, commit=not args.no_commit
+        paths,
+        args.name,
+        prune_routes=args.prune_routes,
+        commit=not args.no_commit,
+        edit=edit_options(ctx, args),
     )
     print(f"Removed agent {args.name}", file=ctx.out)
     for path in changed:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 from relayfleet.cli.output import report_edit
 
 
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add.add_argument("--key", default="", help="path of the private key to use (never the key)")
     add.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(add)
     add.set_defaults(func=run_add)
 
     ls = hsub.add_parser("list", help="list hosts")
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm = hsub.add_parser("remove", help="remove a host (refuses while agents use it)")
     rm.add_argument("name", help="the host to remove (see `gh fleet host list`)")
     rm.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(rm)
     rm.set_defaults(func=run_remove)
 
     # Further subcommands (`host check`, added with the backends) register here, next to these.
@@ -108,6 +111,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         os=args.os,
         key=args.key,
         commit=not args.no_commit,
+        edit=edit_options(ctx, args),
         env=ctx.env,
     )
     return report_edit(ctx, result)
@@ -117,5 +121,12 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_host
 
     return report_edit(
-        ctx, remove_host(ctx.paths, args.name, commit=not args.no_commit, env=ctx.env)
+        ctx,
+        remove_host(
+            ctx.paths,
+            args.name,
+            commit=not args.no_commit,
+            edit=edit_options(ctx, args),
+            env=ctx.env,
+        ),
     )

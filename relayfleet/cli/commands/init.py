@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,6 +13,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--name", help="the fleet's name (default: the directory's name)")
     p.add_argument("--force", action="store_true", help="overwrite an existing fleet's config")
     p.add_argument("--no-commit", action="store_true", help="write the files but do not commit")
+    add_edit_flags(p)
     p.set_defaults(func=run)
 
 
@@ -19,7 +21,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.gitops import fleet_log
     from relayfleet.fleet.scaffold import init_fleet
 
-    root = init_fleet(ctx.cwd, name=args.name, force=args.force, commit=not args.no_commit)
+    root = init_fleet(
+        ctx.cwd,
+        name=args.name,
+        force=args.force,
+        commit=not args.no_commit,
+        edit=edit_options(ctx, args),
+    )
     print(f"Created {root / '.fleet'}", file=ctx.out)
     if not args.no_commit:  # like every other editing command: say which commit holds it
         last = fleet_log(root, n=1)

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 from relayfleet.cli.output import report_edit
 
 if TYPE_CHECKING:
@@ -40,11 +41,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--to", required=True, action="append", help="agent(s), comma-separated")
     _match_flags(add, "match items ")
     add.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(add)
     add.set_defaults(func=run_add)
 
     rm = rsub.add_parser("remove", help="remove a route by its number in `gh fleet route`")
     rm.add_argument("index", type=int, help="1-based route number")
     rm.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(rm)
     rm.set_defaults(func=run_remove)
 
     test = rsub.add_parser(
@@ -76,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wa.add_argument("--filter", default="", help='gh-style flags, e.g. "--label bug --state open"')
     wa.add_argument("--poll-sec", type=int, help="seconds between polls (default 240)")
     wa.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(wa)
     wa.set_defaults(func=run_watch_add)
     wr = wsub.add_parser("remove", help="remove a watch (refuses while routes use it)")
     wr.add_argument("name", help="the watch to remove (see `gh fleet route`)")
@@ -83,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--prune-routes", action="store_true", help="also remove the routes that use it"
     )
     wr.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
+    add_edit_flags(wr)
     wr.set_defaults(func=run_watch_remove)
 
 
@@ -197,6 +202,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         to=args.to,
         match=_match_from_args(args),
         commit=not args.no_commit,
+        edit=edit_options(ctx, args),
         env=ctx.env,
     )
     return report_edit(ctx, result)
@@ -206,7 +212,14 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.edit import remove_route
 
     return report_edit(
-        ctx, remove_route(ctx.paths, args.index, commit=not args.no_commit, env=ctx.env)
+        ctx,
+        remove_route(
+            ctx.paths,
+            args.index,
+            commit=not args.no_commit,
+            edit=edit_options(ctx, args),
+            env=ctx.env,
+        ),
     )
 
 
@@ -221,6 +234,7 @@ def run_watch_add(ctx: Context, args: argparse.Namespace) -> int:
         filter=args.filter,
         poll_sec=args.poll_sec,
         commit=not args.no_commit,
+        edit=edit_options(ctx, args),
         env=ctx.env,
     )
     return report_edit(ctx, result)
@@ -234,6 +248,7 @@ def run_watch_remove(ctx: Context, args: argparse.Namespace) -> int:
         args.name,
         prune_routes=args.prune_routes,
         commit=not args.no_commit,
+        edit=edit_options(ctx, args),
         env=ctx.env,
     )
     return report_edit(ctx, result)
