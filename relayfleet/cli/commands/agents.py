@@ -68,44 +68,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_new(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.core.errors import FleetError
+    from relayfleet.fleet import txn
     from relayfleet.fleet.gitops import fleet_log, head_commit
     from relayfleet.fleet.scaffold import new_agent
 
     if args.role not in ROLES:
         raise FleetError(f"unknown role {args.role!r} (roles: {', '.join(ROLES)})")
     paths = ctx.paths
-    before = head_commit(paths.root)
-    existed = paths.agent_toml(args.name).is_file() if args.force else False
-    changed = new_agent(
-        paths,
-        args.name,
-        role=args.role,
-        repo=args.repo,
-        model=args.model,
-        route=not args.no_route,
-        remote=not args.no_remote,
-        force=args.force,
-        backend=args.backend,
-        host=args.host,
-        inbox_transport=args.inbox_transport,
-        endpoint=args.endpoint,
-        endpoint_url=args.endpoint_url,
-        commit=not args.no_commit,
-        edit=edit_options(ctx, args),
-    )
-    agent = ctx.load().agents[args.name]
-    verb = "Re-scaffolded" if existed else "Created"
-    print(f"{verb} agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
-    for path in changed:
-        print(f"  {paths.rel(path)}", file=ctx.out)
-    if paths.routes_toml in changed:
-        print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
-    elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
-        print("  no route: give it --repo, or add one with `gh fleet route add`", file=ctx.out)
-    if not args.no_commit and head_commit(paths.root) != before:
-        # Like every other editing command: say which commit holds the change.
-        last = fleet_log(paths.root, n=1)[0]
-        print(f"Committed {last.short}: {last.subject}", file=ctx.out)
+    opts = edit_options(ctx, args)
+    # The report (port, commit) is read under the same lock as the edit, so it names this
+    # command's commit even while other edits run in parallel.
+    with txn.locked(paths, opts):
+        before = head_commit(paths.root)
+        existed = paths.agent_toml(args.name).is_file() if args.force else False
+        changed = new_agent(
+            paths,
+            args.name,
+            role=args.role,
+            repo=args.repo,
+            model=args.model,
+            route=not args.no_route,
+            remote=not args.no_remote,
+            force=args.force,
+            backend=args.backend,
+            host=args.host,
+            inbox_transport=args.inbox_transport,
+            endpoint=args.endpoint,
+            endpoint_url=args.endpoint_url,
+            commit=not args.no_commit,
+            edit=opts,
+        )
+        agent = ctx.load().agents[args.name]
+        verb = "Re-scaffolded" if existed else "Created"
+        print(f"{verb} agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
+        for path in changed:
+            print(f"  {paths.rel(path)}", file=ctx.out)
+        if paths.routes_toml in changed:
+            print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
+        elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
+            print("  no route: give it --repo, or add one with `gh fleet route add`", file=ctx.out)
+        if not args.no_commit and head_commit(paths.root) != before:
+            # Like every other editing command: say which commit holds the change.
+            last = fleet_log(paths.root, n=1)[0]
+            print(f"Committed {last.short}: {last.subject}", file=ctx.out)
     print(f"Next: gh fleet start {agent.name} (a running `gh fleet up` starts it)", file=ctx.out)
     return 0
 
