@@ -3,6 +3,7 @@ with file:line errors, and find the line of a key for messages. Edits live in `t
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Sequence
@@ -50,19 +51,24 @@ def _split_key(raw: str) -> list[str]:
 def line_of(text: str, path: Sequence[str | int]) -> int | None:
     """The 1-based line that defines `path` (e.g. `("route", 1, "match", "kind")`, indexes of
     arrays of tables 0-based), else the line of its nearest enclosing table or key found."""
+    index = _line_index(text)
     want = tuple(path)
+    for n in range(len(want), 0, -1):
+        line = index.get(want[:n])
+        if line is not None:
+            return line
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Every table and key path of `text` -> the first line that defines it. Built once per
+    text (`validate` asks for a line per finding: thousands of findings on one file must not
+    rescan it each time)."""
+    index: dict[tuple[str | int, ...], int] = {}
     aot_count: dict[tuple[str | int, ...], int] = {}
     current: tuple[str | int, ...] = ()
-    best: tuple[int, int] | None = None  # (matched length, line)
     in_multiline: str | None = None
-
-    def consider(p: tuple[str | int, ...], lineno: int) -> None:
-        nonlocal best
-        n = 0
-        while n < len(p) and n < len(want) and p[n] == want[n]:
-            n += 1
-        if n == len(p) and n > 0 and (best is None or n > best[0]):
-            best = (n, lineno)
 
     def resolve(segs: list[str]) -> tuple[str | int, ...]:
         out: list[str | int] = []
@@ -88,14 +94,13 @@ def line_of(text: str, path: Sequence[str | int]) -> int | None:
                 current = (*base, aot_count[base])
             else:
                 current = resolve(segs)
-            consider(current, lineno)
+            index.setdefault(current, lineno)
             continue
         k = _KEYLINE.match(line)
         if k:
-            full = (*current, *_split_key(k.group(1)))
-            consider(full, lineno)
+            index.setdefault((*current, *_split_key(k.group(1))), lineno)
             rest = line[k.end() :]
             for q in ('"""', "'''"):
                 if rest.count(q) % 2 == 1:
                     in_multiline = q
-    return best[1] if best else None
+    return index
