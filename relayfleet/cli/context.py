@@ -33,10 +33,25 @@ class Context:
             self._paths = FleetPaths(find_root(self.cwd, self.env))
         return self._paths
 
-    def load(self) -> Fleet:
+    def load(self, *, fallback: bool = False) -> Fleet:
+        """The fleet on disk. With `fallback` (read-only commands), a working tree that does not
+        load gives way to the last committed fleet that does, with one warning line naming the
+        problem (file:line) and the commit used."""
+        from relayfleet.core.errors import ConfigError
         from relayfleet.fleet.load import load_fleet
 
-        return load_fleet(self.paths)
+        try:
+            return load_fleet(self.paths)
+        except ConfigError as exc:
+            if not fallback:
+                raise
+            from relayfleet.fleet.fallback import committed_fleet
+
+            found = committed_fleet(self.paths, exc)
+            if found is None:
+                raise
+            print(found.warning, file=self.err)
+            return found.fleet
 
     @property
     def is_tty(self) -> bool:

@@ -222,7 +222,8 @@ def _commit_locked(
         except pygit2.GitError as exc:
             last = exc
             _restore_real_index(repo, saved)
-            if "current tip is not the first parent" in str(exc):
+            moved = ("current tip is not the first parent", "old reference value does not match")
+            if any(m in str(exc) for m in moved):
                 continue  # the branch moved under us: re-read it and rebuild on the new tip
             raise GitError(f"git commit failed: {exc}") from exc
         return str(oid)

@@ -20,7 +20,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import ConfigError
-from relayfleet.fleet.toml_read import HINT, line_of, parse_plain
+from relayfleet.fleet.toml_read import HINT, last_line, line_of, parse_plain
 
 _TOMLKIT_AT = re.compile(r"\s*at line (\d+) col (\d+)\s*$")
 
@@ -31,14 +31,18 @@ def parse_doc(text: str, rel: str) -> TOMLDocument:
         return tomlkit.parse(text)
     except ParseError as exc:
         detail = _TOMLKIT_AT.sub("", str(exc)).rstrip(".") or "invalid TOML"
+        line = exc.line or None
+        if "\\x00" in detail or "end of file" in detail.lower():
+            # tomlkit reads past the end as NUL and reports a made-up position there.
+            detail, line = "unexpected end of the file", last_line(text)
         raise ConfigError(
             f"TOML syntax error: {detail}",
             file=rel,
-            line=exc.line or None,
+            line=line or last_line(text),
             hints=[HINT],
         ) from exc
     except (ValueError, KeyError) as exc:  # tomlkit raises plain errors on a few malformed inputs
-        raise ConfigError(f"TOML syntax error: {exc}", file=rel) from exc
+        raise ConfigError(f"TOML syntax error: {exc}", file=rel, line=last_line(text)) from exc
 
 
 def load_doc(path: Path, rel: str) -> TOMLDocument:

@@ -23,6 +23,9 @@ def parse_plain(text: str, rel: str) -> dict[str, Any]:
         msg = str(exc)
         m = _TOMLLIB_AT.search(msg)
         line = int(m.group(1)) if m else None
+        if line is None and msg.endswith("(at end of document)"):
+            line = last_line(text)  # an unclosed value: point at where the file stops
+            msg = msg.removesuffix("(at end of document)").rstrip() + " at the end of the file"
         detail = _TOMLLIB_AT.sub("", msg) or "invalid TOML"
         raise ConfigError(
             f"TOML syntax error: {detail}",
@@ -30,6 +33,11 @@ def parse_plain(text: str, rel: str) -> dict[str, Any]:
             line=line,
             hints=[HINT],
         ) from exc
+
+
+def last_line(text: str) -> int:
+    """The 1-based number of the file's last line (1 for an empty file)."""
+    return max(1, len(text.splitlines()))
 
 
 # -- locating keys for file:line messages ----------------------------------------------------

@@ -60,9 +60,14 @@ class _Sink:
         )
 
 
-def check_fleet(fleet: Fleet, texts: Mapping[str, str] | None = None) -> list[Problem]:
+def check_fleet(
+    fleet: Fleet,
+    texts: Mapping[str, str] | None = None,
+    recency: Mapping[str, float] | None = None,
+) -> list[Problem]:
     """Cross-file checks on a loaded fleet (pure). `texts` (keyed like `load_fleet_from_texts`)
-    only add line numbers."""
+    only add line numbers; `recency` (same keys, higher = changed later) decides which file of
+    a collision is reported: the one changed last, naming the other."""
     from relayfleet.fleet.filters import parse_filter
 
     s = _Sink(texts or {})
@@ -129,11 +134,22 @@ def check_fleet(fleet: Fleet, texts: Mapping[str, str] | None = None) -> list[Pr
                 f"watch {w.name!r} is polled but no route delivers its items",
             )
     ports: dict[int, str] = {}
-    for name in sorted(fleet.agents):
+    when = recency or {}
+
+    def changed_last(name: str) -> tuple[float, str]:
+        return (when.get(f"agents/{name}/agent.toml", 0.0), name)
+
+    for name in sorted(fleet.agents, key=changed_last):
         a = fleet.agents[name]
         rel = f"agents/{name}/agent.toml"
         if a.port and a.port in ports:
-            s.add("error", rel, ("port",), f"port {a.port} is also used by {ports[a.port]}")
+            other = ports[a.port]
+            s.add(
+                "error",
+                rel,
+                ("port",),
+                f"port {a.port} is also used by {other} ({display(f'agents/{other}/agent.toml')})",
+            )
         elif a.port:
             ports[a.port] = name
         rt = a.runtime
@@ -219,12 +235,38 @@ def _file_checks(paths: FleetPaths, texts: Mapping[str, str]) -> list[Problem]:
     return out
 
 
-def validate_texts(texts: Mapping[str, str]) -> list[Problem]:
+def validate_texts(
+    texts: Mapping[str, str], recency: Mapping[str, float] | None = None
+) -> list[Problem]:
     """Schema and cross-file problems of a fleet given as texts (any git revision)."""
     errors: list[ConfigError] = []
     fleet = load_fleet_from_texts(texts, errors)
     problems = [from_error(e) for e in errors if not _is_missing_fleet(e)]
-    return problems + check_fleet(fleet, texts)
+    return problems + check_fleet(fleet, texts, recency)
+
+
+def recency(paths: FleetPaths, texts: Mapping[str, str]) -> dict[str, float]:
+    """How recently each config file changed: its mtime, and files that differ from HEAD
+    (`git status`) after every committed one."""
+    from relayfleet.core.errors import FleetError
+
+    out: dict[str, float] = {}
+    for rel in texts:
+        try:
+            out[rel] = (paths.fleet / rel).stat().st_mtime
+        except OSError:
+            continue
+    try:
+        from relayfleet.fleet.gitops import differs_from_head
+
+        dirty = differs_from_head(paths.root, [paths.agents]) if paths.agents.is_dir() else []
+    except FleetError:
+        return out  # not a git repository: mtimes alone
+    for path in dirty:
+        rel = path.split("/", 1)[1] if path.startswith(".fleet/") else path
+        if rel in out:
+            out[rel] += 1e12  # uncommitted: changed after anything in HEAD
+    return out
 
 
 def _is_missing_fleet(e: ConfigError) -> bool:
@@ -236,7 +278,7 @@ def validate(paths: FleetPaths) -> list[Problem]:
     from relayfleet.fleet.load import read_texts
 
     texts = read_texts(paths)
-    problems = validate_texts(texts) + _file_checks(paths, texts)
+    problems = validate_texts(texts, recency(paths, texts)) + _file_checks(paths, texts)
     files = [FLEET_TOML, ROUTES_TOML, *sorted(set(texts) - {FLEET_TOML, ROUTES_TOML})]
     order = {display(rel): n for n, rel in enumerate(files)}
     return sorted(

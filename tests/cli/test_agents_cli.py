@@ -99,11 +99,16 @@ def test_a_syntax_error_is_reported_with_file_and_line_and_never_overwritten(
     text = routes.read_text() + '\n[[watch]]\nname = "x"\nkind = = "issues"\n'
     routes.write_text(text)
     n = len(text.splitlines())
-    for args in (["new-agent", "x", "--role", "coder", "--repo", "acme/x"], ["list"]):
-        p = run_cli(*args, cwd=fleet_repo)
-        assert p.returncode == 1
-        assert one_error_line(p.stderr).startswith(f"gh fleet: .fleet/routes.toml:{n}: ")
-        assert routes.read_text() == text
+    p = run_cli("new-agent", "x", "--role", "coder", "--repo", "acme/x", cwd=fleet_repo)
+    assert p.returncode == 1
+    assert one_error_line(p.stderr).startswith(f"gh fleet: .fleet/routes.toml:{n}: ")
+    assert routes.read_text() == text
+    # A read-only command shows the last committed fleet instead, saying why in one line.
+    p = run_cli("list", cwd=fleet_repo)
+    assert p.returncode == 0
+    warning = p.stderr.strip()
+    assert warning.startswith(f"gh fleet: warning: .fleet/routes.toml:{n}: TOML syntax error")
+    assert "using the last committed config" in warning and "\n" not in warning
     p = run_cli("validate", cwd=fleet_repo)
     assert p.returncode == 1
     assert p.stdout.startswith(f".fleet/routes.toml:{n}: error: TOML syntax error")

@@ -181,10 +181,6 @@ BROKEN = [
 @pytest.mark.parametrize(
     "argv",
     [
-        ("list",),
-        ("status",),
-        ("route",),
-        ("tell", "rev", "hi"),
         ("new-agent", "zz", "--role", "coder"),
         ("watch", "add", "w", "--kind", "issues", "--repo", "a/b"),
     ],
@@ -200,6 +196,33 @@ def test_a_broken_file_is_named_with_its_line_and_nothing_is_written(
     line = one_error_line(err)
     assert rc == 1 and says in line and ".fleet/" in line
     assert fingerprint(fleet) == before
+
+
+@pytest.mark.parametrize("rel,edit,says", BROKEN, ids=["syntax", "type", "unknown-key", "routes"])
+@pytest.mark.parametrize(
+    "argv",
+    [("list",), ("status",), ("route",), ("route", "test", "--repo", "a/b"), ("inbox", "rev"),
+     ("logs", "rev"), ("diff",), ("history",), ("tell", "rev", "hi")],
+    ids=" ".join,
+)  # fmt: skip
+def test_read_only_commands_fall_back_to_the_last_committed_fleet(
+    fleet: Path, cli: Cli, rel: str, edit: Callable[[str], str], says: str, argv: tuple
+) -> None:
+    """What `up` still runs stays visible: one warning naming file:line, then HEAD's fleet."""
+    path = fleet / ".fleet" / rel
+    path.write_text(edit(path.read_text()))
+    before = fingerprint(fleet)
+    rc, out, err = cli(*argv, cwd=fleet)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    if argv[0] != "history":  # history reads commits only: the working tree does not matter
+        warning = err.splitlines()[0]
+        assert warning.startswith("gh fleet: warning: .fleet/") and says in warning
+        assert f"using the last committed config ({before['head'][:7]})" in warning  # type: ignore[index]
+    if argv[0] == "list":
+        assert "coder" in out and "rev" in out
+    if argv[0] != "tell":  # tell appends to the agent's inbox (state/), nothing else
+        assert fingerprint(fleet) == before
 
 
 def test_validate_lists_every_error_with_file_and_line(fleet: Path, cli: Cli) -> None:
@@ -370,10 +393,12 @@ def test_the_executable_outside_a_fleet_and_with_a_broken_file(git_repo: Path, r
     assert run_cli("init", "--name", "x", cwd=git_repo).returncode == 0
     toml = git_repo / ".fleet/fleet.toml"
     toml.write_text(toml.read_text() + "\n[oops\n")
-    p = run_cli("list", "--debug", cwd=git_repo)  # --debug after the command is accepted
-    assert p.returncode == 1 and ".fleet/fleet.toml:" in p.stderr
-    p = run_cli("list", cwd=git_repo)
+    p = run_cli("host", "add", "h", "--backend", "docker", "--debug", cwd=git_repo)
+    assert p.returncode == 1 and ".fleet/fleet.toml:" in p.stderr  # --debug after the command
+    p = run_cli("host", "add", "h", "--backend", "docker", cwd=git_repo)
     assert p.returncode == 1 and ".fleet/fleet.toml:" in one_error_line(p.stderr)
+    p = run_cli("list", cwd=git_repo)  # read-only: the committed fleet, with one warning
+    assert p.returncode == 0 and ".fleet/fleet.toml:" in one_error_line(p.stderr)
 
 
 def test_the_executable_logs_of_a_fresh_agent(git_repo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]

@@ -70,7 +70,8 @@ watch = "nowhere"
         ".fleet/routes.toml:18: error: route[2].to: no agent named 'ghost' (known: coder, twin)",
         ".fleet/routes.toml:20: error: route[2].match.watch: no watch named 'nowhere' "
         "(known: assigned)",
-        ".fleet/agents/twin/agent.toml:2: error: port: port 8801 is also used by coder",
+        ".fleet/agents/twin/agent.toml:2: error: port: port 8801 is also used by coder"
+            " (.fleet/agents/coder/agent.toml)",
         ".fleet/agents/twin/agent.toml:5: error: runtime.host: no host named 'nohost' (known: vm)"
         " (add it with `gh fleet host add`)",
     ]

@@ -139,7 +139,7 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json, print_table
 
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     rows = [
         {
             "name": a.name,

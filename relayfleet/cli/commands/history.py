@@ -124,7 +124,7 @@ def run_diff(ctx: Context, args: argparse.Namespace) -> int:
         old, old_partial = None, False  # no commits yet: everything on disk is new
     else:
         old, old_partial = _fleet_from(fleet_texts_at(paths.root, args.ref))
-    new = ctx.load()
+    new = ctx.load(fallback=True)
     changes = diff_fleets(old, new, old_partial=old_partial)
     if args.json:
         print_json(ctx.out, changes)

@@ -20,7 +20,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.core.atomic import read_jsonl
 
     paths = ctx.paths
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     agent = fleet.agent(args.agent)  # NotFound names the known agents
     events = read_jsonl(paths.inbox(agent.name))
     if args.limit > 0:

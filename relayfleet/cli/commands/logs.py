@@ -51,7 +51,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.registry import backend_for
 
     paths = ctx.paths
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     agent = fleet.agent(args.agent)
     if args.replies:
         return _replies(ctx, paths.agent_state(agent.name) / "plugins/inbox/outbox.jsonl", args)

@@ -157,12 +157,21 @@ def gate_json(fleet: Fleet, texts: dict[str, str] | None = None) -> dict[str, An
 
 def run_show(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json, print_table
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.fleet.fallback import committed_fleet
     from relayfleet.fleet.load import read_texts
     from relayfleet.fleet.schema import load_fleet_from_texts
     from relayfleet.fleet.semantic import describe_route
 
     texts = read_texts(ctx.paths)
-    fleet = load_fleet_from_texts(texts)
+    try:
+        fleet = load_fleet_from_texts(texts)
+    except ConfigError as exc:
+        found = committed_fleet(ctx.paths, exc)  # show the gate `up` still runs
+        if found is None:
+            raise
+        print(found.warning, file=ctx.err)
+        fleet, texts = found.fleet, found.texts
     gate = gate_json(fleet, texts)
     failed = any(p["level"] == "error" for p in gate["problems"])
     if args.json:
@@ -261,7 +270,7 @@ def run_test(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json
     from relayfleet.cli.route_explain import explain_item, item_from_args, print_explained
 
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     item = item_from_args(ctx, args)
     report = explain_item(fleet, item)
     if args.json:

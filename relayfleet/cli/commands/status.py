@@ -70,7 +70,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         from relayfleet.cli.status_watch import watch
 
         return watch(ctx, interval=max(0.1, args.interval))
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     snap = snapshot(ctx, fleet)
     router, agents = snap["router"], snap["agents"]
     if args.json:

@@ -38,7 +38,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not message:
         raise UsageError("the message is empty")
     paths = ctx.paths
-    fleet = ctx.load()
+    fleet = ctx.load(fallback=True)
     agent = fleet.agent(args.agent)
     event = operator_event(message)
     # The agent's own transport (file, shared, ssh, http), behind the durable outbox: an
