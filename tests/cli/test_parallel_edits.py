@@ -9,14 +9,11 @@ from pathlib import Path
 
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.load import load_fleet
-
 from tests.cli.edit_checks import check_repo, reported, spawn
 from tests.conftest import git_env
 
 
-def test_sixteen_parallel_edits_all_land_each_in_its_own_commit(
-    git_repo: Path, home: Path
-) -> None:
+def test_sixteen_parallel_edits_all_land_each_in_its_own_commit(git_repo: Path, home: Path) -> None:
     env = git_env(home)
     env.pop("FLEET_ROOT", None)
     for argv in (["init", "--name", "par"], ["new-agent", "base", "--role", "base"]):
@@ -57,7 +54,7 @@ def test_a_waiting_edit_says_so_and_gives_up_after_wait(git_repo: Path, home: Pa
     with fleet_lock(state):
         p = spawn(git_repo, env, "watch", "add", "w", "--kind", "issues", "--repo", "a/b",
                   "--wait", "1.5")  # fmt: skip
-        out, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=120)
     assert p.returncode == 1
     lines = err.splitlines()
     assert lines[0] == f"gh fleet: waiting for another gh fleet edit (pid {os.getpid()})…"

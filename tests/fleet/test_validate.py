@@ -71,7 +71,7 @@ watch = "nowhere"
         ".fleet/routes.toml:20: error: route[2].match.watch: no watch named 'nowhere' "
         "(known: assigned)",
         ".fleet/agents/twin/agent.toml:2: error: port: port 8801 is also used by coder"
-            " (.fleet/agents/coder/agent.toml)",
+        " (.fleet/agents/coder/agent.toml)",
         ".fleet/agents/twin/agent.toml:5: error: runtime.host: no host named 'nohost' (known: vm)"
         " (add it with `gh fleet host add`)",
     ]
