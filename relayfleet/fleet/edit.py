@@ -136,31 +136,29 @@ def _apply(
     paths: FleetPaths,
     target: Path,
     rel: str,
-    change: Callable[[Any, Fleet], str],
+    change: Callable[[str, Fleet], tuple[str, str]],
     *,
     commit: bool,
     warnings: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
-    """Under the fleet lock: load the fleet and `target`'s document, let `change` edit it
-    (returning the message), re-check the whole fleet as it would be (on disk, and as HEAD will
-    hold it), write, and commit exactly `target` (`txn` has the why of each step)."""
+    """Under the fleet lock: load the fleet and `target`'s text, let `change` edit it
+    (returning the new text and the message), re-check the whole fleet as it would be (on disk,
+    and as HEAD will hold it), write, and commit exactly `target` (`txn` has the why of each
+    step)."""
+    from relayfleet.core.atomic import write_atomic
     from relayfleet.fleet import txn
     from relayfleet.fleet.load import read_texts
     from relayfleet.fleet.schema import load_fleet_from_texts
-    from relayfleet.fleet.toml_io import dump_doc, load_doc, parse_doc, save_doc
 
     with txn.locked(paths, edit):
-        fleet = _current(paths)
-        doc = load_doc(target, rel) if target.exists() else parse_doc("", rel)
-        message = change(doc, fleet)
-        text = dump_doc(doc)
-        if text.endswith("\n\n"):  # a removal at the end leaves the blank line that preceded it
-            doc = parse_doc(text.rstrip("\n") + "\n", rel)
-            text = dump_doc(doc)
         key = target.relative_to(paths.fleet).as_posix()
         texts = read_texts(paths)
+        fleet = load_fleet_from_texts(texts)  # a broken file stops here, never overwritten
+        text, message = change(texts.get(key, ""), fleet)
+        if text.endswith("\n\n"):  # a removal at the end leaves the blank line that preceded it
+            text = text.rstrip("\n") + "\n"
         texts[key] = text
         load_fleet_from_texts(texts)  # raises ConfigError before anything is written
         pending: list[str] = []
@@ -170,7 +168,7 @@ def _apply(
             pending = txn.refuse_pending(paths, [target], edit)
             txn.check_head_after(paths, {key: text})
             preflight(paths.root)  # a commit bound to fail must not leave the file changed
-        save_doc(target, doc)
+        write_atomic(target, text)
         sha = txn.commit(paths, [target], message, pending, env) if commit else None
     return EditResult(
         message=txn.subject(message, pending),
@@ -178,6 +176,20 @@ def _apply(
         commit=sha,
         warnings=tuple(warnings),
     )
+
+
+def _whole(
+    rel: str, change: Callable[[Any, Fleet], str]
+) -> Callable[[str, Fleet], tuple[str, str]]:
+    """A change of the whole tomlkit document as a text change (for small files)."""
+    from relayfleet.fleet.toml_io import dump_doc, parse_doc
+
+    def on_text(text: str, fleet: Fleet) -> tuple[str, str]:
+        doc = parse_doc(text, rel)
+        message = change(doc, fleet)
+        return dump_doc(doc), message
+
+    return on_text
 
 
 def _table(values: Mapping[str, Any]) -> Any:
@@ -207,8 +219,8 @@ def add_watch(
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
+    from relayfleet.fleet import toml_splice
     from relayfleet.fleet.filters import parse_filter
-    from relayfleet.fleet.toml_io import aot_append
 
     check_name("watch", name)
     if kind not in KINDS:
@@ -220,7 +232,7 @@ def add_watch(
     if poll_sec is not None and poll_sec < MIN_POLL_SEC:
         raise FleetError(f"--poll-sec must be at least {MIN_POLL_SEC} (got {poll_sec})")
 
-    def change(doc: Any, fleet: Fleet) -> str:
+    def change(text: str, fleet: Fleet) -> tuple[str, str]:
         if fleet.watch(name) is not None:
             raise ConfigError(f"a watch named {name!r} already exists", file=ROUTES)
         values: dict[str, Any] = {"name": name, "kind": kind, "repo": repo}
@@ -228,9 +240,9 @@ def add_watch(
             values["filter"] = filter
         if poll_sec is not None:
             values["poll_sec"] = poll_sec
-        aot_append(doc, "watch", _table(values))
         where = f"{kind} {repo}".strip()
-        return f"fleet: add watch {name} ({where})"
+        text = toml_splice.append(text, ROUTES, "watch", _table(values))
+        return text, f"fleet: add watch {name} ({where})"
 
     return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
@@ -248,9 +260,9 @@ def remove_watch(
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
-    from relayfleet.fleet.toml_io import aot_remove
+    from relayfleet.fleet import toml_splice
 
-    def change(doc: Any, fleet: Fleet) -> str:
+    def change(text: str, fleet: Fleet) -> tuple[str, str]:
         if fleet.watch(name) is None:
             known = ", ".join(w.name for w in fleet.watches) or "none"
             raise NotFound(f"no watch named {name!r} (watches: {known})")
@@ -265,38 +277,33 @@ def remove_watch(
                     "or pass --prune-routes to remove them (and the watch) together",
                 ],
             )
-        aot_remove(doc, "watch", lambda t: t.get("name") == name)
-        pruned = _prune_watch_from_routes(doc, name)
+        text, pruned = _prune_watch_from_routes(text, users, name)
+        for i in reversed([i for i, w in enumerate(fleet.watches) if w.name == name]):
+            text = toml_splice.remove(text, ROUTES, "watch", i)
         suffix = f" and route {', '.join(f'#{i}' for i in pruned)}" if pruned else ""
-        return f"fleet: remove watch {name}{suffix}"
+        return text, f"fleet: remove watch {name}{suffix}"
 
     return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
 
-def _prune_watch_from_routes(doc: Any, name: str) -> list[int]:
-    """Drop `name` from routes' watch lists; remove routes left with no watch. 1-based indexes
-    of the routes removed."""
-    from relayfleet.fleet.toml_io import aot_remove
+def _prune_watch_from_routes(text: str, users: list[Route], name: str) -> tuple[str, list[int]]:
+    """Drop `name` from the watch lists of `users`; remove routes left with no watch. Returns
+    the new text and the 1-based indexes of the routes removed."""
+    from relayfleet.fleet import toml_splice
 
-    if "route" not in doc:
-        return []
-    doomed: set[int] = set()
-    for i, route in enumerate(doc["route"]):
-        match = route.get("match")
-        if match is None or "watch" not in match:
-            continue
-        watch = match["watch"]
-        if isinstance(watch, str):
-            if watch == name:
-                doomed.add(i)
-            continue
-        kept = [w for w in watch if w != name]
+    removed: list[int] = []
+    for r in sorted(users, key=lambda r: -r.index):  # from the end: indexes stay valid
+        kept = [w for w in r.match.get("watch", ()) if w != name]
         if not kept:
-            doomed.add(i)
-        elif len(kept) != len(watch):
-            match["watch"] = _store([str(w) for w in kept])
-    ids = {id(t) for i, t in enumerate(doc["route"]) if i in doomed}
-    return [i + 1 for i in aot_remove(doc, "route", lambda t: id(t) in ids)]
+            text = toml_splice.remove(text, ROUTES, "route", r.index - 1)
+            removed.append(r.index)
+            continue
+
+        def narrow(table: Any, kept: list[str] = kept) -> None:
+            table["match"]["watch"] = _store(kept)
+
+        text = toml_splice.update(text, ROUTES, "route", r.index - 1, narrow)
+    return text, sorted(removed)
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -312,14 +319,14 @@ def add_route(
     edit: EditOptions | None = None,
 ) -> EditResult:
     """Append a route; `match` holds flag values (lists or comma-separated strings)."""
-    from relayfleet.fleet.toml_io import aot_append
+    from relayfleet.fleet import toml_splice
 
     agents = _values(to)
     if not agents:
         raise FleetError("a route needs at least one recipient (--to agent[,agent…])")
     warnings: list[str] = []
 
-    def change(doc: Any, fleet: Fleet) -> str:
+    def change(text: str, fleet: Fleet) -> tuple[str, str]:
         unknown = [a for a in agents if a not in fleet.agents]
         if unknown:
             known = ", ".join(sorted(fleet.agents)) or "none yet"
@@ -334,9 +341,9 @@ def add_route(
                 "this route is a catch-all: every item of every watch goes to " + ", ".join(agents)
             )
         values: dict[str, Any] = {"to": list(dict.fromkeys(agents)), "match": table}
-        aot_append(doc, "route", _table(values))
+        text = toml_splice.append(text, ROUTES, "route", _table(values))
         index = len(fleet.routes) + 1
-        return f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"
+        return text, f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"
 
     return _apply(
         paths,
@@ -358,9 +365,9 @@ def remove_route(
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
-    from relayfleet.fleet.toml_io import aot_remove
+    from relayfleet.fleet import toml_splice
 
-    def change(doc: Any, fleet: Fleet) -> str:
+    def change(text: str, fleet: Fleet) -> tuple[str, str]:
         count = len(fleet.routes)
         if not 1 <= index <= count:
             raise NotFound(
@@ -368,10 +375,10 @@ def remove_route(
                 "see `gh fleet route`)"
             )
         route = fleet.routes[index - 1]
-        target = doc["route"][index - 1]
-        aot_remove(doc, "route", lambda t: t is target)
+        text = toml_splice.remove(text, ROUTES, "route", index - 1)
         plain = {k: list(v) for k, v in route.match.items()}
-        return f"fleet: remove route #{index} ({describe_match(plain)} → {', '.join(route.to)})"
+        to = ", ".join(route.to)
+        return text, f"fleet: remove route #{index} ({describe_match(plain)} → {to})"
 
     return _apply(paths, paths.routes_toml, ROUTES, change, commit=commit, env=env, edit=edit)
 
@@ -427,7 +434,9 @@ def add_host(
         doc["hosts"][name] = _table(values)
         return f"fleet: add host {name} ({backend} {host or 'local engine'})"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env, edit=edit)
+    return _apply(
+        paths, paths.fleet_toml, FLEET, _whole(FLEET, change), commit=commit, env=env, edit=edit
+    )
 
 
 def agents_on_host(fleet: Fleet, name: str) -> list[str]:
@@ -458,4 +467,6 @@ def remove_host(
             del doc["hosts"]
         return f"fleet: remove host {name}"
 
-    return _apply(paths, paths.fleet_toml, FLEET, change, commit=commit, env=env, edit=edit)
+    return _apply(
+        paths, paths.fleet_toml, FLEET, _whole(FLEET, change), commit=commit, env=env, edit=edit
+    )

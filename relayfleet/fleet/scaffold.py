@@ -283,8 +283,9 @@ def _new_agent_locked(
     commit: bool,
     edit: EditOptions | None,
 ) -> list[Path]:
+    from relayfleet.fleet import toml_splice
     from relayfleet.fleet.load import load_fleet
-    from relayfleet.fleet.toml_io import aot_append, dump_doc, load_doc, save_doc
+    from relayfleet.fleet.toml_read import parse_plain
 
     fleet = load_fleet(paths)  # a config that does not load is never edited further
     existing: Agent | None = fleet.agents.get(name)
@@ -314,22 +315,23 @@ def _new_agent_locked(
     agent_text = render((tpl / "agent.toml").read_text(), values, toml=True)
     persona = persona_text(name, role, repo)
 
-    routes_doc = None
+    routes_text: str | None = None
     if route and repo and starters(name, role, repo):
-        if paths.routes_toml.exists():
-            routes_doc = load_doc(paths.routes_toml, paths.rel(paths.routes_toml))
-        else:
-            import tomlkit
+        rel = paths.rel(paths.routes_toml)
+        text = paths.routes_toml.read_text(encoding="utf-8") if paths.routes_toml.exists() else ""
 
-            routes_doc = tomlkit.document()
-        if not _add_starters(routes_doc, fleet, name, role, repo, aot_append):
-            routes_doc = None
+        def append(_doc: Any, key: str, table: Any) -> None:
+            nonlocal text  # an edit of the entries around the end, not a whole-file re-parse
+            text = toml_splice.append(text, rel, key, table)
 
+        if _add_starters(None, fleet, name, role, repo, append):
+            routes_text = text
     changed = [paths.agent_toml(name), paths.persona(name)]
     overrides = {paths.rel_fleet(paths.agent_toml(name)): agent_text}
-    if routes_doc is not None:
+    if routes_text is not None:
+        parse_plain(routes_text, paths.rel(paths.routes_toml))  # never write what cannot be read
         changed.append(paths.routes_toml)
-        overrides[paths.rel_fleet(paths.routes_toml)] = dump_doc(routes_doc)
+        overrides[paths.rel_fleet(paths.routes_toml)] = routes_text
     pending: list[str] = []
     if commit:
         targets = [paths.agent_dir(name), *changed[2:]]
@@ -338,8 +340,8 @@ def _new_agent_locked(
     _preflight(paths, commit)
     write_atomic(paths.agent_toml(name), agent_text)
     write_atomic(paths.persona(name), persona)
-    if routes_doc is not None:
-        save_doc(paths.routes_toml, routes_doc)
+    if routes_text is not None:
+        write_atomic(paths.routes_toml, routes_text)
     if commit:
         what = "re-scaffold" if existing else "+agent"
         txn.commit(paths, changed, f"fleet: {what} {name} ({role})", pending)
@@ -460,7 +462,7 @@ def _remove_agent_locked(
     paths: FleetPaths, name: str, prune_routes: bool, commit: bool, edit: EditOptions | None
 ) -> list[Path]:
     from relayfleet.fleet.load import load_fleet
-    from relayfleet.fleet.toml_io import aot_remove, dump_doc, load_doc, save_doc
+    from relayfleet.fleet.toml_read import parse_plain
 
     fleet = load_fleet(paths)
     if name not in fleet.agents:
@@ -477,21 +479,19 @@ def _remove_agent_locked(
         )
     changed: list[Path] = [paths.agent_dir(name)]
     overrides: dict[str, str | None] = {paths.rel_fleet(paths.agent_dir(name)) + "/": None}
-    doc = None
+    routes_text: str | None = None
     if using:
-        doc = load_doc(paths.routes_toml, paths.rel(paths.routes_toml))
-        orphans = _prune(doc, fleet, name, aot_remove)
-        if orphans:
-            aot_remove(doc, "watch", lambda t: str(t.get("name", "")) in orphans)
+        routes_text = _prune(paths, fleet, name)
+        parse_plain(routes_text, paths.rel(paths.routes_toml))  # never write what cannot be read
         changed.append(paths.routes_toml)
-        overrides[paths.rel_fleet(paths.routes_toml)] = dump_doc(doc)
+        overrides[paths.rel_fleet(paths.routes_toml)] = routes_text
     pending: list[str] = []
     if commit:
         pending = txn.refuse_pending(paths, changed, edit)
         txn.check_head_after(paths, overrides)
     _preflight(paths, commit)
-    if doc is not None:
-        save_doc(paths.routes_toml, doc)
+    if routes_text is not None:
+        write_atomic(paths.routes_toml, routes_text)
     shutil.rmtree(paths.agent_dir(name))
     if commit:
         role = fleet.agents[name].role
@@ -499,30 +499,37 @@ def _remove_agent_locked(
     return changed
 
 
-def _prune(doc: Any, fleet: Fleet, name: str, aot_remove: Any) -> set[str]:
-    """Take `name` out of every route; drop routes left with nobody. Returns the watches that
-    only the dropped routes used."""
+def _prune(paths: FleetPaths, fleet: Fleet, name: str) -> str:
+    """routes.toml with `name` taken out of every route, routes left with nobody dropped, and
+    the watches only those routes used dropped too. Each change edits the entries around it."""
+    from relayfleet.fleet import toml_splice
+
+    rel = paths.rel(paths.routes_toml)
+    text = paths.routes_toml.read_text(encoding="utf-8")
     emptied: set[int] = set()
-    for i, t in enumerate(doc.get("route", [])):
-        to = t.get("to")
-        if isinstance(to, str):
-            if to == name:
-                emptied.add(i)
-        elif to is not None:
+    for r in sorted(fleet.routes, key=lambda r: -r.index):  # from the end: indexes stay valid
+        if name not in r.to:
+            continue
+        if all(a == name for a in r.to):
+            emptied.add(r.index - 1)
+            text = toml_splice.remove(text, rel, "route", r.index - 1)
+            continue
+
+        def leave(table: Any) -> None:
+            to = table["to"]
             while name in to:
                 del to[[str(x) for x in to].index(name)]
-            if len(to) == 0:
-                emptied.add(i)
-    if not emptied:
-        return set()
-    doomed = {id(t) for i, t in enumerate(doc["route"]) if i in emptied}
-    aot_remove(doc, "route", lambda t: id(t) in doomed)
+
+        text = toml_splice.update(text, rel, "route", r.index - 1, leave)
     dropped = [r for r in fleet.routes if r.index - 1 in emptied]
     kept = [r for r in fleet.routes if r.index - 1 not in emptied]
+    if not dropped or any("watch" not in r.match for r in kept):
+        return text  # a route without a watch key uses every watch
     still_used = {w for r in kept for w in r.match.get("watch", ())}
-    if any("watch" not in r.match for r in kept):
-        return set()  # a route without a watch key uses every watch
-    return {w for r in dropped for w in r.match.get("watch", ())} - still_used
+    orphans = {w for r in dropped for w in r.match.get("watch", ())} - still_used
+    for i in reversed([i for i, w in enumerate(fleet.watches) if w.name in orphans]):
+        text = toml_splice.remove(text, rel, "watch", i)
+    return text
 
 
 __all__ = [
