@@ -12,6 +12,7 @@ Fleet back (what `validate` does). Cross-file checks (dangling references, dupli
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -535,6 +536,11 @@ def build_fleet(
     return Fleet(**settings, agents=agents, watches=watches, routes=routes)
 
 
+# One command loads the same texts several times (the working tree, the tree HEAD will hold, the
+# report): parse each text once. The model never mutates these dicts.
+_parse = functools.lru_cache(maxsize=4096)(parse_plain)
+
+
 def load_fleet_from_texts(
     texts: Mapping[str, str], problems: list[ConfigError] | None = None
 ) -> Fleet:
@@ -546,7 +552,7 @@ def load_fleet_from_texts(
         if rel not in (FLEET_TOML, ROUTES_TOML) and not AGENT_FILE.match(rel):
             continue
         try:
-            docs[rel] = parse_plain(text, display(rel))
+            docs[rel] = _parse(text, display(rel))
         except ConfigError as exc:
             if problems is None:
                 raise
