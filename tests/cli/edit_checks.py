@@ -35,26 +35,27 @@ def reported(out: str) -> list[tuple[str, str]]:
     return COMMITTED.findall(out)
 
 
-def expected_changes(subject: str) -> list[str] | None:
-    """Patterns the semantic diff of a commit with this subject must match, one per line
-    (None: a subject this checker does not know)."""
+def expected_changes(subject: str) -> tuple[list[str], list[str]] | None:
+    """What the semantic diff of a commit with this subject must hold: patterns that each match
+    exactly one of its lines, and patterns extra lines may match (a pruning removal). None: a
+    subject this checker does not know."""
     text = subject.removeprefix("fleet: ")
     if m := re.match(r"\+agent (\S+) \((\w+)\)$", text):
         name, role = m.groups()
         lines = [rf"\+agent {name} \("]
         if role == "coder":  # every coder here gets --repo: a starter watch and route
             lines += [rf"\+watch {name}-assigned \(", r"\+route #\d+ \("]
-        return lines
+        return lines, []
     if m := re.match(r"-agent (\S+) \(", text):
-        return [rf"-agent {m.group(1)}$"]
+        return [rf"-agent {m.group(1)}$"], [r"-route #\d+ \(", r"~route #\d+ ", r"-watch \S+$"]
     if m := re.match(r"add watch (\S+) \(", text):
-        return [rf"\+watch {re.escape(m.group(1))} \("]
+        return [rf"\+watch {re.escape(m.group(1))} \("], []
     if m := re.match(r"remove watch (\S+)$", text):
-        return [rf"-watch {re.escape(m.group(1))}$"]
+        return [rf"-watch {re.escape(m.group(1))}$"], []
     if m := re.match(r"add route #(\d+) \(", text):
-        return [rf"\+route #{m.group(1)} \("]
-    if m := re.match(r"init ", text):
-        return None
+        return [rf"\+route #{m.group(1)} \("], []
+    if m := re.match(r"remove route #(\d+) \(", text):
+        return [rf"-route #{m.group(1)} \("], []
     return None
 
 
@@ -66,13 +67,15 @@ def check_repo(root: Path, done: list[tuple[str, str]]) -> None:
         assert short in by_short, f"reported commit {short} ({subject}) is not in HEAD's history"
         assert by_short[short].subject == subject, (short, subject, by_short[short].subject)
     for c in log:
-        want = expected_changes(c.subject)
-        if want is None:
+        expected = expected_changes(c.subject)
+        if expected is None:
             continue
+        required, optional = expected
         got = commit_changes(root, c.sha, c.parents[0] if c.parents else None)
-        assert len(got) == len(want), f"{c.subject!r} changed {got}"
+        for w in required:
+            assert sum(bool(re.match(w, line)) for line in got) == 1, (c.subject, got)
         for line in got:
-            assert any(re.match(w, line) for w in want), f"{c.subject!r} changed {got}"
+            assert any(re.match(w, line) for w in required + optional), (c.subject, got)
     texts = fleet_texts_at(root, "HEAD")
     errors = [str(p) for p in validate_texts(texts) if p.level == "error"]
     assert not errors, errors

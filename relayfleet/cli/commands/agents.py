@@ -116,19 +116,27 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.fleet import txn
+    from relayfleet.fleet.gitops import fleet_log, head_commit
     from relayfleet.fleet.scaffold import remove_agent
 
     paths = ctx.paths
-    changed = remove_agent(
-        paths,
-        args.name,
-        prune_routes=args.prune_routes,
-        commit=not args.no_commit,
-        edit=edit_options(ctx, args),
-    )
+    opts = edit_options(ctx, args)
+    with txn.locked(paths, opts):  # so the commit it names is its own
+        before = head_commit(paths.root)
+        changed = remove_agent(
+            paths,
+            args.name,
+            prune_routes=args.prune_routes,
+            commit=not args.no_commit,
+            edit=opts,
+        )
+        last = fleet_log(paths.root, n=1) if head_commit(paths.root) != before else []
     print(f"Removed agent {args.name}", file=ctx.out)
     for path in changed:
         print(f"  {paths.rel(path)}", file=ctx.out)
+    if last:
+        print(f"Committed {last[0].short}: {last[0].subject}", file=ctx.out)
     if paths.agent_state(args.name).exists():
         print(
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
