@@ -65,6 +65,8 @@ class PtyEngine:
             log_path=self.spec.session_log,
             redact=self.spec.redact,
         )
+        if self.spec.on_spawn is not None:
+            self.spec.on_spawn(self.pty.pid)
         return self.pty
 
     def _require_pty(self) -> PtySession:

@@ -53,6 +53,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
             st = backend_for(a, fleet).start(paths, fleet, a)
+            reaped = st.extra.get("reaped")
+            if reaped:
+                print(
+                    f"{a.name}: killed {reaped} process(es) left by its previous session",
+                    file=ctx.out,
+                )
             if st.detail == "already running":
                 print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
             else:
