@@ -191,7 +191,7 @@ class FleetUp:
 
     def _take_over(self, fleet: Fleet) -> None:
         """Detached runners and a detached router of this fleet would double every delivery."""
-        from relayfleet.backends.local import LocalBackend
+        from relayfleet.backends.local import LocalBackend, reap_leftovers
 
         if self.opts.with_router:
             from relayfleet.router import daemon
@@ -207,6 +207,8 @@ class FleetUp:
             if rec is not None:
                 self.procs.say("up", f"stopping the detached runner of {name} (pid {rec.pid})")
                 LocalBackend(grace=self.opts.grace).stop(self.paths, fleet, agent)
+            elif killed := reap_leftovers(self.paths, name):
+                self.procs.say("up", f"killed {killed} process(es) left by {name}'s last session")
 
     # -- config ---------------------------------------------------------------------------
     def _load_valid(self, *, initial: bool = False) -> Fleet | None:

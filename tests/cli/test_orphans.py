@@ -145,3 +145,38 @@ def test_a_group_whose_leader_died_is_still_killed_by_its_members() -> None:
     finally:
         with __import__("contextlib").suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
+
+
+def cli_main(fleet: FleetDir, *argv: str) -> tuple[int, str, str]:
+    """The full CLI (every command), in-process."""
+    from relayfleet.cli.main import main
+
+    ctx, out, err = fleet.ctx()
+    rc = main(list(argv), ctx=ctx)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.slow
+def test_remove_agent_stops_a_running_agent_first(fleet: FleetDir) -> None:
+    fleet.echo_agent("coder")
+    assert run_cli(fleet, "start", "coder")[0] == 0
+    st = read_json(fleet.paths.runner_status("coder"))
+    pgid = st["session_pgid"]
+    rc, out, err = cli_main(fleet, "remove-agent", "coder", "--no-commit")
+    assert rc == 0, err
+    assert out.splitlines()[:3] == [
+        "coder is running: stopping it first",
+        "coder: stopped",
+        "Removed agent coder",
+    ]
+    assert not fleet.paths.agent_dir("coder").exists()
+    assert not pid_alive(st["pid"]) and group_members(pgid) == []
+    fleet.agents.remove("coder")  # nothing left for the fixture to stop
+
+
+def test_remove_agent_of_a_stopped_agent_says_nothing_about_stopping(fleet: FleetDir) -> None:
+    fleet.echo_agent("coder")
+    rc, out, err = cli_main(fleet, "remove-agent", "coder", "--no-commit")
+    assert rc == 0, err
+    assert out.splitlines()[0] == "Removed agent coder"
+    fleet.agents.remove("coder")

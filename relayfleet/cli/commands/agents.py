@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
+
+if TYPE_CHECKING:
+    from relayfleet.fleet.model import Agent, Fleet
 
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
@@ -110,6 +114,11 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.fleet.scaffold import remove_agent
 
     paths = ctx.paths
+    fleet = ctx.load()
+    agent = fleet.agent(args.name)  # an unknown name: NotFound listing the agents
+    if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
+        # A running agent removed from the config would run on, invisible to `stop`.
+        _stop_first(ctx, fleet, agent)
     changed = remove_agent(
         paths, args.name, prune_routes=args.prune_routes, commit=not args.no_commit
     )
@@ -121,6 +130,24 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
         )
     return 0
+
+
+def _stop_first(ctx: Context, fleet: Fleet, agent: Agent) -> None:
+    from relayfleet.backends.registry import backend_for
+    from relayfleet.core.errors import FleetError
+
+    backend = backend_for(agent, fleet)
+    try:
+        running = backend.status(ctx.paths, fleet, agent).running
+        if running:
+            print(f"{agent.name} is running: stopping it first", file=ctx.out)
+            backend.stop(ctx.paths, fleet, agent)
+            print(f"{agent.name}: stopped", file=ctx.out)
+    except FleetError as exc:
+        raise FleetError(
+            f"agent {agent.name!r} may be running and could not be stopped: {exc}",
+            hints=[f"stop it first: gh fleet stop {agent.name}", "then remove it again"],
+        ) from exc
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
