@@ -11,6 +11,7 @@ with its cursor intact, so a route change neither restarts it nor loses or repea
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import queue
@@ -68,7 +69,10 @@ class FleetUp:
         self.out = out
         self.opts = opts or Options()
         self.events: queue.Queue[_Event] = queue.Queue()
-        self.procs = ProcessManager(out, colour=self.opts.colour, on_exit=self._exited)
+        self.procs = ProcessManager(
+            out, colour=self.opts.colour, on_exit=self._exited, on_output_lost=self._output_lost
+        )
+        self._tty_fd = _tty_fd(out)  # checked every tick: a hung-up terminal stops the fleet
         self.running: dict[str, str] = {}  # agent -> fingerprint it was started with
         self.remote: dict[str, Agent] = {}  # docker/ssh agents started through their backend
         self.fleet: Fleet | None = None
@@ -84,6 +88,7 @@ class FleetUp:
         self._seen_head: str | None = None
         self._git_dir: Path | None = None
         self._lock_fd: int | None = None
+        self._output_gone = False
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
@@ -124,6 +129,8 @@ class FleetUp:
                 ev: _Event | None = self.events.get(timeout=TICK)
             except queue.Empty:
                 ev = None
+            if self._tty_fd is not None and not os.isatty(self._tty_fd):
+                self._output_lost()
             if self._stop_requested or (ev and ev.kind == "stop"):
                 break
             now = time.monotonic()
@@ -153,6 +160,26 @@ class FleetUp:
         with contextlib.suppress(FileNotFoundError):
             up_state_path(self.paths).unlink()
         self.procs.say("up", "stopped; nothing left running")
+
+    def _output_lost(self) -> None:
+        """The terminal went away (hung up, EIO): stop the fleet cleanly, as on SIGHUP.
+
+        Whatever still writes to that terminal (this process's stdout and stderr) goes to
+        /dev/null from now on, so the shutdown and the exit never fail on a write."""
+        if self._output_gone:
+            return
+        self._output_gone = True
+        self.procs.output_lost = True
+        for fd in {self._tty_fd, 1, 2} - {None}:
+            assert fd is not None
+            with contextlib.suppress(OSError):
+                if not os.isatty(fd) and _was_tty(fd):
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, fd)
+                    os.close(null)
+        if not self._stop_requested:
+            self.exit_code = 128 + signal.SIGHUP
+        self.stop()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -511,6 +538,24 @@ class FleetUp:
         after = _head(self.paths)
         if after != before:
             self.procs.say("up", f"pulled {_short(before)}..{_short(after)}")
+
+
+def _tty_fd(out: TextIO) -> int | None:
+    """The fd of `out` when it is a terminal (else None: a pipe or a file never hangs up)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.isatty(fd) else None
+
+
+def _was_tty(fd: int) -> bool:
+    """A hung-up terminal: writes fail with EIO (a pipe, a file or /dev/null do not)."""
+    try:
+        os.write(fd, b"")
+    except OSError as exc:
+        return exc.errno == errno.EIO
+    return False
 
 
 def _backend_name(agent: Agent, fleet: Fleet) -> str:
