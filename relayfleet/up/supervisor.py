@@ -89,6 +89,10 @@ class FleetUp:
         self._git_dir: Path | None = None
         self._lock_fd: int | None = None
         self._output_gone = False
+        # Agents held stopped by `gh fleet stop` (up/control.py) until `gh fleet start`.
+        self.held: set[str] = set()
+        self._hold_seen: tuple[int, int] | None = None
+        self._pid_start = process_start_time(os.getpid())
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
@@ -133,6 +137,7 @@ class FleetUp:
                 self._output_lost()
             if self._stop_requested or (ev and ev.kind == "stop"):
                 break
+            self._check_holds()
             now = time.monotonic()
             if ev and ev.kind == "exit":
                 self._schedule_restart(ev.name, ev.rc)
@@ -302,12 +307,41 @@ class FleetUp:
             self.procs.say("up", "the config is valid again")
             self.refused = None
         self._apply(fleet)
+        self._hold_seen = None  # look again: a hold on an agent removed since is dropped
 
     def _desired(self, fleet: Fleet) -> dict[str, Agent]:
-        agents = dict(fleet.agents)
+        agents = {n: a for n, a in fleet.agents.items() if n not in self.held}
         if self.opts.only:
             agents = {n: a for n, a in agents.items() if n in self.opts.only}
         return agents
+
+    def _check_holds(self) -> None:
+        """`gh fleet stop|start` asked to hold an agent stopped, or to run it again."""
+        from relayfleet.up.control import hold_path, read_holds, update_holds
+
+        try:
+            st = os.stat(hold_path(self.paths))
+            seen: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            seen = None
+        if seen == self._hold_seen or self.fleet is None:
+            return
+        self._hold_seen = seen
+        fleet = self.fleet
+        wanted = read_holds(self.paths, os.getpid(), self._pid_start)
+        known = set(fleet.agents) & (set(self.opts.only) or set(fleet.agents))
+        if wanted - known:  # removed from the fleet since: nothing to hold any more
+            wanted = update_holds(self.paths, os.getpid(), self._pid_start, keep_only=known)
+        if wanted == self.held:
+            return
+        for name in sorted(wanted - self.held):
+            self.procs.say(
+                name, f"held stopped by `gh fleet stop`; `gh fleet start {name}` runs it"
+            )
+        for name in sorted(self.held - wanted):
+            self.procs.say(name, "released by `gh fleet start`")
+        self.held = wanted
+        self._apply(fleet, announce=False)
 
     def _fingerprints(self, fleet: Fleet) -> dict[str, str]:
         return {
@@ -369,6 +403,8 @@ class FleetUp:
                 "fleet_digest": self.applied_digest,
                 "uncommitted": dirty,
                 "agents": dict(self.running),
+                "held": sorted(self.held),
+                "remote": sorted(self.remote),
                 "router": self.opts.with_router,
                 "refused": self.refused,
                 "pull_interval": self.opts.pull_interval,

@@ -135,7 +135,15 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
 def _stop_first(ctx: Context, fleet: Fleet, agent: Agent) -> None:
     from relayfleet.backends.registry import backend_for
     from relayfleet.core.errors import FleetError
+    from relayfleet.up.control import managed, running_up
 
+    up = running_up(ctx.paths)
+    if up and agent.name in managed(up):
+        from relayfleet.cli.up_requests import stop_via_up
+
+        print(f"{agent.name} is run by up (pid {up['pid']}): stopping it first", file=ctx.out)
+        stop_via_up(ctx.paths, up, [agent.name], ctx.out)
+        return
     backend = backend_for(agent, fleet)
     try:
         running = backend.status(ctx.paths, fleet, agent).running
