@@ -91,9 +91,11 @@ def prepare_credentials(fleet: Fleet, agent: Agent, env: Mapping[str, str]) -> L
     if agent.runtime.backend in ("ssh", "docker"):
         # The backend resolved them on the operator's machine and already delivered them (env
         # via envexec, files with their modes): re-resolving here would look for the sources
-        # on the wrong machine. Only the names are known here, for redaction.
+        # on the wrong machine. They are handed on to the session by name (its environment
+        # is an allowlist: what is not declared does not reach it), and masked in its log.
         names = [c.as_env or c.from_env for c in agent.credentials if c.as_env or c.from_env]
-        return LocalCredentials(env={}, secrets=[env[n] for n in names if env.get(n)])
+        given = {n: env[n] for n in names if env.get(n)}
+        return LocalCredentials(env=given, secrets=list(given.values()))
     _check_local_files(agent)
     resolved = resolve(agent, env)
     out = LocalCredentials(env=dict(resolved.env), secrets=resolved.values())
