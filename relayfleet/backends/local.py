@@ -24,9 +24,12 @@ from relayfleet.core.errors import BackendError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import (
     PidRecord,
+    group_processes,
+    kill_group,
     live_pid,
     process_tree,
     python_argv,
+    recorded_group,
     signal_tree,
     spawn_detached,
     wait_gone,
@@ -88,9 +91,11 @@ def prepare_credentials(fleet: Fleet, agent: Agent, env: Mapping[str, str]) -> L
     if agent.runtime.backend in ("ssh", "docker"):
         # The backend resolved them on the operator's machine and already delivered them (env
         # via envexec, files with their modes): re-resolving here would look for the sources
-        # on the wrong machine. Only the names are known here, for redaction.
+        # on the wrong machine. They are handed on to the session by name (its environment
+        # is an allowlist: what is not declared does not reach it), and masked in its log.
         names = [c.as_env or c.from_env for c in agent.credentials if c.as_env or c.from_env]
-        return LocalCredentials(env={}, secrets=[env[n] for n in names if env.get(n)])
+        given = {n: env[n] for n in names if env.get(n)}
+        return LocalCredentials(env=given, secrets=list(given.values()))
     _check_local_files(agent)
     resolved = resolve(agent, env)
     out = LocalCredentials(env=dict(resolved.env), secrets=resolved.values())
@@ -132,11 +137,31 @@ def stop_tree(
 
 
 def session_record(paths: FleetPaths, agent: str) -> list[PidRecord]:
+    """What is alive of the session group the agent's runner.json records (and its leader)."""
     st = read_json(paths.runner_status(agent), {}) or {}
+    group = recorded_group(st)
+    out = group_processes(group) if group is not None else []
     pid, start = st.get("session_pid"), st.get("session_pid_start")
-    if isinstance(pid, int) and start:
-        return [PidRecord(pid=pid, start=str(start), started_at=0.0)]
-    return []
+    if isinstance(pid, int) and start and all(r.pid != pid for r in out):
+        out.append(PidRecord(pid=pid, start=str(start), started_at=0.0))
+    return out
+
+
+def reap_leftovers(paths: FleetPaths, agent: str) -> int:
+    """Kill what a dead runner left of its session (runner.json records its group): how many.
+
+    Only when the recorded runner is gone; a group whose id was recycled is never touched."""
+    if live_pid(paths.runner_pid(agent)) is not None:
+        return 0
+    leftovers = [r for r in session_record(paths, agent) if r.alive()]
+    if not leftovers:
+        return 0
+    st = read_json(paths.runner_status(agent), {}) or {}
+    kill_group(recorded_group(st))
+    rest = [r for r in leftovers if r.alive()]  # a session recorded by pid only (older runner)
+    signal_tree(rest, signal.SIGKILL)
+    wait_gone(rest)
+    return len({r.pid for r in leftovers})
 
 
 class LocalBackend:
@@ -150,6 +175,8 @@ class LocalBackend:
         running = live_pid(paths.runner_pid(agent.name))
         if running is not None:
             return self._status(paths, agent, running, detail="already running")
+        # A runner killed hard may have left its session running: never start a second one.
+        reaped = reap_leftovers(paths, agent.name)
         # Fail here, in the operator's terminal, before anything starts: the runner resolves the
         # credentials again itself at start (it is the one that hands them to the session).
         from relayfleet.backends.credentials import resolve
@@ -174,10 +201,15 @@ class LocalBackend:
         except OSError as exc:
             raise BackendError(f"could not start the runner for {agent.name}: {exc}") from exc
         rec = write_pidfile(paths.runner_pid(agent.name), pid)
-        return self._status(paths, agent, rec, detail="started")
+        st = self._status(paths, agent, rec, detail="started")
+        if reaped:
+            st.extra["reaped"] = reaped
+        return st
 
     def stop(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> bool:
-        rec = live_pid(paths.runner_pid(agent.name)) or PidRecord(0, None, 0.0)
+        rec = live_pid(paths.runner_pid(agent.name))
+        if rec is None:  # the runner is gone; a session it left behind is not
+            return reap_leftovers(paths, agent.name) > 0
         return stop_tree(rec, grace=self.grace, extra=session_record(paths, agent.name))
 
     def status(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> RunnerStatus:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +181,90 @@ def wait_gone(recs: list[PidRecord], timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(r.alive() for r in recs):
         time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A process group, named by its id and its leader's start time (a recycled id never
+    matches: a new process with that pid starts later, and the old group's members cannot
+    have started before their leader)."""
+
+    pgid: int
+    start: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"pgid": self.pgid, "start": self.start}
+
+
+def recorded_group(runner_json: Mapping[str, object]) -> GroupRecord | None:
+    """The session group a runner's runner.json records (`session_pgid` + its leader's start)."""
+    pgid, start = runner_json.get("session_pgid"), runner_json.get("session_pgid_start")
+    if isinstance(pgid, int) and pgid > 1 and start:
+        return GroupRecord(pgid=pgid, start=str(start))
+    return None
+
+
+def group_record(pid: int) -> GroupRecord | None:
+    """The group `pid` leads (a PTY session leads its own), with the leader's start time."""
+    start = process_start_time(pid)
+    try:
+        pgid = os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return GroupRecord(pgid=pgid, start=start) if start is not None and pgid == pid else None
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def group_processes(rec: GroupRecord) -> list[PidRecord]:
+    """Every live process of the recorded group, and what its leader started in other groups.
+
+    Nothing when the group id now belongs to someone else: the leader's pid is alive with
+    another start time, or a member started before the recorded leader did.
+    """
+    leader = process_start_time(rec.pgid)
+    if leader is not None and leader != rec.start:
+        return []  # the pid was recycled: this is not our group
+    out: dict[int, PidRecord] = {}
+    if leader is not None and not _is_zombie(rec.pgid):
+        for r in process_tree(rec.pgid):  # tools that left the group (setsid) but not the tree
+            out[r.pid] = r
+    numeric = rec.start.isdigit()
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not d.isdigit() or int(d) in out:
+            continue
+        f = _stat_fields(d)
+        if f is None or len(f) < 20 or f[2] != str(rec.pgid) or f[0] == "Z":
+            continue
+        if numeric and f[19].isdigit() and int(f[19]) < int(rec.start):
+            continue  # older than the leader we recorded: not a member of that group
+        out[int(d)] = PidRecord(pid=int(d), start=f[19], started_at=0.0)
+    return list(out.values())
+
+
+def kill_group(rec: GroupRecord | None) -> int:
+    """SIGKILL what is left of a recorded group (see `group_processes`); how many there were.
+
+    Each process is signalled by pid (never `killpg` on an id that may not be ours), in rounds,
+    so a child forked between two reads of /proc goes too."""
+    if rec is None:
+        return 0
+    killed: set[int] = set()
+    for _ in range(5):
+        procs = [p for p in group_processes(rec) if p.alive()]
+        if not procs:
+            break
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p.pid, signal.SIGKILL)
+            killed.add(p.pid)
+        wait_gone(procs)
+    return len(killed)
 
 
 def python_argv(*args: str) -> list[str]:

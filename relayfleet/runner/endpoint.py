@@ -1,10 +1,15 @@
-"""The model endpoint of an agent's session: the environment `claude` is started with.
+"""The model endpoint of an agent's session, and the whole environment the session starts with.
 
-`endpoint_env(spec, base_env)` returns the COMPLETE environment for the session, built from the
-runner's own environment, the agent's declared credentials (`spec.env`) and its
-`[claude.endpoint]` (ARCHITECTURE 3.3):
+`endpoint_env(spec, base_env)` returns the COMPLETE environment for the session (every engine's):
+an allowlist of the runner's environment (`session_base_env`: PATH, HOME, USER, LOGNAME, SHELL,
+LANG, LC_*, TERM, TZ, TMPDIR, the XDG dirs, and the proxy/CA variables needed to reach an
+endpoint at all), the agent's declared credentials (`spec.env`), and its `[claude.endpoint]`
+(ARCHITECTURE 3.3). No other variable of the operator's reaches a session: an undeclared
+`OPENAI_API_KEY` or a cloud key stays with the operator.
 
-- `default`: Anthropic directly (`ANTHROPIC_BASE_URL` removed). With `isolate_config` the session
+- `default`: Anthropic directly (`ANTHROPIC_BASE_URL` removed), with the machine's own Claude
+  settings (`ANTHROPIC_*`, `CLAUDE_CODE_*`, `CLAUDE_CONFIG_DIR`; the AWS_/Google variables only
+  when the machine uses Bedrock/Vertex). With `isolate_config` the session
   gets its own `CLAUDE_CONFIG_DIR` (`state/agents/<name>/claude-config`, `.claude.json` seeded:
   onboarding done, workdir trusted). With `inherit_auth` it reuses the machine's login through
   `CLAUDE_SECURESTORAGE_CONFIG_DIR` (the credential store stays `~/.claude`: nothing is copied or
@@ -54,6 +59,64 @@ CREDENTIAL_ENV = (
 PLACEHOLDER_KEY = "sk-ant-api03-relayfleet-custom-endpoint-placeholder-no-credential"
 CONFIG_DIR_NAME = "claude-config"
 
+# What every session gets from the runner's environment (and nothing else of it).
+SESSION_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "TERM",
+    "TZ",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    # Without these a session behind a proxy or a private CA cannot reach any endpoint.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+)
+SESSION_ENV_PREFIXES = ("LC_",)
+# `default` mode runs the machine's own Claude setup: its settings and login come along.
+CLAUDE_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
+CLOUD_ENV = {
+    "CLAUDE_CODE_USE_BEDROCK": ("AWS_",),
+    "CLAUDE_CODE_USE_VERTEX": ("CLOUD_ML_", "GOOGLE_", "GCLOUD_", "VERTEX_REGION_"),
+}
+
+
+def session_base_env(base_env: Mapping[str, str]) -> dict[str, str]:
+    """The allowlisted part of the runner's environment that any session may see."""
+    return {
+        k: v
+        for k, v in base_env.items()
+        if k in SESSION_ENV or k.startswith(SESSION_ENV_PREFIXES)
+    }
+
+
+def machine_claude_env(base_env: Mapping[str, str]) -> dict[str, str]:
+    """The machine's Claude Code settings and credentials (for `default` mode only)."""
+    prefixes = list(CLAUDE_ENV_PREFIXES)
+    for switch, cloud in CLOUD_ENV.items():
+        if base_env.get(switch, "") not in ("", "0", "false"):
+            prefixes += cloud
+    out = {k: v for k, v in base_env.items() if k.startswith(tuple(prefixes))}
+    if base_env.get("CLAUDE_CONFIG_DIR"):
+        out["CLAUDE_CONFIG_DIR"] = base_env["CLAUDE_CONFIG_DIR"]
+    return out
+
 
 def config_dir(spec: EngineSpec) -> Path:
     """`state/agents/<name>/claude-config`: the agent's own CLAUDE_CONFIG_DIR (and its login)."""
@@ -73,11 +136,13 @@ def endpoint_env(
     agent = spec.agent
     claude = agent.claude
     ep = claude.endpoint
-    env = dict(base_env)
+    via_gateway = ep.mode == "gateway" or (ep.mode == "custom" and ep.via_gateway)
+    env = session_base_env(base_env)
+    if ep.mode == "default" and not via_gateway:
+        env.update(machine_claude_env(base_env))
     env.update(spec.env)
     if spec.gateway.secret_env:
         env.pop(spec.gateway.secret_env, None)
-    via_gateway = ep.mode == "gateway" or (ep.mode == "custom" and ep.via_gateway)
     if ep.mode not in ("default", "custom", "gateway"):
         raise ConfigError(f"agent {agent.name!r}: unknown endpoint mode {ep.mode!r}")
     if ep.mode == "custom" and not ep.url:

@@ -36,6 +36,9 @@ class EngineSpec:
     # Extra env (resolved credentials, …); never in a repr, so never in a log or a traceback.
     env: dict[str, str] = field(default_factory=dict, repr=False)
     redact: tuple[str, ...] = field(default=(), repr=False)  # values masked in session.log
+    # Called with the session's pid as soon as it is spawned (before any dialog): the runner
+    # records its process group then, so a runner killed at any instant leaves no orphan.
+    on_spawn: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
 
 class Channel(Protocol):

@@ -49,8 +49,11 @@ class PtyEngine:
         return write_mcp_config(self.mcp_config_path, name, self.spec.mcp_url, self.spec.mcp_token)
 
     def base_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.spec.env)
+        """The session's whole environment: allowlisted, declared, endpoint applied (every
+        engine: a `command` session in gateway mode never sees the real key either)."""
+        from relayfleet.runner.endpoint import endpoint_env
+
+        env = endpoint_env(self.spec, os.environ)
         env["TERM"] = "xterm-256color"
         env["RELAYFLEET_AGENT"] = self.spec.agent.name
         return env
@@ -65,6 +68,8 @@ class PtyEngine:
             log_path=self.spec.session_log,
             redact=self.spec.redact,
         )
+        if self.spec.on_spawn is not None:
+            self.spec.on_spawn(self.pty.pid)
         return self.pty
 
     def _require_pty(self) -> PtySession:

@@ -77,6 +77,7 @@ def drift(paths: FleetPaths) -> dict[str, Any]:
         "pending_change": pending,
         "refused": refused.get("message") if isinstance(refused, dict) else None,
         "agents": sorted(st.get("agents") or {}),
+        "held": sorted(st.get("held") or []),
         "pull_interval": st.get("pull_interval"),
     }
 
@@ -87,6 +88,8 @@ def describe_drift(d: dict[str, Any]) -> str:
         return "up: not running (`gh fleet up` runs the fleet and follows git)"
     live, head = _short(d.get("live_commit")), _short(d.get("head_commit"))
     where = f"up: running (pid {d['pid']}); live {live or 'uncommitted'}"
+    if d.get("held"):
+        where += f"; held stopped: {', '.join(d['held'])} (`gh fleet start` runs them)"
     if d.get("in_sync"):
         return f"{where} = HEAD (in sync)"
     why = []

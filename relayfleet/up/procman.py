@@ -66,10 +66,19 @@ class Child:
 class ProcessManager:
     """Owns the children; `say` is the one writer of the shared, prefixed output."""
 
-    def __init__(self, out: TextIO, *, colour: bool, on_exit: Callable[[str, int], None]) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        colour: bool,
+        on_exit: Callable[[str, int], None],
+        on_output_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.out = out
         self.colour = colour
         self.on_exit = on_exit
+        self.on_output_lost = on_output_lost  # the terminal went away (EIO): stop the fleet
+        self.output_lost = False
         self.children: dict[str, Child] = {}
         self._lock = threading.Lock()
         self._colours = itertools.cycle(COLOURS)
@@ -92,11 +101,19 @@ class ProcessManager:
             if colour == "31":
                 text = f"\x1b[31m{text}\x1b[0m"
         with self._lock:
+            if self.output_lost:
+                return
             try:
                 self.out.write(prefix + text + "\n")
                 self.out.flush()
             except (BrokenPipeError, ValueError):
                 pass  # the reader went away (`up | head`); the fleet keeps running
+            except OSError:
+                # EIO: the terminal `up` runs in is gone (its window closed, ssh dropped). Never
+                # raise here (a pump thread would die, or shutdown would stop half-way): say so.
+                self.output_lost = True
+        if self.output_lost and self.on_output_lost is not None:
+            self.on_output_lost()
 
     # -- starting -------------------------------------------------------------------------
     def spawn(

@@ -11,6 +11,7 @@ with its cursor intact, so a route change neither restarts it nor loses or repea
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import queue
@@ -68,7 +69,10 @@ class FleetUp:
         self.out = out
         self.opts = opts or Options()
         self.events: queue.Queue[_Event] = queue.Queue()
-        self.procs = ProcessManager(out, colour=self.opts.colour, on_exit=self._exited)
+        self.procs = ProcessManager(
+            out, colour=self.opts.colour, on_exit=self._exited, on_output_lost=self._output_lost
+        )
+        self._tty_fd = _tty_fd(out)  # checked every tick: a hung-up terminal stops the fleet
         self.running: dict[str, str] = {}  # agent -> fingerprint it was started with
         self.remote: dict[str, Agent] = {}  # docker/ssh agents started through their backend
         self.fleet: Fleet | None = None
@@ -84,6 +88,11 @@ class FleetUp:
         self._seen_head: str | None = None
         self._git_dir: Path | None = None
         self._lock_fd: int | None = None
+        self._output_gone = False
+        # Agents held stopped by `gh fleet stop` (up/control.py) until `gh fleet start`.
+        self.held: set[str] = set()
+        self._hold_seen: tuple[int, int] | None = None
+        self._pid_start = process_start_time(os.getpid())
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
@@ -124,8 +133,11 @@ class FleetUp:
                 ev: _Event | None = self.events.get(timeout=TICK)
             except queue.Empty:
                 ev = None
+            if self._tty_fd is not None and not os.isatty(self._tty_fd):
+                self._output_lost()
             if self._stop_requested or (ev and ev.kind == "stop"):
                 break
+            self._check_holds()
             now = time.monotonic()
             if ev and ev.kind == "exit":
                 self._schedule_restart(ev.name, ev.rc)
@@ -153,6 +165,26 @@ class FleetUp:
         with contextlib.suppress(FileNotFoundError):
             up_state_path(self.paths).unlink()
         self.procs.say("up", "stopped; nothing left running")
+
+    def _output_lost(self) -> None:
+        """The terminal went away (hung up, EIO): stop the fleet cleanly, as on SIGHUP.
+
+        Whatever still writes to that terminal (this process's stdout and stderr) goes to
+        /dev/null from now on, so the shutdown and the exit never fail on a write."""
+        if self._output_gone:
+            return
+        self._output_gone = True
+        self.procs.output_lost = True
+        for fd in {self._tty_fd, 1, 2} - {None}:
+            assert fd is not None
+            with contextlib.suppress(OSError):
+                if not os.isatty(fd) and _was_tty(fd):
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, fd)
+                    os.close(null)
+        if not self._stop_requested:
+            self.exit_code = 128 + signal.SIGHUP
+        self.stop()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -191,7 +223,7 @@ class FleetUp:
 
     def _take_over(self, fleet: Fleet) -> None:
         """Detached runners and a detached router of this fleet would double every delivery."""
-        from relayfleet.backends.local import LocalBackend
+        from relayfleet.backends.local import LocalBackend, reap_leftovers
 
         if self.opts.with_router:
             from relayfleet.router import daemon
@@ -207,6 +239,8 @@ class FleetUp:
             if rec is not None:
                 self.procs.say("up", f"stopping the detached runner of {name} (pid {rec.pid})")
                 LocalBackend(grace=self.opts.grace).stop(self.paths, fleet, agent)
+            elif killed := reap_leftovers(self.paths, name):
+                self.procs.say("up", f"killed {killed} process(es) left by {name}'s last session")
 
     # -- config ---------------------------------------------------------------------------
     def _load_valid(self, *, initial: bool = False) -> Fleet | None:
@@ -273,12 +307,41 @@ class FleetUp:
             self.procs.say("up", "the config is valid again")
             self.refused = None
         self._apply(fleet)
+        self._hold_seen = None  # look again: a hold on an agent removed since is dropped
 
     def _desired(self, fleet: Fleet) -> dict[str, Agent]:
-        agents = dict(fleet.agents)
+        agents = {n: a for n, a in fleet.agents.items() if n not in self.held}
         if self.opts.only:
             agents = {n: a for n, a in agents.items() if n in self.opts.only}
         return agents
+
+    def _check_holds(self) -> None:
+        """`gh fleet stop|start` asked to hold an agent stopped, or to run it again."""
+        from relayfleet.up.control import hold_path, read_holds, update_holds
+
+        try:
+            st = os.stat(hold_path(self.paths))
+            seen: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            seen = None
+        if seen == self._hold_seen or self.fleet is None:
+            return
+        self._hold_seen = seen
+        fleet = self.fleet
+        wanted = read_holds(self.paths, os.getpid(), self._pid_start)
+        known = set(fleet.agents) & (set(self.opts.only) or set(fleet.agents))
+        if wanted - known:  # removed from the fleet since: nothing to hold any more
+            wanted = update_holds(self.paths, os.getpid(), self._pid_start, keep_only=known)
+        if wanted == self.held:
+            return
+        for name in sorted(wanted - self.held):
+            self.procs.say(
+                name, f"held stopped by `gh fleet stop`; `gh fleet start {name}` runs it"
+            )
+        for name in sorted(self.held - wanted):
+            self.procs.say(name, "released by `gh fleet start`")
+        self.held = wanted
+        self._apply(fleet, announce=False)
 
     def _fingerprints(self, fleet: Fleet) -> dict[str, str]:
         return {
@@ -340,6 +403,8 @@ class FleetUp:
                 "fleet_digest": self.applied_digest,
                 "uncommitted": dirty,
                 "agents": dict(self.running),
+                "held": sorted(self.held),
+                "remote": sorted(self.remote),
                 "router": self.opts.with_router,
                 "refused": self.refused,
                 "pull_interval": self.opts.pull_interval,
@@ -509,6 +574,24 @@ class FleetUp:
         after = _head(self.paths)
         if after != before:
             self.procs.say("up", f"pulled {_short(before)}..{_short(after)}")
+
+
+def _tty_fd(out: TextIO) -> int | None:
+    """The fd of `out` when it is a terminal (else None: a pipe or a file never hangs up)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.isatty(fd) else None
+
+
+def _was_tty(fd: int) -> bool:
+    """A hung-up terminal: writes fail with EIO (a pipe, a file or /dev/null do not)."""
+    try:
+        os.write(fd, b"")
+    except OSError as exc:
+        return exc.errno == errno.EIO
+    return False
 
 
 def _backend_name(agent: Agent, fleet: Fleet) -> str:

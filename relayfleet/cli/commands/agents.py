@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
 from relayfleet.cli.edit_flags import add_edit_flags, edit_options
+
+if TYPE_CHECKING:
+    from relayfleet.fleet.model import Agent, Fleet
 
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
@@ -122,6 +126,11 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
 
     paths = ctx.paths
     opts = edit_options(ctx, args)
+    fleet = ctx.load()
+    agent = fleet.agent(args.name)  # an unknown name: NotFound listing the agents
+    if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
+        # A running agent removed from the config would run on, invisible to `stop`.
+        _stop_first(ctx, fleet, agent)
     with txn.locked(paths, opts):  # so the commit it names is its own
         before = head_commit(paths.root)
         changed = remove_agent(
@@ -142,6 +151,32 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
         )
     return 0
+
+
+def _stop_first(ctx: Context, fleet: Fleet, agent: Agent) -> None:
+    from relayfleet.backends.registry import backend_for
+    from relayfleet.core.errors import FleetError
+    from relayfleet.up.control import managed, running_up
+
+    up = running_up(ctx.paths)
+    if up and agent.name in managed(up):
+        from relayfleet.cli.up_requests import stop_via_up
+
+        print(f"{agent.name} is run by up (pid {up['pid']}): stopping it first", file=ctx.out)
+        stop_via_up(ctx.paths, up, [agent.name], ctx.out)
+        return
+    backend = backend_for(agent, fleet)
+    try:
+        running = backend.status(ctx.paths, fleet, agent).running
+        if running:
+            print(f"{agent.name} is running: stopping it first", file=ctx.out)
+            backend.stop(ctx.paths, fleet, agent)
+            print(f"{agent.name}: stopped", file=ctx.out)
+    except FleetError as exc:
+        raise FleetError(
+            f"agent {agent.name!r} may be running and could not be stopped: {exc}",
+            hints=[f"stop it first: gh fleet stop {agent.name}", "then remove it again"],
+        ) from exc
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:

@@ -19,7 +19,11 @@ START_TIMEOUT = 60.0
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for verb, help_ in (
         ("start", "start agents' runners (detached; a running one is left alone)"),
-        ("stop", "stop agents' runners and their sessions (TERM, then KILL after a grace)"),
+        (
+            "stop",
+            "stop agents' runners and their sessions (TERM, then KILL after a grace); "
+            "while `gh fleet up` runs, it holds them stopped until `start`",
+        ),
         ("restart", "stop, then start agents' runners (the session resumes its conversation)"),
     ):
         p = sub.add_parser(verb, help=help_)
@@ -36,12 +40,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.registry import backend_for
     from relayfleet.cli.agent_facts import select_agents
+    from relayfleet.cli.up_requests import start_via_up, stop_via_up
+    from relayfleet.up.control import managed, running_up
 
     paths = ctx.paths
     fleet = ctx.load()
     agents = select_agents(fleet, args.agents, args.all)
     rc = 0
-    if args.verb in ("stop", "restart"):
+    up = running_up(paths)
+    # What a running `gh fleet up` manages is asked of it (it would restart what we stop).
+    via_up = [a.name for a in agents if up and a.name in managed(up)]
+    agents = [a for a in agents if a.name not in via_up]
+    if up and via_up and args.verb in ("stop", "restart"):
+        stop_via_up(paths, up, via_up, ctx.out)
+        up = running_up(paths) or up
+    if args.verb in ("stop", "restart") and agents:
         from concurrent.futures import ThreadPoolExecutor
 
         # In parallel: each stop may wait out a grace period; 20 agents should not take 20x.
@@ -49,10 +62,20 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             results = list(pool.map(lambda a: backend_for(a, fleet).stop(paths, fleet, a), agents))
         for a, was in zip(agents, results, strict=True):
             print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
-    if args.verb in ("start", "restart"):
+    if up and via_up and args.verb in ("start", "restart"):
+        rc = start_via_up(
+            paths, up, via_up, ctx.out, ctx.err, wait=not args.no_wait, timeout=args.timeout
+        )
+    if args.verb in ("start", "restart") and agents:
         started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
             st = backend_for(a, fleet).start(paths, fleet, a)
+            reaped = st.extra.get("reaped")
+            if reaped:
+                print(
+                    f"{a.name}: killed {reaped} process(es) left by its previous session",
+                    file=ctx.out,
+                )
             if st.detail == "already running":
                 print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
             else:
@@ -60,8 +83,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if args.no_wait:
             for a, st in started:
                 print(f"{a.name}: started (pid {st.pid})", file=ctx.out)
-            return 0
-        rc = _wait_ready(ctx, paths, started, args.timeout)
+            return rc
+        rc = max(rc, _wait_ready(ctx, paths, started, args.timeout))
     return rc
 
 
