@@ -307,3 +307,37 @@ def test_claude_engine_against_the_fake_claude(fleet: FleetDir, channels: bool) 
     second = records("launch")[1]
     assert second["resumed"] is True
     assert second["session_id"] == first["session_id"]
+
+
+def test_all_tries_every_agent_and_counts_the_failures(fleet: FleetDir) -> None:
+    from relayfleet.core.errors import FleetError
+
+    # "alpha" sorts first and cannot start (its credential's source is unset); the others must
+    # still be tried, each reported on its own line.
+    fleet.echo_agent(
+        "alpha", extra='[credentials.gh]\nfrom_env = "RELAYFLEET_TEST_UNSET"\nas_env = "X"\n'
+    )
+    fleet.echo_agent("beta")
+    fleet.echo_agent("gamma")
+    os.environ.pop("RELAYFLEET_TEST_UNSET", None)
+    run_cli(fleet, "start", "gamma")
+
+    ctx, out, err = fleet.ctx()
+    from relayfleet.cli.main import main
+
+    rc = main(["start", "--all"], ctx=ctx)
+    assert rc == 1
+    assert "beta: started (pid" in out.getvalue()
+    assert "gamma: already running (pid" in out.getvalue()
+    lines = err.getvalue().splitlines()
+    assert any(line.startswith("alpha: ") and "RELAYFLEET_TEST_UNSET" in line for line in lines)
+    assert "gh fleet: 1 of 3 agents failed: alpha" in lines
+    assert facts(fleet, "beta")["running"] is True
+
+    rc, out_s, _ = run_cli(fleet, "stop", "--all")
+    assert rc == 0
+    assert out_s.splitlines() == ["alpha: not running", "beta: stopped", "gamma: stopped"]
+
+    # One named agent: its own error is the command's error.
+    with pytest.raises(FleetError, match="RELAYFLEET_TEST_UNSET"):
+        run_cli(fleet, "start", "alpha")

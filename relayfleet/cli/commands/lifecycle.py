@@ -36,23 +36,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.registry import backend_for
     from relayfleet.cli.agent_facts import select_agents
+    from relayfleet.core.errors import FleetError
 
     paths = ctx.paths
     fleet = ctx.load()
     agents = select_agents(fleet, args.agents, args.all)
-    rc = 0
+    # Every agent is tried: one that cannot start (no docker engine, a credential error) must not
+    # keep the others down. Failures are reported per agent and counted at the end.
+    failed: dict[str, FleetError] = {}
+
+    def report(name: str, exc: FleetError) -> None:
+        if len(agents) == 1:
+            raise exc  # one agent: its error is the command's error
+        failed[name] = exc
+        print(f"{name}: {exc}", file=ctx.err)
+        for hint in exc.hints:
+            print(f"  hint: {hint}", file=ctx.err)
+
     if args.verb in ("stop", "restart"):
         from concurrent.futures import ThreadPoolExecutor
 
+        def stop(a: Agent) -> bool | FleetError:
+            try:
+                return backend_for(a, fleet).stop(paths, fleet, a)
+            except FleetError as exc:
+                return exc
+
         # In parallel: each stop may wait out a grace period; 20 agents should not take 20x.
         with ThreadPoolExecutor(max_workers=min(16, len(agents) or 1)) as pool:
-            results = list(pool.map(lambda a: backend_for(a, fleet).stop(paths, fleet, a), agents))
+            results = list(pool.map(stop, agents))
         for a, was in zip(agents, results, strict=True):
-            print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
+            if isinstance(was, FleetError):
+                report(a.name, was)
+            else:
+                print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
     if args.verb in ("start", "restart"):
         started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
-            st = backend_for(a, fleet).start(paths, fleet, a)
+            if a.name in failed:
+                continue  # a runner that would not stop is not started twice
+            try:
+                st = backend_for(a, fleet).start(paths, fleet, a)
+            except FleetError as exc:
+                report(a.name, exc)
+                continue
             if st.detail == "already running":
                 print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
             else:
@@ -60,21 +87,27 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if args.no_wait:
             for a, st in started:
                 print(f"{a.name}: started (pid {st.pid})", file=ctx.out)
-            return 0
-        rc = _wait_ready(ctx, paths, started, args.timeout)
-    return rc
+        else:
+            for name in _wait_ready(ctx, paths, started, args.timeout):
+                failed.setdefault(name, FleetError("the session did not come up"))
+    if not failed:
+        return 0
+    if len(agents) == 1:
+        return 1  # the agent's own line already said why
+    raise FleetError(f"{len(failed)} of {len(agents)} agents failed: {', '.join(sorted(failed))}")
 
 
 def _wait_ready(
     ctx: Context, paths: FleetPaths, started: list[tuple[Agent, RunnerStatus]], timeout: float
-) -> int:
-    """Wait until each new runner reports its session up (or died trying): fail loudly, early."""
+) -> list[str]:
+    """Wait until each new runner reports its session up (or died trying): fail loudly, early.
+    Returns the names that did not come up."""
     from relayfleet.core.atomic import read_json
     from relayfleet.core.procs import PidRecord
 
     deadline = time.monotonic() + timeout
     todo = {a.name: (a, st) for a, st in started}
-    rc = 0
+    failed: list[str] = []
     while todo:
         for name, (_a, st) in list(todo.items()):
             facts = read_json(paths.runner_status(name), {}) or {}
@@ -82,7 +115,7 @@ def _wait_ready(
             if st.backend == "local" and not alive:
                 print(f"{name}: the runner exited during start-up", file=ctx.err)
                 _hint_logs(ctx, paths, name)
-                rc = 1
+                failed.append(name)
                 del todo[name]
             elif (facts.get("pid") == st.pid and facts.get("session") == "up") or (
                 st.backend != "local" and st.running
@@ -96,9 +129,10 @@ def _wait_ready(
             for name in todo:
                 print(f"{name}: started, but the session is not up yet", file=ctx.err)
                 _hint_logs(ctx, paths, name)
-            return 1
+                failed.append(name)
+            break
         time.sleep(0.05)
-    return rc
+    return failed
 
 
 def _hint_logs(ctx: Context, paths: FleetPaths, name: str) -> None:
