@@ -350,7 +350,10 @@ def host_of(fleet: Fleet, agent: Agent) -> Host:
     if not name:
         raise BackendError(
             f"agent {agent.name!r} uses the ssh backend but names no host",
-            hints=[f"gh fleet agent set {agent.name} runtime.host <host>"],
+            hints=[
+                f'set host = "<host>" under [runtime] in .fleet/agents/{agent.name}/agent.toml',
+                "the hosts: gh fleet host list",
+            ],
         )
     if name not in fleet.hosts:
         raise BackendError(

@@ -83,7 +83,10 @@ def endpoint_env(
     if ep.mode == "custom" and not ep.url:
         raise ConfigError(
             f"agent {agent.name!r}: endpoint mode custom needs a url",
-            hints=[f"gh fleet agent set {agent.name} claude.endpoint.url http://127.0.0.1:PORT"],
+            hints=[
+                f'set url = "http://127.0.0.1:PORT" under [claude.endpoint] in '
+                f".fleet/agents/{agent.name}/agent.toml"
+            ],
         )
 
     if via_gateway:

@@ -341,3 +341,15 @@ def test_all_tries_every_agent_and_counts_the_failures(fleet: FleetDir) -> None:
     # One named agent: its own error is the command's error.
     with pytest.raises(FleetError, match="RELAYFLEET_TEST_UNSET"):
         run_cli(fleet, "start", "alpha")
+
+
+def test_tell_dash_reads_the_message_from_stdin(fleet: FleetDir) -> None:
+    from relayfleet.cli.main import main
+
+    fleet.echo_agent("coder")
+    ctx, out, _ = fleet.ctx()
+    ctx.inp = __import__("io").StringIO("line one\nline two\n")
+    assert main(["tell", "coder", "-"], ctx=ctx) == 0
+    assert out.getvalue().startswith("told coder (")
+    (ev,) = [json.loads(x) for x in fleet.paths.inbox("coder").read_text().splitlines()]
+    assert ev["body"] == "[FROM operator] line one\nline two"

@@ -107,9 +107,11 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run_remove(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.fleet.gitops import fleet_log, head_commit
     from relayfleet.fleet.scaffold import remove_agent
 
     paths = ctx.paths
+    before = head_commit(paths.root)
     changed = remove_agent(
         paths, args.name, prune_routes=args.prune_routes, commit=not args.no_commit
     )
@@ -120,6 +122,9 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
         print(
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
         )
+    if not args.no_commit and head_commit(paths.root) != before:
+        last = fleet_log(paths.root, n=1)[0]
+        print(f"Committed {last.short}: {last.subject}", file=ctx.out)
     return 0
 
 
