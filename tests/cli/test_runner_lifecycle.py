@@ -353,3 +353,23 @@ def test_tell_dash_reads_the_message_from_stdin(fleet: FleetDir) -> None:
     assert out.getvalue().startswith("told coder (")
     (ev,) = [json.loads(x) for x in fleet.paths.inbox("coder").read_text().splitlines()]
     assert ev["body"] == "[FROM operator] line one\nline two"
+
+
+def test_a_stopped_agent_shows_its_backlog_as_pending(fleet: FleetDir) -> None:
+    transcript = fleet.echo_agent("coder")
+    run_cli(fleet, "tell", "coder", "before", "any", "start")
+    run_cli(fleet, "tell", "coder", "second")
+    f = facts(fleet, "coder")
+    assert (f["running"], f["pending"], f["undelivered"]) == (False, 2, 2)
+
+    # Delivered but never acknowledged (the echo session never acks) still counts once stopped.
+    assert run_cli(fleet, "start", "coder")[0] == 0
+    wait_until(lambda: len(turns(transcript)) == 2)
+    wait_until(lambda: facts(fleet, "coder")["pending"] == 2)
+    run_cli(fleet, "stop", "coder")
+    run_cli(fleet, "tell", "coder", "while", "stopped")
+    f = facts(fleet, "coder")
+    assert (f["running"], f["pending"], f["undelivered"]) == (False, 3, 1)
+    _, out, _ = run_cli(fleet, "status")
+    row = next(line for line in out.splitlines() if line.startswith("coder"))
+    assert " 3 " in row
