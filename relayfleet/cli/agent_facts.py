@@ -87,6 +87,11 @@ def runner_facts(
         "delivered": x.get("delivered"),
         "last_exit": x.get("last_exit"),
         "credentials": [c.name for c in agent.credentials],
+        # The port agent.toml allocates is where the MCP channel listens; when it was taken the
+        # runner fell back to another and says so here.
+        "port": agent.port,
+        "channel_port": x.get("channel_port") if st.running else None,
+        "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
     }
 

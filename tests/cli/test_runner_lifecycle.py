@@ -373,3 +373,54 @@ def test_a_stopped_agent_shows_its_backlog_as_pending(fleet: FleetDir) -> None:
     _, out, _ = run_cli(fleet, "status")
     row = next(line for line in out.splitlines() if line.startswith("coder"))
     assert " 3 " in row
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def set_port(fleet: FleetDir, name: str, port: int) -> None:
+    import re
+
+    toml = fleet.paths.agent_toml(name)
+    toml.write_text(re.sub(r"(?m)^port = \d+$", f"port = {port}", toml.read_text()))
+
+
+def test_the_agents_port_is_where_its_channel_listens(fleet: FleetDir) -> None:
+    import socket
+
+    fleet.echo_agent("coder")
+    fleet.echo_agent("reviewer")
+    mine, taken = free_port(), free_port()
+    set_port(fleet, "coder", mine)
+    set_port(fleet, "reviewer", taken)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()
+    try:
+        assert run_cli(fleet, "start", "coder", "reviewer")[0] == 0
+        cfg = json.loads((fleet.paths.agent_state("coder") / "mcp.json").read_text())
+        (server,) = cfg["mcpServers"].values()
+        assert server["url"] == f"http://127.0.0.1:{mine}/mcp"
+        f = facts(fleet, "coder")
+        assert (f["port"], f["channel_port"], f["port_notice"]) == (mine, mine, None)
+        assert "handed off" in str(
+            mcp_call(fleet, "coder", "handoff", {"agent": "reviewer", "message": "hi"})
+        )
+
+        # Taken by another program: the runner still starts, elsewhere, and says so.
+        r = facts(fleet, "reviewer")
+        assert r["running"] and r["channel_port"] not in (None, taken)
+        assert f"port {taken} is taken" in r["port_notice"]
+        assert f"listening on {r['channel_port']} instead" in r["port_notice"]
+        _, out, _ = run_cli(fleet, "status")
+        assert f"reviewer: warning: channel port {taken} is taken" in out
+        assert "handed off" in str(
+            mcp_call(fleet, "reviewer", "handoff", {"agent": "coder", "message": "hi"})
+        )
+    finally:
+        squatter.close()
