@@ -22,7 +22,9 @@ def project_dir() -> Path:
 
 
 def bundled_plugins_dir() -> Path:
-    return project_dir() / "plugins"
+    """`plugins/` of the checkout, or inside the package for a wheel install (setup.py)."""
+    inside = package_dir() / "bundled_plugins"
+    return inside if inside.is_dir() else project_dir() / "plugins"
 
 
 def find_root(start: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
