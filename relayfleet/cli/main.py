@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "up",
     "demo",
     "tunnel",
+    "import_seed",
 )
 
 
