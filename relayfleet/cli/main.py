@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "demo",
     "tunnel",
     "import_seed",
+    "sandbox",
 )
 
 
