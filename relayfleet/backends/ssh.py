@@ -27,7 +27,7 @@ from relayfleet.backends.credentials import Resolved, resolve
 from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
 from relayfleet.backends.sshpool import SshPool, SshTarget, default_pool, q
 from relayfleet.core.errors import BackendError
-from relayfleet.core.paths import FleetPaths, package_dir, project_dir
+from relayfleet.core.paths import FleetPaths, bundled_plugins_dir, package_dir
 from relayfleet.fleet.model import Agent, Fleet, Host
 
 # Runs on the host with the runner's venv: TERM the runner, wait, then KILL its whole process
@@ -50,7 +50,7 @@ SKIP_SUFFIXES = (".pyc", ".pyo")
 def package_files() -> dict[str, bytes]:
     """The package tree (and the bundled plugins) as relative path -> bytes, for syncing."""
     out: dict[str, bytes] = {}
-    for top, prefix in ((package_dir(), "relayfleet"), (project_dir() / "plugins", "plugins")):
+    for top, prefix in ((package_dir(), "relayfleet"), (bundled_plugins_dir(), "plugins")):
         if not top.is_dir():
             continue
         for p in sorted(top.rglob("*")):
@@ -350,7 +350,10 @@ def host_of(fleet: Fleet, agent: Agent) -> Host:
     if not name:
         raise BackendError(
             f"agent {agent.name!r} uses the ssh backend but names no host",
-            hints=[f"gh fleet agent set {agent.name} runtime.host <host>"],
+            hints=[
+                f'set host = "<host>" under [runtime] in .fleet/agents/{agent.name}/agent.toml',
+                "the hosts: gh fleet host list",
+            ],
         )
     if name not in fleet.hosts:
         raise BackendError(

@@ -344,7 +344,10 @@ def inner_transport(paths: FleetPaths, fleet: Fleet, agent: Agent) -> InboxTrans
         if rt.backend == "ssh":
             raise BackendError(
                 f"agent {agent.name!r} runs on ssh host {rt.host!r}; its inbox is remote",
-                hints=[f"gh fleet agent set {agent.name} runtime.inbox_transport ssh"],
+                hints=[
+                    f'set inbox_transport = "ssh" under [runtime] in '
+                    f".fleet/agents/{agent.name}/agent.toml"
+                ],
             )
         return FileInbox(paths)
     if kind == "shared":

@@ -45,6 +45,15 @@ def runner_facts(
             "error": str(exc),
         }
     x = dict(st.extra)
+    pending = x.get("pending") if st.running else None
+    undelivered = None
+    if not st.running:
+        # No runner to ask: read what it left behind (inbox past the ledger's offset, and what
+        # it delivered that was never acknowledged), so a stopped agent's backlog shows.
+        backlog = stopped_backlog(paths, agent.name)
+        if backlog is not None:
+            undelivered, unacked = backlog
+            pending = undelivered + unacked
     engine_raw = x.get("engine")
     engine: dict[str, Any] = engine_raw if st.running and isinstance(engine_raw, dict) else {}
     now = time.time()
@@ -57,7 +66,8 @@ def runner_facts(
         "backend": st.backend,
         "host": st.host or agent.runtime.host,
         "delivery": x.get("delivery") if st.running else None,
-        "pending": x.get("pending") if st.running else None,
+        "pending": pending,
+        "undelivered": undelivered,
         "session": x.get("session") if st.running else "stopped",
         "session_id": x.get("session_id"),
         "uptime_s": round(now - started, 1) if st.running and started else None,
@@ -77,8 +87,34 @@ def runner_facts(
         "delivered": x.get("delivered"),
         "last_exit": x.get("last_exit"),
         "credentials": [c.name for c in agent.credentials],
+        # The port agent.toml allocates is where the MCP channel listens; when it was taken the
+        # runner fell back to another and says so here.
+        "port": agent.port,
+        "channel_port": x.get("channel_port") if st.running else None,
+        "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
     }
+
+
+def stopped_backlog(paths: FleetPaths, name: str) -> tuple[int, int] | None:
+    """(events in the inbox not yet delivered, delivered ones not acknowledged) for an agent
+    whose runner is not running; None when its inbox is not on this machine."""
+    from relayfleet.runner.ledger import Ledger
+    from relayfleet.runner.supervisor import runner_state_file
+
+    inbox = paths.inbox(name)
+    ledger_file = runner_state_file(paths, name)
+    if not inbox.exists() and not ledger_file.exists():
+        return None
+    ledger = Ledger.load(ledger_file)
+    undelivered = 0
+    try:
+        with open(inbox, "rb") as f:
+            f.seek(ledger.offset)
+            undelivered = sum(1 for line in f if line.endswith(b"\n") and line.strip())
+    except FileNotFoundError:
+        pass
+    return undelivered, len(ledger.pending)
 
 
 def human_age(seconds: float | None) -> str:

@@ -21,6 +21,11 @@ class Context:
     env: dict[str, str]
     cwd: Path
     _paths: FleetPaths | None = field(default=None, repr=False)
+    inp: TextIO | None = field(default=None, repr=False)  # None: the process's stdin
+
+    @property
+    def stdin(self) -> TextIO:
+        return self.inp if self.inp is not None else sys.stdin
 
     @classmethod
     def from_process(cls) -> Context:

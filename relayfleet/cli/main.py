@@ -36,6 +36,8 @@ COMMAND_MODULES = (
     "up",
     "demo",
     "tunnel",
+    "import_seed",
+    "sandbox",
 )
 
 

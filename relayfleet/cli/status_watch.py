@@ -20,6 +20,47 @@ from relayfleet.cli.context import Context
 from relayfleet.core.errors import FleetError
 
 COLUMNS = ("name", "state", "pid", "delivery", "pending", "last event", "restarts", "cursor age")
+# Narrow terminals: shorter headers first, then columns cut (with …) in this order, the least
+# useful first: event ids before names; the pid is never cut (a cut pid is a wrong pid).
+SHORT_HEADERS = {"pending": "pend", "restarts": "rst", "cursor age": "age"}
+SHRINK = (
+    ("last event", 14),
+    ("delivery", 7),
+    ("state", 7),
+    ("last event", 6),
+    ("delivery", 5),
+    ("name", 8),
+)
+DROP = ("cursor age", "restarts", "last event", "delivery")
+TABLE_OVERHEAD = 3 * len(COLUMNS) + 1  # rich's box: a rule and padding of 1 around each cell
+
+
+def fit_columns(rows: list[list[str]], width: int) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Headers and a width per column so that the table fits `width` terminal cells."""
+    from rich.text import Text
+
+    headers: tuple[str, ...] = COLUMNS
+    cells = [[Text.from_markup(c).cell_len for c in row] for row in rows]
+
+    def natural(hdrs: tuple[str, ...]) -> dict[str, int]:
+        return {col: max([len(hdrs[i])] + [r[i] for r in cells]) for i, col in enumerate(COLUMNS)}
+
+    widths = natural(headers)
+    room = width - TABLE_OVERHEAD
+    if sum(widths.values()) > room:
+        headers = tuple(SHORT_HEADERS.get(c, c) for c in COLUMNS)
+        widths = natural(headers)
+    for col, least in SHRINK:
+        over = sum(widths.values()) - room
+        if over <= 0:
+            break
+        widths[col] = max(least, widths[col] - over)
+    for col in DROP:  # narrower still: whole columns go before the pid is cut
+        if sum(widths.values()) - room <= 0:
+            break
+        del widths[col]
+        room += 3
+    return headers, widths
 
 
 def _router_row(r: dict[str, Any], watching: bool) -> list[str]:
@@ -51,7 +92,8 @@ def _agent_row(a: dict[str, Any]) -> list[str]:
         state = "[dim]stopped[/]"
     last = a.get("last_delivered") or "-"
     if a.get("last_delivered_at"):
-        last = f"{last} ({human_age(time.time() - float(a['last_delivered_at']))} ago)"
+        # The age first: when the column is cut, the id loses its tail, not the age.
+        last = f"{human_age(time.time() - float(a['last_delivered_at']))} ago {last}"
     return [
         a["name"],
         state,
@@ -64,8 +106,8 @@ def _agent_row(a: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "") -> Any:
-    """The table for one snapshot (a rich renderable)."""
+def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "", width: int = 120) -> Any:
+    """The table for one snapshot (a rich renderable), fitted to `width` cells."""
     from rich.console import Group, RenderableType
     from rich.table import Table
     from rich.text import Text
@@ -73,12 +115,15 @@ def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "") -> Any:
     from relayfleet.up.drift import describe_drift
 
     up = snap.get("up") or {}
+    rows = [_router_row(snap["router"], bool(up.get("running")))]
+    rows += [_agent_row(a) for a in snap["agents"]]
+    headers, widths = fit_columns(rows, width)
     table = Table(title=f"fleet {fleet_name}", title_justify="left", expand=False)
-    for col in COLUMNS:
-        table.add_column(col, no_wrap=True)
-    table.add_row(*_router_row(snap["router"], bool(up.get("running"))))
-    for a in snap["agents"]:
-        table.add_row(*_agent_row(a))
+    shown = [i for i, col in enumerate(COLUMNS) if col in widths]
+    for i in shown:
+        table.add_column(headers[i], no_wrap=True, overflow="ellipsis", width=widths[COLUMNS[i]])
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     lines: list[RenderableType] = [
         table,
         Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow"),
@@ -97,7 +142,7 @@ class _Source:
         self.fleet = ctx.load()
         self.problem = ""
 
-    def frame(self) -> Any:
+    def frame(self, width: int = 120) -> Any:
         from relayfleet.cli.commands.status import snapshot
 
         try:
@@ -106,7 +151,7 @@ class _Source:
         except FleetError as exc:
             self.problem = f"config: {exc} (showing the last good one)"
         return render(snapshot(self.ctx, self.fleet), fleet_name=self.fleet.name,
-                      problem=self.problem)  # fmt: skip
+                      problem=self.problem, width=width)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -142,7 +187,9 @@ def watch(ctx: Context, *, interval: float = 1.0) -> int:
     with (
         cbreak(stdin),
         contextlib.suppress(KeyboardInterrupt),
-        Live(source.frame(), console=console, auto_refresh=False, transient=False) as live,
+        Live(
+            source.frame(console.width), console=console, auto_refresh=False, transient=False
+        ) as live,
     ):
         while True:
             if stdin is None:
@@ -151,5 +198,5 @@ def watch(ctx: Context, *, interval: float = 1.0) -> int:
                 ready, _, _ = select.select([stdin], [], [], interval)
                 if ready and b"q" in os.read(stdin, 64).lower():
                     break
-            live.update(source.frame(), refresh=True)
+            live.update(source.frame(console.width), refresh=True)  # follows a resize
     return 0

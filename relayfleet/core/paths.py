@@ -22,18 +22,22 @@ def project_dir() -> Path:
 
 
 def bundled_plugins_dir() -> Path:
-    return project_dir() / "plugins"
+    """`plugins/` of the checkout, or inside the package for a wheel install (setup.py)."""
+    inside = package_dir() / "bundled_plugins"
+    return inside if inside.is_dir() else project_dir() / "plugins"
 
 
 def find_root(start: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """`FLEET_ROOT` wins; else walk up to the first directory holding `.fleet/fleet.toml`."""
+    """`FLEET_ROOT` (or its alias `RELAYFLEET_ROOT`, the seed tool's name) wins; else walk up
+    to the first directory holding `.fleet/fleet.toml`."""
     env = os.environ if env is None else env
-    if env.get("FLEET_ROOT"):
-        root = Path(env["FLEET_ROOT"]).expanduser().resolve()
+    var = next((v for v in ("FLEET_ROOT", "RELAYFLEET_ROOT") if env.get(v)), None)
+    if var:
+        root = Path(env[var]).expanduser().resolve()
         if not (root / FLEET_DIR / "fleet.toml").is_file():
             raise NotFound(
-                f"FLEET_ROOT={env['FLEET_ROOT']} has no {FLEET_DIR}/fleet.toml",
-                hints=["run `gh fleet init` there, or unset FLEET_ROOT"],
+                f"{var}={env[var]} has no {FLEET_DIR}/fleet.toml",
+                hints=[f"run `gh fleet init` there, or unset {var}"],
             )
         return root
     here = (start or Path.cwd()).resolve()

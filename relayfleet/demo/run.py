@@ -109,6 +109,13 @@ class Demo:
             claude["command"] = [sys.executable, "-m", "relayfleet.fakes.fake_claude"]
             claude["args"] = ["--transcript", str(transcript)]
             claude["remote_control"] = False
+            # The demo's own token, from the environment it sets: the scaffold's
+            # `gh auth token` would need the gh CLI, which the demo must not.
+            gh = tomlkit.table()
+            gh["from_env"] = "GH_TOKEN"
+            gh["as_env"] = "GH_TOKEN"
+            creds = doc.setdefault("credentials", tomlkit.table())
+            creds["gh"] = gh
             toml_path.write_text(tomlkit.dumps(doc))
         self.paths.routes_toml.write_text(routes_toml(self.poll_sec))
         commit_fleet(self.paths.root, [self.paths.fleet], "fleet: demo topology")
@@ -344,6 +351,11 @@ class Demo:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+    def log_file(self) -> Path:
+        """The file to read after a failure: `up.log` once the fleet started, else the dir."""
+        log = self.tmp / "up.log"
+        return log if log.exists() else self.tmp
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -9,7 +9,8 @@
     fake.stop()
 
 What it speaks (shapes as in the real REST API): `GET /user`, `/repos/{o}/{r}/issues`,
-`/repos/{o}/{r}/pulls`, `/repos/{o}/{r}/actions/runs`, `/notifications`, `/rate_limit`.
+`/repos/{o}/{r}/pulls`, `/repos/{o}/{r}/actions/runs`, `/repos/{o}/{r}`, `/notifications`,
+`/rate_limit`; each answer to a valid token carries its `X-OAuth-Scopes` like a classic token's.
 Like GitHub it sends a strong ETag per response (computed from the body and the token, since real
 ETags are token-specific), answers `If-None-Match` / `If-Modified-Since` with 304 (a 304 does
 not spend `x-ratelimit-remaining`, a 200 does), paginates with `Link`, sends `X-Poll-Interval` and
@@ -47,6 +48,7 @@ __all__ = ["FakeGitHub", "ManualClock", "RemoteFakeGitHub", "RequestRecord"]
 
 DEFAULT_TOKEN = "ghp_fakeFleetToken0000000000000000000001"
 DOCS = "https://docs.github.com/rest"
+SCOPES = "notifications, repo"
 CONCLUSIONS = {"success", "failure", "neutral", "cancelled", "skipped", "timed_out"}
 CONCLUSIONS |= {"action_required", "stale", "startup_failure"}
 PARTICIPATING = {"mention", "team_mention", "review_requested", "assign", "author", "comment"}
@@ -172,6 +174,7 @@ class FakeGitHub(GitHubState):
         super().__init__(clock=clock, login=login)
         self.lock = threading.RLock()
         self.tokens: dict[str, str] = {token: login}
+        self.scopes: dict[str, str] = {}  # token -> X-OAuth-Scopes (default SCOPES)
         self.token = token
         self.poll_interval = poll_interval
         self.per_page_max = per_page_max
@@ -219,9 +222,11 @@ class FakeGitHub(GitHubState):
 
     # ---- configuration and faults -------------------------------------------------------------
 
-    def add_token(self, token: str, login: str | None = None) -> None:
+    def add_token(self, token: str, login: str | None = None, scopes: str | None = None) -> None:
         with self.lock:
             self.tokens[token] = login or self.login
+            if scopes is not None:
+                self.scopes[token] = scopes
 
     def revoke_token(self, token: str) -> None:
         with self.lock:
@@ -376,6 +381,7 @@ class FakeGitHub(GitHubState):
         elif resp.status == 404 and not free:
             self.rate.used += 1
         resp.headers.update(self._rate_headers())
+        resp.headers["X-OAuth-Scopes"] = self.scopes.get(token, SCOPES)
         resp.headers["X-GitHub-Media-Type"] = "github.v3; format=json"
         resp.headers["X-GitHub-Api-Version-Selected"] = "2022-11-28"
         resp.headers["X-GitHub-Request-Id"] = f"FAKE:{len(self._log):08X}"
@@ -407,6 +413,8 @@ class FakeGitHub(GitHubState):
             rest = "/".join(seg[3:])
             if repo not in self.repos or repo in self._missing:
                 return self._not_found(path)
+            if rest == "":
+                return Response(200, self._repo_json(repo, self.base_url))
             if rest == "issues":
                 return self._issues(repo, query, path)
             if rest == "pulls":

@@ -141,7 +141,7 @@ def commit_fleet(
             return _commit_locked(repo, workdir, prefix, targets, message, env)
     except Timeout as exc:
         raise GitError(
-            f"another gh fleet command is changing this fleet (waited {LOCK_TIMEOUT_S:.0f} s)",
+            f"another `gh fleet` command is changing this fleet (waited {LOCK_TIMEOUT_S:.0f} s)",
             hints=[f"if none is running, delete {Path(repo.path) / LOCK_NAME}"],
         ) from exc
 

@@ -1,6 +1,7 @@
 """The runner's loopback MCP server: Claude Code channel pushes plus the runner's tools.
 
-Streamable HTTP on 127.0.0.1 and an ephemeral port, one bearer token per launch, and the
+Streamable HTTP on 127.0.0.1 and the agent's `port` (an ephemeral one, with a notice, when that
+is taken or unset), one bearer token per launch, and the
 handshake-era (`initialize`) protocol only. Claude Code refuses to register a channel server that
 negotiated the stateless 2026-07-28 revision (it has no path for unsolicited notifications), and
 mcp 2.x / fastmcp 4.x serve both eras by default (research/claude-runner.md §1.4, §4). So a guard in
@@ -102,6 +103,7 @@ class ChannelServer:
         self.token = ""
         self.url = ""
         self.port = 0
+        self.port_notice = ""  # why the channel is not on the port it was asked for
         self.methods_seen: list[str] = []  # JSON-RPC methods received (authenticated ones)
         self._tools: list[tuple[Callable[..., Any], str | None, str | None]] = []
         self._connections: dict[str, Any] = {}  # MCP session id -> mcp Connection
@@ -120,8 +122,9 @@ class ChannelServer:
             raise RuntimeError("register tools before the channel server starts")
         self._tools.append((fn, name, description))
 
-    async def start(self) -> tuple[str, str]:
-        """Serve on 127.0.0.1:<ephemeral>; returns (url, bearer token)."""
+    async def start(self, port: int = 0) -> tuple[str, str]:
+        """Serve on 127.0.0.1:`port` (0, or when it is taken: an ephemeral one, and
+        `port_notice` says why); returns (url, bearer token)."""
         import uvicorn
         from fastmcp import FastMCP
         from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
@@ -150,10 +153,10 @@ class ChannelServer:
             middleware=[Middleware(_Guard, channel=self)],
             host_origin_protection="auto",
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock = self._bind(port)
         self.port = sock.getsockname()[1]
+        if port and self.port != port:
+            self.port_notice = f"{self.port_notice}; listening on {self.port} instead"
         config = uvicorn.Config(
             app,
             lifespan="on",
@@ -172,6 +175,25 @@ class ChannelServer:
             await asyncio.sleep(0.01)
         self.url = f"http://{self.host}:{self.port}{self.path}"
         return self.url, self.token
+
+    def _bind(self, port: int) -> socket.socket:
+        """A socket bound to `port`, else (taken, not allowed) to an ephemeral port."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # SO_REUSEADDR: a restarted runner gets its port back past TIME_WAIT; a port another
+        # process listens on still refuses (Linux), which is what the fallback is for.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, port))
+            return sock
+        except OSError as exc:
+            if not port:
+                sock.close()
+                raise
+            self.port_notice = f"port {port} is taken ({exc.strerror or exc})"
+        sock.close()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((self.host, 0))
+        return sock
 
     async def stop(self) -> None:
         if self._server is None or self._task is None:

@@ -100,9 +100,7 @@ CLOUD_ENV = {
 def session_base_env(base_env: Mapping[str, str]) -> dict[str, str]:
     """The allowlisted part of the runner's environment that any session may see."""
     return {
-        k: v
-        for k, v in base_env.items()
-        if k in SESSION_ENV or k.startswith(SESSION_ENV_PREFIXES)
+        k: v for k, v in base_env.items() if k in SESSION_ENV or k.startswith(SESSION_ENV_PREFIXES)
     }
 
 
@@ -148,7 +146,10 @@ def endpoint_env(
     if ep.mode == "custom" and not ep.url:
         raise ConfigError(
             f"agent {agent.name!r}: endpoint mode custom needs a url",
-            hints=[f"gh fleet agent set {agent.name} claude.endpoint.url http://127.0.0.1:PORT"],
+            hints=[
+                f'set url = "http://127.0.0.1:PORT" under [claude.endpoint] in '
+                f".fleet/agents/{agent.name}/agent.toml"
+            ],
         )
 
     if via_gateway:

@@ -303,6 +303,8 @@ class Runner:
             "plugins": list(self.plugins.loaded) if self.plugins else [],
             "plugin_errors": [e.to_json() for e in self.plugins.errors] if self.plugins else [],
             "mcp_url": getattr(self, "mcp_url", None),  # the token is never written here
+            "channel_port": getattr(self.channel, "port", None) or None,
+            "port_notice": getattr(self.channel, "port_notice", "") or None,
             "credentials": [c.name for c in self.agent.credentials],  # names, never values
             "error": self.start_error,
         }
@@ -426,7 +428,9 @@ class Runner:
         for t in self.plugins.tools:
             guarded = self._guard_tool(t.plugin, t.fn)
             self.channel.tool(guarded, name=t.name, description=t.description)
-        self.mcp_url, self.mcp_token = await self.channel.start()
+        self.mcp_url, self.mcp_token = await self.channel.start(self.agent.port)
+        if self.channel.port_notice:
+            self.log.warning("channel: %s", self.channel.port_notice)
         self.mcp_config = mcp_config_file(self.paths, self.name)
         write_mcp_config(self.mcp_config, CHANNEL_NAME, self.mcp_url, self.mcp_token)
         try:

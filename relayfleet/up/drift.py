@@ -79,6 +79,7 @@ def drift(paths: FleetPaths) -> dict[str, Any]:
         "agents": sorted(st.get("agents") or {}),
         "held": sorted(st.get("held") or []),
         "pull_interval": st.get("pull_interval"),
+        "pull_error": st.get("pull_error") or None,
     }
 
 
@@ -88,9 +89,13 @@ def describe_drift(d: dict[str, Any]) -> str:
         return "up: not running (`gh fleet up` runs the fleet and follows git)"
     live, head = _short(d.get("live_commit")), _short(d.get("head_commit"))
     where = f"up: running (pid {d['pid']}); live {live or 'uncommitted'}"
+    pull = d.get("pull_error")
     if d.get("held"):
         where += f"; held stopped: {', '.join(d['held'])} (`gh fleet start` runs them)"
     if d.get("in_sync"):
+        if pull:
+            # HEAD is applied, but HEAD itself is behind: not "in sync" with what was merged.
+            return f"{where} = HEAD; {_pull_line(pull)}"
         return f"{where} = HEAD (in sync)"
     why = []
     if d.get("refused"):
@@ -101,4 +106,10 @@ def describe_drift(d: dict[str, Any]) -> str:
         why.append(f"HEAD is {head or 'unborn'}")
     if d.get("uncommitted"):
         why.append(f"running uncommitted edits ({', '.join(d['uncommitted'][:3])})")
+    if pull:
+        why.append(_pull_line(pull))
     return f"{where}; DRIFT: " + "; ".join(why or ["unknown"])
+
+
+def _pull_line(err: dict[str, Any]) -> str:
+    return f"pull failing since {err.get('since')}: {err.get('reason')}"

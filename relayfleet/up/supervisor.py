@@ -31,6 +31,7 @@ from relayfleet.core.procs import live_pid, process_start_time
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.up.drift import _head, _short, describe_drift, drift, fleet_digest, up_state_path
 from relayfleet.up.procman import ProcessManager
+from relayfleet.up.pull import Puller, upstream_of
 from relayfleet.up.reconcile import fingerprint, plan
 
 ROUTER = "router"
@@ -93,9 +94,13 @@ class FleetUp:
         self.held: set[str] = set()
         self._hold_seen: tuple[int, int] | None = None
         self._pid_start = process_start_time(os.getpid())
+        self._puller: Puller | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
+        if self.opts.pull_interval:
+            # No upstream is a mistake to say now, not a line in the log every interval.
+            self._puller = Puller(self.paths.root, upstream_of(self.paths.root))
         self._acquire()
         try:
             fleet = self._load_valid(initial=True)
@@ -408,6 +413,9 @@ class FleetUp:
                 "router": self.opts.with_router,
                 "refused": self.refused,
                 "pull_interval": self.opts.pull_interval,
+                "pull_error": self._puller.error.as_json()
+                if self._puller and self._puller.error
+                else None,
                 "updated_at": time.time(),
             },
         )
@@ -554,26 +562,22 @@ class FleetUp:
         return time.monotonic() + self.opts.pull_interval
 
     def _pull(self) -> None:
-        """`git fetch` then `git merge --ff-only @{u}`: a merged PR arrives by itself."""
-        root = str(self.paths.root)
-        before = _head(self.paths)
-        for argv in (
-            ["git", "-C", root, "fetch", "--quiet"],
-            ["git", "-C", root, "merge", "--ff-only", "--quiet", "@{u}"],
-        ):
-            try:
-                r = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                self.procs.say("up", f"pull: {argv[3]} failed: {exc}", RED)
-                return
-            if r.returncode != 0:
-                lines = (r.stderr or r.stdout).strip().splitlines()
-                why = lines[-1] if lines else f"exit {r.returncode}"
-                self.procs.say("up", f"pull: git {argv[3]} failed: {why}", RED)
-                return
-        after = _head(self.paths)
-        if after != before:
-            self.procs.say("up", f"pulled {_short(before)}..{_short(after)}")
+        """`git fetch` then `git merge --ff-only @{u}`: a merged PR arrives by itself. A failure
+        is said once (git's whole reason and a hint), again only when the reason changes."""
+        if self._puller is None:
+            return
+        o = self._puller.pull()
+        if o.error is not None:
+            if o.news:
+                self.procs.say("up", f"pull: git {o.error.step} failed: {o.error.reason}", RED)
+                self.procs.say("up", f"pull: hint: {o.error.hint}", RED)
+                self._write_state()
+            return
+        if o.news:
+            self.procs.say("up", "pull: working again")
+            self._write_state()
+        if o.moved:
+            self.procs.say("up", f"pulled {_short(o.before)}..{_short(o.after)}")
 
 
 def _tty_fd(out: TextIO) -> int | None:

@@ -123,6 +123,8 @@ def test_validate_json_and_remove_agent_with_prune(fleet_repo: Path, run_cli) ->
     assert p.returncode == 0, p.stderr
     assert not (fleet_repo / ".fleet" / "agents" / "c").exists()
     assert git(fleet_repo, "log", "-1", "--format=%s").strip() == "fleet: -agent c (coder)"
+    head = git(fleet_repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert f"Committed {head}: fleet: -agent c (coder)" in p.stdout
     p = run_cli("validate", "--json", cwd=fleet_repo)
     assert json.loads(p.stdout) == {"ok": True, "problems": []}
 

@@ -307,3 +307,120 @@ def test_claude_engine_against_the_fake_claude(fleet: FleetDir, channels: bool) 
     second = records("launch")[1]
     assert second["resumed"] is True
     assert second["session_id"] == first["session_id"]
+
+
+def test_all_tries_every_agent_and_counts_the_failures(fleet: FleetDir) -> None:
+    from relayfleet.core.errors import FleetError
+
+    # "alpha" sorts first and cannot start (its credential's source is unset); the others must
+    # still be tried, each reported on its own line.
+    fleet.echo_agent(
+        "alpha", extra='[credentials.gh]\nfrom_env = "RELAYFLEET_TEST_UNSET"\nas_env = "X"\n'
+    )
+    fleet.echo_agent("beta")
+    fleet.echo_agent("gamma")
+    os.environ.pop("RELAYFLEET_TEST_UNSET", None)
+    run_cli(fleet, "start", "gamma")
+
+    ctx, out, err = fleet.ctx()
+    from relayfleet.cli.main import main
+
+    rc = main(["start", "--all"], ctx=ctx)
+    assert rc == 1
+    assert "beta: started (pid" in out.getvalue()
+    assert "gamma: already running (pid" in out.getvalue()
+    lines = err.getvalue().splitlines()
+    assert any(line.startswith("alpha: ") and "RELAYFLEET_TEST_UNSET" in line for line in lines)
+    assert "gh fleet: 1 of 3 agents failed: alpha" in lines
+    assert facts(fleet, "beta")["running"] is True
+
+    rc, out_s, _ = run_cli(fleet, "stop", "--all")
+    assert rc == 0
+    assert out_s.splitlines() == ["alpha: not running", "beta: stopped", "gamma: stopped"]
+
+    # One named agent: its own error is the command's error.
+    with pytest.raises(FleetError, match="RELAYFLEET_TEST_UNSET"):
+        run_cli(fleet, "start", "alpha")
+
+
+def test_tell_dash_reads_the_message_from_stdin(fleet: FleetDir) -> None:
+    from relayfleet.cli.main import main
+
+    fleet.echo_agent("coder")
+    ctx, out, _ = fleet.ctx()
+    ctx.inp = __import__("io").StringIO("line one\nline two\n")
+    assert main(["tell", "coder", "-"], ctx=ctx) == 0
+    assert out.getvalue().startswith("told coder (")
+    (ev,) = [json.loads(x) for x in fleet.paths.inbox("coder").read_text().splitlines()]
+    assert ev["body"] == "[FROM operator] line one\nline two"
+
+
+def test_a_stopped_agent_shows_its_backlog_as_pending(fleet: FleetDir) -> None:
+    transcript = fleet.echo_agent("coder")
+    run_cli(fleet, "tell", "coder", "before", "any", "start")
+    run_cli(fleet, "tell", "coder", "second")
+    f = facts(fleet, "coder")
+    assert (f["running"], f["pending"], f["undelivered"]) == (False, 2, 2)
+
+    # Delivered but never acknowledged (the echo session never acks) still counts once stopped.
+    assert run_cli(fleet, "start", "coder")[0] == 0
+    wait_until(lambda: len(turns(transcript)) == 2)
+    wait_until(lambda: facts(fleet, "coder")["pending"] == 2)
+    run_cli(fleet, "stop", "coder")
+    run_cli(fleet, "tell", "coder", "while", "stopped")
+    f = facts(fleet, "coder")
+    assert (f["running"], f["pending"], f["undelivered"]) == (False, 3, 1)
+    _, out, _ = run_cli(fleet, "status")
+    row = next(line for line in out.splitlines() if line.startswith("coder"))
+    assert " 3 " in row
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def set_port(fleet: FleetDir, name: str, port: int) -> None:
+    import re
+
+    toml = fleet.paths.agent_toml(name)
+    toml.write_text(re.sub(r"(?m)^port = \d+$", f"port = {port}", toml.read_text()))
+
+
+def test_the_agents_port_is_where_its_channel_listens(fleet: FleetDir) -> None:
+    import socket
+
+    fleet.echo_agent("coder")
+    fleet.echo_agent("reviewer")
+    mine, taken = free_port(), free_port()
+    set_port(fleet, "coder", mine)
+    set_port(fleet, "reviewer", taken)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()
+    try:
+        assert run_cli(fleet, "start", "coder", "reviewer")[0] == 0
+        cfg = json.loads((fleet.paths.agent_state("coder") / "mcp.json").read_text())
+        (server,) = cfg["mcpServers"].values()
+        assert server["url"] == f"http://127.0.0.1:{mine}/mcp"
+        f = facts(fleet, "coder")
+        assert (f["port"], f["channel_port"], f["port_notice"]) == (mine, mine, None)
+        assert "handed off" in str(
+            mcp_call(fleet, "coder", "handoff", {"agent": "reviewer", "message": "hi"})
+        )
+
+        # Taken by another program: the runner still starts, elsewhere, and says so.
+        r = facts(fleet, "reviewer")
+        assert r["running"] and r["channel_port"] not in (None, taken)
+        assert f"port {taken} is taken" in r["port_notice"]
+        assert f"listening on {r['channel_port']} instead" in r["port_notice"]
+        _, out, _ = run_cli(fleet, "status")
+        assert f"reviewer: warning: channel port {taken} is taken" in out
+        assert "handed off" in str(
+            mcp_call(fleet, "reviewer", "handoff", {"agent": "coder", "message": "hi"})
+        )
+    finally:
+        squatter.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,10 +29,24 @@ def processes_mentioning(needle: str) -> list[str]:
     return found
 
 
+def bare_path(tmp_path: Path) -> str:
+    """A PATH with Python, git and the shell tools the launcher uses: no gh, claude or docker."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("python3", "git", "bash", "env", "cksum", "cat", "dirname", "readlink"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
 def test_demo_plays_the_story_and_leaves_nothing_behind(tmp_path: Path, home: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = git_env(home, TMPDIR=str(scratch))
+    path = bare_path(tmp_path)
+    for absent in ("gh", "claude", "docker"):
+        assert shutil.which(absent, path=path) is None
+    env = git_env(home, TMPDIR=str(scratch), PATH=path)
 
     proc = subprocess.run(
         [str(GH_FLEET), "demo", "--fast"],

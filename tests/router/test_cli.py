@@ -35,11 +35,13 @@ def root(tmp_path: Path, fake: FakeGitHub) -> Path:
     return tmp_path
 
 
-def cli(root: Path, fake: FakeGitHub, *argv: str) -> tuple[int, str, str]:
+def cli(
+    root: Path, fake: FakeGitHub, *argv: str, env_extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env = {**keep, "FLEET_ROOT": str(root), "FLEET_GITHUB_API_URL": fake.base_url,
-           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0"}  # fmt: skip
+           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0", **(env_extra or {})}  # fmt: skip
     rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
     return rc, out.getvalue(), err.getvalue()
 
@@ -86,6 +88,13 @@ def test_start_delivers_in_the_background_and_stop_stops(root: Path, fake: FakeG
             "last_cycle"])  # fmt: skip
         fake.open_issue("acme/wms", "Later")
         wait_until(lambda: json.loads(cli(root, fake, "inbox", "coder", "--json")[1]))
+        pid = json.loads(cli(root, fake, "router", "status", "--json")[1])["pid"]
+        # A restart that could not start a new router leaves the running one alone.
+        no_token = {"GH_TOKEN": "", "GH_PATH": str(root / "no-such-gh")}
+        rc, _, err = cli(root, fake, "router", "restart", env_extra=no_token)
+        assert rc == 1 and "no GitHub token" in err
+        st = json.loads(cli(root, fake, "router", "status", "--json")[1])
+        assert st["running"] is True and st["pid"] == pid
         rc, out, _ = cli(root, fake, "router", "stop")
         assert rc == 0 and "stopped" in out
         assert json.loads(cli(root, fake, "router", "status", "--json")[1])["running"] is False

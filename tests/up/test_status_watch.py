@@ -94,3 +94,40 @@ def test_watch_without_a_terminal_prints_once(tmp_path: Path) -> None:
     assert out.getvalue().count("q quits") == 1
     assert "coder" in out.getvalue() and "reviewer" in out.getvalue()
     assert "not a terminal: printed once" in err.getvalue()
+
+
+def test_the_table_fits_80_columns_cutting_ids_before_names_never_the_pid() -> None:
+    from rich.console import Console
+
+    from relayfleet.cli.status_watch import render
+
+    router = {"running": True, "pid": 4194301, "last_cycle": "x", "last_cycle_age_s": 3,
+              "cursor_age_s": 7265, "broken_watches": {}, "pending": 0}  # fmt: skip
+    agents = [
+        {"name": name, "running": True, "session": "up", "pid": 4194300 - i,
+         "delivery": "channel", "attached": 1, "pending": 12, "restarts": 3,
+         "last_delivered": f"evt_op_{'0123456789abcdef' * 2}", "last_delivered_at": 1.0}
+        for i, name in enumerate(("warehouse-reviewer-eu", "coder"))
+    ]  # fmt: skip
+    snap = {"router": router, "agents": agents, "up": {"running": True, "pid": 1}}
+
+    def lines(width: int) -> list[str]:
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+        console.print(render(snap, fleet_name="acme", width=width))
+        return console.export_text().splitlines()
+
+    narrow = lines(80)
+    assert max(len(x) for x in narrow) <= 80, "\n".join(narrow)
+    table = "\n".join(narrow)
+    for pid in ("4194301", "4194300", "4194299"):
+        assert pid in table  # never cut
+    # The names survive (whole or nearly); the event ids are what was cut.
+    assert "warehouse-revi" in table and "coder" in table
+    assert "evt_op_0123456789abcdef0123456789abcdef" not in table
+
+    # Narrower still: whole columns go, the pid stays whole.
+    tiny = lines(60)
+    assert max(len(x) for x in tiny) <= 60 and "4194300" in "\n".join(tiny)
+
+    wide = "\n".join(lines(200))
+    assert "warehouse-reviewer-eu" in wide and "evt_op_0123456789abcdef0123456789abcdef" in wide

@@ -30,13 +30,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     print("relayfleet demo: GitHub → router → agent sessions, offline\n", file=ctx.out)
     try:
         result = demo.run()
-    except BaseException:
+    except KeyboardInterrupt:
         if not args.keep:
             demo.cleanup()
+        raise
+    except Exception:
+        # A failed demo is worth reading: keep its files and name one that exists.
+        print(f"gh fleet: the demo's files are kept in {demo.tmp}", file=ctx.err)
+        print(f"  hint: see {demo.log_file()}", file=ctx.err)
         raise
     print("", file=ctx.out)
     for line in summary(result):
         print(line, file=ctx.out)
+    if not result.ok:
+        print("gh fleet: the demo did not go as scripted (see above)", file=ctx.err)
+        print(f"  hint: its files are kept in {demo.tmp}; see {demo.log_file()}", file=ctx.err)
+        return 1
     if args.keep:
         root = demo.paths.root
         print(f"\nThe fleet is kept in {root}. Explore it", file=ctx.out)
@@ -56,7 +65,4 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(
             "  gh fleet init && gh fleet new-agent coder --role coder --repo you/repo", file=ctx.out
         )
-    if not result.ok:
-        print("gh fleet: the demo did not go as scripted (see above)", file=ctx.err)
-        return 1
     return 0

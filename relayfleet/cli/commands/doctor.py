@@ -1,4 +1,4 @@
-"""`gh fleet doctor`: one line per check, ✓ / ! / ✗; exit 1 if any ✗.
+"""`gh fleet doctor`: one line per finding, ✓ / ! / ✗; exit 1 if any ✗.
 
 Checks are plain functions in CHECKS, each `(Doctor) -> list[Result]`; add one by appending to
 the list (host checks append one result per host).
@@ -66,15 +66,23 @@ class Doctor:
 Check = Callable[[Doctor], list[Result]]
 
 
-def _version(cmd: str, env: dict[str, str]) -> str:
+def _version(cmd: str, env: dict[str, str]) -> tuple[bool, str]:
+    """(ran fine, its version line or why not): a program that crashes is not installed well."""
     try:
         proc = subprocess.run(
             [cmd, "--version"], capture_output=True, text=True, timeout=20, env=env
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"(version unknown: {exc})"
+    except subprocess.TimeoutExpired:
+        return False, "`--version` did not answer within 20 s"
+    except OSError as exc:
+        return False, f"cannot run it: {exc.strerror or exc}"
+    if proc.returncode != 0:
+        # The last line of a traceback or an error message says the most.
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        why = lines[-1].strip() if lines else "no output"
+        return False, f"`--version` exited {proc.returncode}: {why}"
     first = (proc.stdout or proc.stderr).strip().splitlines()
-    return first[0] if first else "(no version output)"
+    return True, first[0] if first else "(no version output)"
 
 
 def _tool(name: str, why: str, hint: str) -> Check:
@@ -82,7 +90,10 @@ def _tool(name: str, why: str, hint: str) -> Check:
         path = shutil.which(name, path=doc.ctx.env.get("PATH"))
         if not path:
             return [Result(FAIL, name, f"not on PATH ({why})", (hint,))]
-        return [Result(OK, name, f"{_version(path, doc.ctx.env)} ({path})")]
+        ok, text = _version(path, doc.ctx.env)
+        if not ok:
+            return [Result(FAIL, name, f"{text} ({path})", (hint,))]
+        return [Result(OK, name, f"{text} ({path})")]
 
     return check
 
@@ -154,10 +165,10 @@ def check_config(doc: Doctor) -> list[Result]:
         f".fleet/ is valid: {len(fleet.agents)} agent(s), {len(fleet.watches)} watch(es), "
         f"{len(fleet.routes)} route(s)"
     )
-    if warnings:
-        detail += f"; {len(warnings)} warning(s), e.g. {warnings[0]}"
-        return [Result(WARN, "config", detail, ("run `gh fleet validate`",))]
-    return [Result(OK, "config", detail)]
+    out = [Result(OK, "config", detail)]
+    # One finding per line: a warning each, never a joined paragraph.
+    out += [Result(WARN, "config", str(w), ("run `gh fleet validate`",)) for w in warnings]
+    return out
 
 
 def check_ports(doc: Doctor) -> list[Result]:
@@ -187,10 +198,10 @@ def check_routes(doc: Doctor) -> list[Result]:
     problems = route_problems(fleet)
     errors = [p["message"] for p in problems if p["level"] == "error"]
     warns = [p["message"] for p in problems if p["level"] != "error"]
-    if errors:
-        return [Result(FAIL, "routes", "; ".join(errors), ("see `gh fleet route`",))]
-    if warns:
-        return [Result(WARN, "routes", "; ".join(warns), ("see `gh fleet route`",))]
+    if errors or warns:
+        return [Result(FAIL, "routes", m, ("see `gh fleet route`",)) for m in errors] + [
+            Result(WARN, "routes", m, ("see `gh fleet route`",)) for m in warns
+        ]
     return [Result(OK, "routes", f"{len(fleet.routes)} route(s), none dangling")]
 
 
@@ -211,9 +222,10 @@ def check_hosts(doc: Doctor) -> list[Result]:
             Result(
                 FAIL,
                 "hosts",
-                f"agents on unknown hosts: {', '.join(bad)} (hosts: {known})",
+                f"agent on an unknown host: {b} (hosts: {known})",
                 ("add it: gh fleet host add <name> --backend ssh --host user@addr",),
             )
+            for b in bad
         ]
     return [Result(OK, "hosts", f"{len(fleet.hosts)} host(s), every agent's host is known")]
 
@@ -252,6 +264,51 @@ def check_claude(doc: Doctor) -> list[Result]:
     return out
 
 
+def check_github(doc: Doctor) -> list[Result]:
+    """The token the router would use, with one free request; then each watched repo with it."""
+    from relayfleet.core.errors import GitHubError
+    from relayfleet.router.github import api_host, resolve_api_url, resolve_token
+    from relayfleet.router.token_check import TokenChecker
+
+    fleet = doc.fleet
+    try:
+        api_url = resolve_api_url(doc.ctx.env, fleet.api_url if fleet else None)
+        token = resolve_token(doc.ctx.env, api_host(api_url))
+    except GitHubError as exc:
+        return [Result(FAIL, "github token", str(exc), tuple(exc.hints))]
+    with TokenChecker(api_url, token) as gh:
+        rep = gh.token()
+        if not rep.valid:
+            what = f"{rep.status} {rep.message}" if rep.status else rep.message
+            hint = "set GH_TOKEN to a valid token, or run `gh auth login`"
+            return [Result(FAIL, "github token", f"rejected by {api_url}: {what}", (hint,))]
+        scopes = (
+            "scopes not reported (fine-grained or app token)"
+            if rep.scopes is None
+            else f"scopes: {', '.join(rep.scopes) or 'none'}"
+        )
+        budget = f"{rep.remaining} of {rep.limit} requests left this hour"
+        low = rep.remaining is not None and rep.limit and rep.remaining < rep.limit // 10
+        out = [
+            Result(
+                WARN if low else OK,
+                "github token",
+                f"valid at {api_url}; {scopes}; {budget}",
+                ("the router slows its polling until the hour resets",) if low else (),
+            )
+        ]
+        repos = sorted({w.repo for w in fleet.watches if w.repo}) if fleet else []
+        for repo in repos:
+            r = gh.repo(repo)
+            if r.reachable:
+                out.append(Result(OK, "github repo", f"{repo}: reachable with this token"))
+            else:
+                what = f"{r.status} {r.message}" if r.status else r.message
+                hint = f"check the name in routes.toml, and that the token can read {repo}"
+                out.append(Result(FAIL, "github repo", f"{repo}: not reachable ({what})", (hint,)))
+    return out
+
+
 CHECKS: list[Check] = [
     check_claude,
     _tool(
@@ -261,6 +318,7 @@ CHECKS: list[Check] = [
     ),
     check_git,
     check_config,
+    check_github,
     check_ports,
     check_routes,
     check_hosts,

@@ -41,12 +41,25 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.backends.registry import backend_for
     from relayfleet.cli.agent_facts import select_agents
     from relayfleet.cli.up_requests import start_via_up, stop_via_up
+    from relayfleet.core.errors import FleetError
     from relayfleet.up.control import managed, running_up
 
     paths = ctx.paths
     fleet = ctx.load()
     agents = select_agents(fleet, args.agents, args.all)
-    rc = 0
+    total = len(agents)
+    # Every agent is tried: one that cannot start (no docker engine, a credential error) must not
+    # keep the others down. Failures are reported per agent and counted at the end.
+    failed: dict[str, FleetError] = {}
+
+    def report(name: str, exc: FleetError) -> None:
+        if total == 1:
+            raise exc  # one agent: its error is the command's error
+        failed[name] = exc
+        print(f"{name}: {exc}", file=ctx.err)
+        for hint in exc.hints:
+            print(f"  hint: {hint}", file=ctx.err)
+
     up = running_up(paths)
     # What a running `gh fleet up` manages is asked of it (it would restart what we stop).
     via_up = [a.name for a in agents if up and a.name in managed(up)]
@@ -57,19 +70,35 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.verb in ("stop", "restart") and agents:
         from concurrent.futures import ThreadPoolExecutor
 
+        def stop(a: Agent) -> bool | FleetError:
+            try:
+                return backend_for(a, fleet).stop(paths, fleet, a)
+            except FleetError as exc:
+                return exc
+
         # In parallel: each stop may wait out a grace period; 20 agents should not take 20x.
         with ThreadPoolExecutor(max_workers=min(16, len(agents) or 1)) as pool:
-            results = list(pool.map(lambda a: backend_for(a, fleet).stop(paths, fleet, a), agents))
+            results = list(pool.map(stop, agents))
         for a, was in zip(agents, results, strict=True):
-            print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
+            if isinstance(was, FleetError):
+                report(a.name, was)
+            else:
+                print(f"{a.name}: {'stopped' if was else 'not running'}", file=ctx.out)
+    up_rc = 0
     if up and via_up and args.verb in ("start", "restart"):
-        rc = start_via_up(
+        up_rc = start_via_up(
             paths, up, via_up, ctx.out, ctx.err, wait=not args.no_wait, timeout=args.timeout
         )
     if args.verb in ("start", "restart") and agents:
         started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
-            st = backend_for(a, fleet).start(paths, fleet, a)
+            if a.name in failed:
+                continue  # a runner that would not stop is not started twice
+            try:
+                st = backend_for(a, fleet).start(paths, fleet, a)
+            except FleetError as exc:
+                report(a.name, exc)
+                continue
             reaped = st.extra.get("reaped")
             if reaped:
                 print(
@@ -83,21 +112,27 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if args.no_wait:
             for a, st in started:
                 print(f"{a.name}: started (pid {st.pid})", file=ctx.out)
-            return rc
-        rc = max(rc, _wait_ready(ctx, paths, started, args.timeout))
-    return rc
+        else:
+            for name in _wait_ready(ctx, paths, started, args.timeout):
+                failed.setdefault(name, FleetError("the session did not come up"))
+    if not failed:
+        return up_rc
+    if total == 1:
+        return 1  # the agent's own line already said why
+    raise FleetError(f"{len(failed)} of {total} agents failed: {', '.join(sorted(failed))}")
 
 
 def _wait_ready(
     ctx: Context, paths: FleetPaths, started: list[tuple[Agent, RunnerStatus]], timeout: float
-) -> int:
-    """Wait until each new runner reports its session up (or died trying): fail loudly, early."""
+) -> list[str]:
+    """Wait until each new runner reports its session up (or died trying): fail loudly, early.
+    Returns the names that did not come up."""
     from relayfleet.core.atomic import read_json
     from relayfleet.core.procs import PidRecord
 
     deadline = time.monotonic() + timeout
     todo = {a.name: (a, st) for a, st in started}
-    rc = 0
+    failed: list[str] = []
     while todo:
         for name, (_a, st) in list(todo.items()):
             facts = read_json(paths.runner_status(name), {}) or {}
@@ -105,7 +140,7 @@ def _wait_ready(
             if st.backend == "local" and not alive:
                 print(f"{name}: the runner exited during start-up", file=ctx.err)
                 _hint_logs(ctx, paths, name)
-                rc = 1
+                failed.append(name)
                 del todo[name]
             elif (facts.get("pid") == st.pid and facts.get("session") == "up") or (
                 st.backend != "local" and st.running
@@ -119,9 +154,10 @@ def _wait_ready(
             for name in todo:
                 print(f"{name}: started, but the session is not up yet", file=ctx.err)
                 _hint_logs(ctx, paths, name)
-            return 1
+                failed.append(name)
+            break
         time.sleep(0.05)
-    return rc
+    return failed
 
 
 def _hint_logs(ctx: Context, paths: FleetPaths, name: str) -> None:

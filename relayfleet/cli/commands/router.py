@@ -41,9 +41,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print("router stopped" if was else "router was not running", file=ctx.out)
         return 0
     if cmd in ("start", "restart"):
+        from relayfleet.router.github import api_host, resolve_api_url, resolve_token
+
+        # Everything that would stop the new router fails here, before a running one is stopped:
+        # a broken config or filter, no GitHub token.
+        fleet = ctx.load()
+        router_config(fleet)
+        resolve_token(ctx.env, api_host(resolve_api_url(ctx.env, fleet.api_url)))
         if cmd == "restart":
             daemon.stop(paths)
-        router_config(ctx.load())  # a broken config or filter fails here, not in a log
         pid = daemon.start(paths, ctx.env)
         print(f"router running (pid {pid}); log: {paths.rel(paths.router_log)}", file=ctx.out)
         return 0

@@ -113,6 +113,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             )
         if r.get("error"):
             print(f"{r['name']}: {r['error']}", file=ctx.out)
+        if r.get("port_notice") and r.get("running"):
+            print(f"{r['name']}: warning: channel {r['port_notice']}", file=ctx.out)
         if r.get("channel_notice") and r.get("running"):
             print(f"{r['name']}: delivery {r.get('delivery')}: {r['channel_notice']}", file=ctx.out)
     return 0

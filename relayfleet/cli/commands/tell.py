@@ -13,7 +13,11 @@ from relayfleet.cli.context import Context
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tell", help="send an agent a message (it arrives as [FROM operator])")
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
-    p.add_argument("message", nargs="+", help="the message (words are joined with spaces)")
+    p.add_argument(
+        "message",
+        nargs="+",
+        help="the message (words are joined with spaces); `-` alone reads it from stdin",
+    )
     p.add_argument("--json", action="store_true", help="print the event that was appended")
     p.set_defaults(func=run)
 
@@ -34,7 +38,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.cli.output import print_json
     from relayfleet.core.errors import UsageError
 
-    message = " ".join(args.message).strip()
+    if args.message == ["-"]:
+        message = ctx.stdin.read().strip()  # a multi-line message, or one from a script
+    else:
+        message = " ".join(args.message).strip()
     if not message:
         raise UsageError("the message is empty")
     paths = ctx.paths

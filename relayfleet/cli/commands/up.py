@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
 from relayfleet.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from relayfleet.fleet.model import Fleet
+    from relayfleet.up.supervisor import Options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,6 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "merged pull request that changes .fleet/ takes effect by itself",
     )
     p.add_argument("--no-router", action="store_true", help="do not start the router")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run a copy of this fleet against the bundled fake GitHub (seeded with the fleet's "
+        "repos) and fake claude: no token, no model, nothing touches your accounts; drive it "
+        "with `gh fleet sandbox issue|pr|comment|label`",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,4 +72,26 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         only=tuple(dict.fromkeys(args.agents)),
         colour=ctx.is_tty and not ctx.env.get("NO_COLOR"),
     )
+    if args.sandbox:
+        if pull is not None:
+            raise UsageError("--sandbox runs a copy of the fleet; --pull does not apply to it")
+        return _sandbox(ctx, fleet, opts)
     return FleetUp(ctx.paths, ctx.out, opts).run()
+
+
+def _sandbox(ctx: Context, fleet: Fleet, opts: Options) -> int:
+    """`up --sandbox`: the same supervisor, on a safe copy, against the fake GitHub."""
+    import dataclasses
+
+    from relayfleet.demo.sandbox import Sandbox, instructions
+    from relayfleet.up.supervisor import FleetUp
+
+    sb = Sandbox.create(ctx.paths, fleet)
+    try:
+        url = sb.start_github()
+        for line in instructions(sb, url, sorted(fleet.agents)):
+            print(line, file=ctx.out)
+        ctx.out.flush()
+        return FleetUp(sb.paths, ctx.out, dataclasses.replace(opts, env=sb.env())).run()
+    finally:
+        sb.close()
