@@ -29,7 +29,9 @@ from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
+from relayfleet.router.paging import Catchup, Read, read_list
 from relayfleet.router.plan import Stream, plan
+from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
 
@@ -275,25 +277,57 @@ class Poller:
         needs_me = any("@me" in w.filter for w in stream.watches)
         if needs_me and self.me is None:
             self.me = self.client.whoami()
-        page = self.client.get(
-            stream.path, stream.params(state.get("since")), max_pages=stream.max_pages
-        )
-        if page.poll_interval:
-            self.poll_interval[stream.key] = int(page.poll_interval)
-        self.schedule.succeeded(stream.key, now, self.period(stream), page.status)
+        if stream.endpoint == "runs":
+            page, objs, _ = poll_runs(self.client, stream.path, stream.params(None), state)
+            self.cursor.dirty = True
+            status, poll_interval, read = page.status, page.poll_interval, None
+        else:
+            catchup = Catchup.from_json(state.get("catchup"))
+            read = read_list(self.client, stream.path, stream.params(state.get("since")), catchup)
+            objs, poll_interval = read.items, read.poll_interval
+            status = 200 if read.items or read.status == 200 else 304
+        if poll_interval:
+            self.poll_interval[stream.key] = int(poll_interval)
+        self.schedule.succeeded(stream.key, now, self.period(stream), status)
         for w in stream.watches:
             self.broken.pop(w.name, None)
-        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": page.status,
-                                          "items": len(page.items)}  # fmt: skip
-        if page.status == 304:
+        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": status,
+                                          "items": len(objs)}  # fmt: skip
+        if status == 304:
             report.not_modified.append(stream.key)
         else:
             report.polled.append(stream.key)
-            self._deliver_page(stream, page.items, config, report)
-            self._move_watermark(stream, page.items, now)
+            self._deliver_page(stream, objs, config, report)
+        if read is not None:
+            self._after_read(stream, read, now)
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
+
+    def _after_read(self, stream: Stream, read: Read, now: float) -> None:
+        """Keep the first page's validators; move the watermark only past what was all read."""
+        state = self.cursor.stream(stream.key)
+        had = Catchup.from_json(state.get("catchup"))
+        if read.status == 200 or read.etag or read.last_modified:
+            self.client.cache.put(read.url, read.etag, read.last_modified)
+        if read.complete:
+            if had is not None:
+                state.pop("catchup", None)
+                self.cursor.dirty = True
+                log.warning("%s: caught up (%d page(s) this cycle)", stream.key, read.pages)
+            self._move_watermark(stream, read.items, now, had.head_mark if had else "")
+            self.stream_status[stream.key].pop("behind", None)
+            return
+        assert read.catchup is not None
+        state["catchup"] = read.catchup.to_json()
+        self.cursor.dirty = True
+        self.stream_status[stream.key]["behind"] = read.catchup.behind
+        why = "the rate-limit budget is low" if read.stopped == "budget" else read.stopped
+        log.warning(
+            "%s: catching up: %d page(s) behind, resuming at page %d next cycle (%s); "
+            "the watermark stays at %s until every page is read",
+            stream.key, read.catchup.behind, read.catchup.resume_page, why, state.get("since"),
+        )  # fmt: skip
 
     def _items(self, stream: Stream, objs: Iterable[dict[str, Any]]) -> list[Item]:
         out: list[Item] = []
@@ -375,12 +409,15 @@ class Poller:
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
 
-    def _move_watermark(self, stream: Stream, objs: list[dict[str, Any]], now: float) -> None:
-        """Lazy `since`: keep the URL (and its ETag) stable; move only when it pays off."""
+    def _move_watermark(
+        self, stream: Stream, objs: list[dict[str, Any]], now: float, mark: str = ""
+    ) -> None:
+        """Lazy `since`: keep the URL (and its ETag) stable; move only when it pays off. Called
+        only after a complete read (every item since the watermark was read)."""
         if stream.endpoint == "runs":
             return
         state = self.cursor.stream(stream.key)
-        newest = max((str(o.get("updated_at") or "") for o in objs), default="")
+        newest = max([mark, *(str(o.get("updated_at") or "") for o in objs)])
         if newest > str(state.get("max_seen") or ""):
             state["max_seen"] = newest
             self.cursor.dirty = True
