@@ -18,8 +18,9 @@ ETags are token-specific), answers `If-None-Match` / `If-Modified-Since` with 30
 not spend `x-ratelimit-remaining`, a 200 does), paginates with `Link`, sends `X-Poll-Interval` and
 `Last-Modified` on notifications, and requires a configured token (401 JSON otherwise).
 
-Injectable faults: `fail_next` (5xx, optionally on one `page` of a list), `secondary_limit` (403/429 + retry-after), `malformed_next`,
-`slow_next`, `not_found_repo`. Every API request is recorded (`requests`, `count`, `reset_log`).
+Injectable faults: `fail_next` (5xx, optionally on one `page` of a list), `secondary_limit`
+(403/429 + retry-after), `malformed_next`, `slow_next`, `not_found_repo`. Every API request is
+recorded (`requests`, `count`, `reset_log`).
 
 Other processes (the demo, benchmarks) run it with
 `python -m relayfleet.fakes.github --port 0 --print-url` and drive it through `RemoteFakeGitHub`

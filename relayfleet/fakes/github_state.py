@@ -397,7 +397,8 @@ class GitHubState:
         running = {max(0, runs - 40 - 7 * k) for k in range(in_progress)} if runs else set()
         for i in range(runs):
             ts = now - (runs - i) * spread
-            status, conclusion = "completed", ("failure" if i % 5 == 0 else "success")
+            status = "completed"
+            conclusion: str | None = "failure" if i % 5 == 0 else "success"
             if i in running:
                 status, conclusion = "in_progress", None
             run = Run(id=30_000_000 + self._next_id(), name=("CI", "Lint", "Deploy")[i % 3],

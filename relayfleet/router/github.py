@@ -11,9 +11,10 @@ Conditional requests: the first page of every URL is sent with `If-None-Match` /
 page's validators are put into the cache (unless `store=False`) even when `max_pages` stopped the
 read early: whether the pages not read matter is the caller's business (a runs stream wants only
 the newest page; an issues stream remembers where to resume, `router/paging.py`). The cache is
-saved only by the caller (the poller, after the cycle's deliveries are recorded). Errors are `GitHubError` (`.transient` for 5xx,
-timeouts, refused connections and malformed JSON: retry next cycle) or `RateLimited(retry_at=…)`;
-after a rate limit the client refuses to send anything before `budget.paused_until`.
+saved only by the caller (the poller, after the cycle's deliveries are recorded).
+Errors are `GitHubError` (`.transient` for 5xx, timeouts, refused connections and malformed
+JSON: retry next cycle) or `RateLimited(retry_at=…)`; after a rate limit the client refuses to
+send anything before `budget.paused_until`.
 The token never appears in a message, a log line or the cache file.
 """
 

@@ -280,7 +280,8 @@ class Poller:
         if stream.endpoint == "runs":
             page, objs, _ = poll_runs(self.client, stream.path, stream.params(None), state)
             self.cursor.dirty = True
-            status, poll_interval, read = page.status, page.poll_interval, None
+            status = 200 if objs else page.status  # a tracked run's 200 is news too
+            poll_interval, read = page.poll_interval, None
         else:
             catchup = Catchup.from_json(state.get("catchup"))
             read = read_list(self.client, stream.path, stream.params(state.get("since")), catchup)
@@ -446,10 +447,20 @@ class Poller:
             "broken": dict(self.broken),
             "streams": {k: {**v, **self._sched_status(k)} for k, v in self.stream_status.items()},
             "governor": round(self.schedule.governor, 2),
+            "catching_up": self.catching_up(),
             "cursor_saved_at": self.cursor.saved_at,
             "pending": len(self.cursor.pending),
             "error": self.last_error,
         }
+
+    def catching_up(self) -> dict[str, int]:
+        """Streams whose list was not read to its watermark yet -> pages known to be left."""
+        out: dict[str, int] = {}
+        for key, state in self.cursor.streams.items():
+            c = Catchup.from_json(state.get("catchup"))
+            if c is not None:
+                out[key] = c.behind
+        return out
 
     def _sched_status(self, key: str) -> dict[str, Any]:
         st = self.schedule.streams.get(key)

@@ -96,6 +96,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         why = f": {b['error']}" if b.get("error") else ""
         tries = f"{b.get('failures')} failure(s), next try {b.get('next_due') or '?'}"
         rows.append(("backing off", f"{key}: {tries}{why}"))
+    if st.get("catching_up"):
+        rows.append(("catching up", catching_up(st)))
     if st["pending"]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
     if st["error"]:
@@ -106,6 +108,14 @@ def status_lines(st: dict[str, Any]) -> list[str]:
     lines = [f"{k + ':':<{width}}{v}" for k, v in rows]
     lines += [f"  {w}: {why}" for w, why in sorted(broken.items())]
     return lines
+
+
+def catching_up(st: dict[str, Any]) -> str:
+    """`N pages behind (issues:acme/wms 12, …)`: lists not yet read down to their watermark."""
+    streams = st.get("catching_up") or {}
+    total = sum(streams.values())
+    each = ", ".join(f"{k} {v}" for k, v in sorted(streams.items()))
+    return f"{total} page{'s' if total != 1 else ''} behind ({each})"
 
 
 def _age(s: float | None) -> str:
