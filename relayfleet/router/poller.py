@@ -57,12 +57,27 @@ class RouterConfig:
     queries: dict[str, QueryLike]
 
 
+@dataclass(frozen=True)
+class WouldDeliver:
+    """A dry run's delivery: what would go to whom, and why (the watch and the route)."""
+
+    agent: str
+    ref: str  # `acme/WMS#12`, `acme/WMS run 123`
+    kind: str
+    change: str
+    watch: str
+    route: int  # the first matching route's number (1-based, as `gh fleet route` shows it)
+    event_id: str
+
+
 @dataclass
 class CycleReport:
     polled: list[str] = field(default_factory=list)
     not_modified: list[str] = field(default_factory=list)
     delivered: list[tuple[str, str]] = field(default_factory=list)  # (agent, event id)
     errors: list[str] = field(default_factory=list)
+    would: list[WouldDeliver] = field(default_factory=list)  # dry run only
+    snapshots: list[str] = field(default_factory=list)  # watches whose first poll this was
 
 
 def iso(ts: float) -> str:
@@ -105,6 +120,7 @@ class Poller:
         self.last_cycle: float | None = None
         self.last_error: str | None = None
         self.cycles = 0
+        self._dry = False
         self._carry_over()
 
     def _carry_over(self) -> None:
@@ -169,21 +185,28 @@ class Poller:
                         after, budget.remaining, iso(budget.reset or now))  # fmt: skip
 
     # -- the cycle ------------------------------------------------------------------------
-    def run_once(self, config: RouterConfig, *, force: bool = False) -> CycleReport:
-        """Poll every due stream (all of them with `force`), deliver, then persist."""
+    def run_once(
+        self, config: RouterConfig, *, force: bool = False, dry_run: bool = False
+    ) -> CycleReport:
+        """Poll every due stream (all of them with `force`), deliver, then persist.
+
+        `dry_run`: the same cycle, but deliveries are only reported (`report.would`) and nothing
+        is written: no inbox, no outbox draining, no cursor, no HTTP cache, no status file."""
         report = CycleReport()
+        self._dry = dry_run
         now = self.clock()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
         for name in list(self.broken):
             if config.queries.get(name) is None:
                 del self.broken[name]
-        if self.before_cycle is not None:
+        if self.before_cycle is not None and not dry_run:
             try:
                 self.before_cycle()  # e.g. drain transports' outboxes
             except Exception as exc:
                 log.warning("before-cycle hook failed: %s", exc)
-        self._retry_pending(report)
+        if not dry_run:
+            self._retry_pending(report)
         fatal: GitHubError | None = None
         clean = True
         streams = plan(config.watches)
@@ -209,14 +232,16 @@ class Poller:
         finally:
             self.last_cycle = now
             self.cycles += 1
-            if self.cursor.dirty or self.cursor.saved_at is None:
-                self.cursor.save(self.clock())
-            if clean:
-                self.client.cache.save()
-            self.write_status()
+            if not dry_run:
+                if self.cursor.dirty or self.cursor.saved_at is None:
+                    self.cursor.save(self.clock())
+                if clean:
+                    self.client.cache.save()
+                self.write_status()
         if fatal is not None:
             self.last_error = str(fatal)
-            self.write_status()
+            if not dry_run:
+                self.write_status()
             raise GitHubError(
                 "GitHub rejected the token (401 Bad credentials); the router stopped",
                 status=401,
@@ -304,6 +329,7 @@ class Poller:
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
+                report.snapshots.append(w.name)
 
     def _after_read(self, stream: Stream, read: Read, now: float) -> None:
         """Keep the first page's validators; move the watermark only past what was all read."""
@@ -349,8 +375,9 @@ class Poller:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             item = with_change(item, prev, known_until=known_until)
-            # agent -> the sighting (through its first matching watch) that goes to it
-            chosen: dict[str, Item] = {}
+            # agent -> the sighting (through its first matching watch) that goes to it, and
+            # the first route that sends it there
+            chosen: dict[str, tuple[Item, int]] = {}
             for w in stream.watches:
                 if w.name in self.broken or not self._watch_keeps(w, item, config):
                     continue
@@ -369,11 +396,11 @@ class Poller:
                             continue
                         if first_seen < self.cursor.born_gen(f"agent:{agent}"):
                             continue  # backlog for a newly added agent
-                        chosen[agent] = seen
+                        chosen[agent] = (seen, route.index)
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
-                self._deliver(agent, chosen[agent], key, report)
+                self._deliver(agent, *chosen[agent], key, report)
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -398,8 +425,17 @@ class Poller:
             log.warning("watch %s: filter failed on %s: %s", w.name, item.ref, exc)
             return False
 
-    def _deliver(self, agent: str, item: Item, key: str, report: CycleReport) -> None:
+    def _deliver(
+        self, agent: str, item: Item, route_index: int, key: str, report: CycleReport
+    ) -> None:
         event = build_event(agent, item, key, ts=iso(self.clock()))
+        if self._dry:
+            # Recorded in the in-memory cursor only (never saved), so a second watch that sees
+            # the same version does not list it twice.
+            self.cursor.record(agent, key)
+            report.would.append(WouldDeliver(agent, item.ref, item.kind, item.change, item.watch,
+                                             route_index, event["id"]))  # fmt: skip
+            return
         try:
             self.transport_for(agent).append(agent, event)
         except Exception as exc:  # unreachable remote inbox, full disk, …: retry every cycle
