@@ -211,6 +211,7 @@ def build_poller(
     """The poller, wired: token, API URL, HTTP cache, cursor, transports, outbox draining.
     `holder["fleet"]` is the current fleet (the loop swaps it on reload). `dry_run`: nothing
     that writes is wired in (no transports, no status file, no outbox draining)."""
+    from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC
     from relayfleet.router.cursor import Cursor
     from relayfleet.router.github import (
         GitHubClient,
@@ -244,7 +245,7 @@ def build_poller(
         if dry_run
         else transport_factory(paths, lambda: holder["fleet"]),
         status_path=None if dry_run else paths.router_status,
-        min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", "10")),
+        min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", str(ROUTER_MIN_POLL_SEC))),
         before_cycle=None if dry_run else drain,
     )
 
