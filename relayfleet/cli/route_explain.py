@@ -140,7 +140,8 @@ def watch_sees(w: Any, item: Item) -> tuple[bool, str]:
     why: list[str] = []
     same_stream = _STREAM_OF.get(w.kind) == _STREAM_OF.get(item.kind)
     if not same_stream or (w.kind != item.kind and getattr(query, "is_pr", None) is None):
-        why.append(f"a {w.kind} watch never sees {item.kind}")
+        article = "an" if w.kind[0] in "aeiou" else "a"
+        why.append(f"{article} {w.kind} watch never sees {item.kind}")
     where = item.repo or "(no repo)"
     if w.kind != "notifications" and w.repo.lower() != item.repo.lower():
         why.append(f"it watches {w.repo}, the item is in {where}")
