@@ -1,7 +1,7 @@
 """CLI start-up: wall time of `gh-fleet --help` and `gh-fleet list --json` on a 50-agent fleet,
 next to `git --version` in the same run. Goal: under 150 ms warm.
 
-    .venv/bin/python benchmarks/cli_startup.py [-n 15] [--agents 50]
+    .venv/bin/python benchmarks/cli_startup.py [-n 15] [--agents 50] [--quick]
 
 Each command runs once to warm the caches (page cache, .pyc files), then N times; the median and
 the best of N are reported. The fleet is generated in a temp dir and deleted afterwards.
@@ -63,7 +63,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="runs per command (default 15)")
     ap.add_argument("--agents", type=int, default=50, help="agents in the fleet (default 50)")
+    ap.add_argument("--quick", action="store_true", help="2 runs, 5 agents (the test suite)")
     opts = ap.parse_args()
+    if opts.quick:
+        opts.n, opts.agents = 2, 5
     env = {k: v for k, v in os.environ.items() if k not in ("FLEET_ROOT", "FLEET_DEBUG")}
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         root = Path(tmp)

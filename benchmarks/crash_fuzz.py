@@ -1,11 +1,12 @@
 """Crash fuzz: kill a real router with SIGKILL N times during a stream of GitHub changes, then
 count events expected vs delivered, lost and duplicated (goal: 0 lost, 0 duplicated).
 
-    python benchmarks/crash_fuzz.py [kills] [seed]
+    python benchmarks/crash_fuzz.py [kills] [seed] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -16,8 +17,12 @@ from tests.router.crash_harness import run_crash_fuzz, summary
 
 
 def main() -> None:
-    kills = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kills", type=int, nargs="?", default=60, help="SIGKILLs (default 60)")
+    ap.add_argument("seed", type=int, nargs="?", default=1, help="random seed (default 1)")
+    ap.add_argument("--quick", action="store_true", help="3 kills (the test suite)")
+    args = ap.parse_args()
+    kills, seed = (3 if args.quick else args.kills), args.seed
     with tempfile.TemporaryDirectory() as tmp:
         result = run_crash_fuzz(Path(tmp), kills=kills, seed=seed)
     for k, v in summary(result).items():

@@ -5,7 +5,7 @@ its terminal in raw mode and stamps the arrival of each event's first byte, so t
 append -> bytes in the session, without the Enter delay of the typed path. A 2 s stat-polling
 tail (the seed's design) watches the same inbox file in the same run for the baseline.
 
-    .venv/bin/python benchmarks/delivery_latency.py [--events 200]
+    .venv/bin/python benchmarks/delivery_latency.py [--events 200] [--quick]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cli"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # fleetkit imports tests.*
 from fleetkit import make_fleet, run_cli, wait_until
 
 from relayfleet.backends.transports import transport_for
@@ -85,7 +86,10 @@ def main() -> int:
         "(paste, Enter delay), so gaps below that measure queueing, not latency",
     )
     ap.add_argument("--burst", type=int, default=50, help="then append this many at once")
+    ap.add_argument("--quick", action="store_true", help="10 events, a burst of 5 (test suite)")
     args = ap.parse_args()
+    if args.quick:
+        args.events, args.burst, args.gap_ms = 10, 5, "60,80"
     lo, hi = (float(x) for x in args.gap_ms.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         fleet = make_fleet(Path(tmp) / "fleet")

@@ -1,6 +1,6 @@
 """The latency the gateway adds, next to a direct call in the same run; throughput at 50 streams.
 
-    python benchmarks/gateway_overhead.py [--requests 400] [--concurrency 50]
+    python benchmarks/gateway_overhead.py [--requests 400] [--concurrency 50] [--quick]
 
 Three processes on loopback: a fake Messages API upstream, the gateway (the real `Gateway` app),
 and this client. Each measurement alternates direct and gateway calls so machine noise hits both.
@@ -155,7 +155,10 @@ def main() -> None:
     ap.add_argument("--per-stream", type=int, default=20)
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-gateway", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="20 requests, 4 streams (test suite)")
     a = ap.parse_args()
+    if a.quick:
+        a.requests, a.concurrency, a.per_stream = 20, 4, 5
     if a.serve_upstream:
         asyncio.run(upstream_main())
         return

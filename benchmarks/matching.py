@@ -5,7 +5,7 @@ fake GitHub on loopback, read from /proc/<pid>/status after some cycles with cha
 one with 200 watches over 10 repos (100 issues each, 40 routes, 10 agents) side by side with
 one with a single watch, so the cost of the watches themselves is visible.
 
-    python benchmarks/matching.py
+    python benchmarks/matching.py [--quick]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route
 from relayfleet.router.items import Item
 from relayfleet.router.match import dedup_key, recipients
-from tests.router.helpers import route, wait_until, watch, write_fleet
+from tests.router.helpers import route, watch, write_fleet
+from tests.waiting import wait_until
 
 ROUTER_REPOS = [f"acme/repo{i}" for i in range(10)]
 AGENTS = [f"a{i}" for i in range(10)]
@@ -67,8 +68,14 @@ def make_routes(n: int, rng: random.Random) -> list[Route]:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="500 items, 20 watches, 3 cycles")
+    quick = ap.parse_args().quick
     rng = random.Random(1)
-    items = make_items(5_000, rng)
+    n_items = 500 if quick else 5_000
+    items = make_items(n_items, rng)
     print(f"{'routes':>8}{'items':>8}{'pairs/s':>14}{'items/s':>12}")
     for n_routes in (10, 50, 200):
         routes = make_routes(n_routes, rng)
@@ -90,13 +97,14 @@ def main() -> None:
     routes = make_routes(200, rng)
     kept = sum(1 for it in items for q in list(queries.values())[:10] if q.matches(it))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"this benchmark process (200 parsed filters, 200 routes, 5000 items): "
+    print(f"this benchmark process (200 parsed filters, 200 routes, {n_items} items): "
           f"max RSS {rss_mb:.1f} MiB ({kept} filter hits)\n")  # fmt: skip
 
     print(f"{'real router process':<34}{'cycles':>8}{'delivered':>11}{'RSS MiB':>9}"
           f"{'peak MiB':>10}")  # fmt: skip
-    for label, n in (("1 watch, 1 repo", 1), ("200 watches over 10 repos", 200)):
-        got = router_rss(n)
+    big = 20 if quick else 200
+    for label, n in (("1 watch, 1 repo", 1), (f"{big} watches over 10 repos", big)):
+        got = router_rss(n, cycles=3 if quick else 15, issues=10 if quick else 100)
         print(f"{label:<34}{got['cycles']:>8}{got['delivered']:>11}{got['rss']:>9.1f}"
               f"{got['peak']:>10.1f}")  # fmt: skip
 
@@ -129,7 +137,7 @@ def _proc_status(pid: int) -> dict[str, float]:
     return fields
 
 
-def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
+def router_rss(n_watches: int, cycles: int = 15, issues: int = 100) -> dict[str, float]:
     """Run a real router against the fake GitHub until `cycles` cycles passed, with changes."""
     from relayfleet.core.atomic import read_json, read_jsonl
     from relayfleet.fakes.github import FakeGitHub
@@ -138,7 +146,7 @@ def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
     with FakeGitHub() as fake, tempfile.TemporaryDirectory() as tmp:
         for r in ROUTER_REPOS:
             fake.add_repo(r)
-            for i in range(100):
+            for i in range(issues):
                 fake.open_issue(r, f"issue {i}", author=rng.choice(["alice", "bob"]))
             fake.add_run(r, "CI", status="completed", conclusion="success")
         ws = router_watches(n_watches)
@@ -164,7 +172,7 @@ def router_rss(n_watches: int, cycles: int = 15) -> dict[str, float]:
             wait_until(lambda: cycles_done() >= 1, timeout=60)
             while cycles_done() < cycles:
                 r = rng.choice(ROUTER_REPOS)
-                n = rng.randint(1, 100)
+                n = rng.randint(1, issues)
                 fake.comment(r, n, "alice", "ping")
                 if rng.random() < 0.3:
                     fake.label(r, n, rng.choice(["bug", "p1", "ui"]))

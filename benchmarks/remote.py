@@ -1,4 +1,4 @@
-"""Remote delivery and status figures: `python benchmarks/remote.py`.
+"""Remote delivery and status figures: `python benchmarks/remote.py [--quick]`.
 
 Starts a real sshd on loopback (the "remote host" is this machine), installs the runner there,
 and prints, side by side:
@@ -52,7 +52,17 @@ def timed(fn, n: int = N) -> tuple[float, float]:
     return statistics.median(xs), xs[int(len(xs) * 0.9) - 1]
 
 
+AGENTS = 10
+
+
 def main() -> None:
+    global N, AGENTS
+    import argparse
+
+    ap = argparse.ArgumentParser(description="remote delivery and status figures")
+    ap.add_argument("--quick", action="store_true", help="3 appends per transport (test suite)")
+    if ap.parse_args().quick:
+        N, AGENTS = 3, 3
     tmp = Path(tempfile.mkdtemp(prefix="rfbench"))
     sshd = rs.start_sshd(tmp / "sshd")
     http = None
@@ -60,7 +70,7 @@ def main() -> None:
         root, workdir = tmp / "op", tmp / "w"
         agents = {
             f"a{i}": rs.fake_claude_agent(tmp / "t.jsonl", "ssh", "vm", "ssh", 8900 + i)
-            for i in range(10)
+            for i in range(AGENTS)
         }
         rs.ssh_fleet(root, sshd, workdir, name="bench", agents=agents)
         paths = FleetPaths(root)
@@ -99,7 +109,7 @@ def main() -> None:
         agents = [fleet.agents[n] for n in sorted(fleet.agents)]
 
         def status_run(label: str, make_pool: bool, batched: bool) -> tuple[str, float, int, int]:
-            """10 statuses; (label, ms, connections, remote commands)."""
+            """AGENTS statuses; (label, ms, connections, remote commands)."""
             before = sshd.accepted()
             pools = []
             t0 = time.perf_counter()
@@ -116,7 +126,7 @@ def main() -> None:
             commands = sum(p.commands for p in set(pools))
             for p in set(pools):
                 p.close()
-            want = 10 if make_pool else 1
+            want = AGENTS if make_pool else 1
             rs.wait_until(lambda: sshd.accepted() - before >= want, 10)
             return label, ms, sshd.accepted() - before, commands
 
@@ -130,7 +140,8 @@ def main() -> None:
         for name, med, p90 in rows:
             print(f"{name:<18} {med:>10.2f} {p90:>10.2f}")
         print(
-            f"\n{'status, 10 agents on one ssh host':<40} {'total ms':>9} {'conns':>6} {'cmds':>5}"
+            f"\n{f'status, {AGENTS} agents on one ssh host':<40} {'total ms':>9} {'conns':>6} "
+            f"{'cmds':>5}"
         )
         for label, ms, conns, cmds in status_rows:
             print(f"{label:<40} {ms:>9.0f} {conns:>6} {cmds:>5}")

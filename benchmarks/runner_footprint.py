@@ -4,7 +4,7 @@ Each runner is a real detached process (local backend) with its MCP channel serv
 inbox plugin and a tiny session program in a PTY. RSS is read from /proc for the runner alone
 (its session is a separate process). Goal: runner RSS < 100 MB.
 
-    .venv/bin/python benchmarks/runner_footprint.py [--agents 20]
+    .venv/bin/python benchmarks/runner_footprint.py [--agents 20] [--quick]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cli"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # fleetkit imports tests.*
 from fleetkit import make_fleet, run_cli
 
 
@@ -31,7 +32,10 @@ def rss_mb(pid: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="2 agents (the test suite)")
     args = ap.parse_args()
+    if args.quick:
+        args.agents = 2
     with tempfile.TemporaryDirectory() as tmp:
         fleet = make_fleet(Path(tmp) / "fleet")
         names = [f"agent-{i:02d}" for i in range(args.agents)]

@@ -54,6 +54,19 @@ def _rest_kind(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def _repo_of(obj: dict[str, Any]) -> str:
+    """owner/name of a raw REST object: its repository, its base repo, or its API URL."""
+    for holder in (obj.get("repository"), (obj.get("base") or {}).get("repo")):
+        if isinstance(holder, dict) and isinstance(holder.get("full_name"), str):
+            return str(holder["full_name"])
+    for key in ("repository_url", "url"):
+        parts = str(obj.get(key) or "").split("/repos/", 1)
+        if len(parts) == 2 and parts[1].count("/") >= 1:
+            owner, name = parts[1].split("/")[:2]
+            return f"{owner}/{name}"
+    return ""
+
+
 def item_from_args(ctx: Context, args: argparse.Namespace) -> Item:
     from relayfleet.router.items import item_from_dict, item_from_rest
 
@@ -82,7 +95,8 @@ def item_from_args(ctx: Context, args: argparse.Namespace) -> Item:
                 item = item_from_dict(obj)
             else:
                 obj.setdefault("updated_at", "")
-                item = item_from_rest(kind, str(overrides.get("repo", "")), obj)
+                repo = str(overrides.get("repo") or _repo_of(obj))
+                item = item_from_rest(kind, repo, obj)
         except (ValueError, TypeError) as exc:
             raise FleetError(f"--item {args.item}: {exc}") from exc
         fields = {f.name for f in dataclasses.fields(item)}
@@ -101,22 +115,89 @@ def item_from_args(ctx: Context, args: argparse.Namespace) -> Item:
         raise FleetError(f"route test: {exc}") from exc
 
 
-def explain_item(fleet: Fleet, item: Item) -> dict[str, Any]:
-    from relayfleet.router.match import explain, recipients, route_matches
+_STREAM_OF = {"issues": "issues", "pulls": "issues", "runs": "runs",
+              "notifications": "notifications"}  # fmt: skip
+_ME_FIELDS = ("assignee", "author", "mention", "review_requested", "involves", "user")
 
+
+def _offline(query: Any) -> Any:
+    """The query with its `@me` conditions dropped: without GitHub the login is not known, so
+    `route test` assumes the item is yours (it says so)."""
+    relaxed = {f: "" for f in _ME_FIELDS if getattr(query, f, "") == "@me"}
+    return dataclasses.replace(query, **relaxed) if relaxed else query
+
+
+def watch_sees(w: Any, item: Item) -> tuple[bool, str]:
+    """Whether watch `w` fetches `item`, judged as the router does: its stream (kind and repo),
+    then its filter evaluated locally. Returns (fetches, why)."""
+    from relayfleet.core.errors import ConfigError
+    from relayfleet.fleet.filters import parse_filter
+
+    try:
+        query = parse_filter(w.kind, w.filter)
+    except ConfigError as exc:
+        return False, f"its filter does not parse: {exc.detail}"
+    why: list[str] = []
+    same_stream = _STREAM_OF.get(w.kind) == _STREAM_OF.get(item.kind)
+    if not same_stream or (w.kind != item.kind and getattr(query, "is_pr", None) is None):
+        article = "an" if w.kind[0] in "aeiou" else "a"
+        why.append(f"{article} {w.kind} watch never sees {item.kind}")
+    where = item.repo or "(no repo)"
+    if w.kind != "notifications" and w.repo.lower() != item.repo.lower():
+        why.append(f"it watches {w.repo}, the item is in {where}")
+    if (
+        w.kind == "notifications"
+        and w.repo not in ("", "*")
+        and w.repo.lower() != item.repo.lower()
+    ):
+        why.append(f"it takes notifications of {w.repo} only, the item is in {where}")
+    if why:
+        return False, "; ".join(why)
+    if not _offline(query).matches(item):
+        return False, f"its filter {w.filter!r} does not keep the item"
+    note = " (@me assumed to be you)" if "@me" in w.filter else ""
+    shown = f"filter {w.filter!r}" if w.filter else "no filter"
+    return True, f"{w.kind} {w.repo or '*'}, {shown} keeps it{note}"
+
+
+def explain_item(fleet: Fleet, item: Item, watch: str | None = None) -> dict[str, Any]:
+    """Which watches fetch `item`, which routes match each sighting, and who gets it: the
+    router's own order (per agent the first watch, then the first route, that sends it)."""
+    from relayfleet.router.match import explain, route_matches
+
+    watch = watch or item.watch or None
+    seen = [(w, *watch_sees(w, item)) for w in fleet.watches]
+    if watch is not None:
+        named = [row for row in seen if row[0].name == watch]
+        if not named:
+            known = ", ".join(w.name for w in fleet.watches) or "none"
+            raise FleetError(f"no watch named {watch!r} (known: {known})")
+        _, ok, why = named[0]
+        if not ok:
+            raise FleetError(
+                f"watch {watch!r} cannot see {item.kind} {item.repo or '(no repo)'}"
+                f"#{item.number}: {why}",
+                hints=["leave out --watch to see which watches fetch it"],
+            )
+        seen = named
+    fetching = [w.name for w, ok, _ in seen if ok]
+    sightings = [dataclasses.replace(item, watch=name) for name in fetching]
     routes = []
+    deliveries: dict[str, dict[str, Any]] = {}
     for r in fleet.routes:
-        checks = [{"key": k, "ok": ok, "why": why} for k, ok, why in explain(r, item)]
-        routes.append(
-            {
-                "index": r.index,
-                "match": {k: list(v) for k, v in r.match.items()},
-                "to": list(r.to),
-                "matched": route_matches(r, item),
-                "checks": checks,
-            }
-        )
-    got = recipients(item, fleet.routes)
+        hit = next((s for s in sightings if route_matches(r, s)), None)
+        shown = hit or (sightings[0] if sightings else item)
+        checks = [{"key": k, "ok": ok, "why": why} for k, ok, why in explain(r, shown)]
+        routes.append({"index": r.index, "match": {k: list(v) for k, v in r.match.items()},
+                       "to": list(r.to), "matched": hit is not None,
+                       "watch": hit.watch if hit else None, "checks": checks})  # fmt: skip
+    for s in sightings:  # per agent: its first watch, then that watch's first route
+        for r in fleet.routes:
+            if route_matches(r, s):
+                for agent in r.to:
+                    deliveries.setdefault(agent, {"agent": agent, "watch": s.watch,
+                                                  "route": r.index})  # fmt: skip
+    got = sorted(deliveries)
     unknown = sorted(a for a in got if a not in fleet.agents)
     return {
         "item": {
@@ -128,10 +209,13 @@ def explain_item(fleet: Fleet, item: Item) -> dict[str, Any]:
             "labels": list(item.labels),
             "author": item.author,
             "association": item.association,
-            "watch": item.watch,
+            "watch": watch or "",
         },
+        "watches": [{"name": w.name, "fetches": ok, "why": why} for w, ok, why in seen],
+        "fetched_by": fetching,
         "routes": routes,
-        "recipients": sorted(got),
+        "recipients": got,
+        "deliveries": [deliveries[a] for a in got],
         "unknown_recipients": unknown,
     }
 
@@ -145,25 +229,32 @@ def print_explained(out: TextIO, report: dict[str, Any]) -> None:
         f"labels={','.join(it['labels']) or '-'}",
         f"author={it['author'] or '-'}",
         f"association={it['association'] or '-'}",
-        f"watch={it['watch'] or '-'}",
     ]
     print("      " + " ".join(details), file=out)
+    print(file=out)
+    for w in report["watches"]:
+        mark = "✓" if w["fetches"] else "✗"
+        verdict = "fetches it" if w["fetches"] else "does not fetch it"
+        print(f"{mark} watch {w['name']} {verdict}: {w['why']}", file=out)
+    if not report["watches"]:
+        print("No watches in routes.toml: the router fetches nothing.", file=out)
     print(file=out)
     if not report["routes"]:
         print("No routes in routes.toml.", file=out)
     for r in report["routes"]:
         mark = "✓" if r["matched"] else "✗"
-        verdict = "matches" if r["matched"] else "no match"
+        verdict = f"matches (via watch {r['watch']})" if r["matched"] else "no match"
         print(f"{mark} route #{r['index']} → {', '.join(r['to'])}: {verdict}", file=out)
         for c in r["checks"]:
             print(f"    {'✓' if c['ok'] else '✗'} {c['key']}: {c['why']}", file=out)
     print(file=out)
-    got = report["recipients"]
-    print(f"Recipients: {', '.join(got) if got else '(none: no route matches)'}", file=out)
+    if report["deliveries"]:
+        for d in report["deliveries"]:
+            print(f"  {d['agent']}: via watch {d['watch']}, route #{d['route']}", file=out)
+    if not report["fetched_by"]:
+        print("! no watch fetches this item, so the router never delivers it", file=out)
     if report["unknown_recipients"]:
         names = ", ".join(report["unknown_recipients"])
         print(f"! not agents of this fleet: {names}", file=out)
-    if not it["watch"] and any("watch" in r["match"] for r in report["routes"]):
-        print(
-            "! the item came through no watch (--watch): routes on a watch cannot match", file=out
-        )
+    got = report["recipients"]
+    print(f"Recipients: {', '.join(got) if got else '(none)'}", file=out)

@@ -9,15 +9,19 @@
     fake.stop()
 
 What it speaks (shapes as in the real REST API): `GET /user`, `/repos/{o}/{r}/issues`,
-`/repos/{o}/{r}/pulls`, `/repos/{o}/{r}/actions/runs`, `/repos/{o}/{r}`, `/notifications`,
-`/rate_limit`; each answer to a valid token carries its `X-OAuth-Scopes` like a classic token's.
+`/repos/{o}/{r}/pulls`, `/repos/{o}/{r}/actions/runs`, `/repos/{o}/{r}/actions/runs/{id}`,
+`/repos/{o}/{r}`, `/notifications`, `/rate_limit`; each answer to a valid token carries its
+`X-OAuth-Scopes` like a classic token's. `seed_repo` gives a repo the history of a real busy one
+(hundreds of issues, a hundred runs, long runs still in progress); `bulk_label` changes
+hundreds of items in one second, as a bot does.
 Like GitHub it sends a strong ETag per response (computed from the body and the token, since real
 ETags are token-specific), answers `If-None-Match` / `If-Modified-Since` with 304 (a 304 does
 not spend `x-ratelimit-remaining`, a 200 does), paginates with `Link`, sends `X-Poll-Interval` and
 `Last-Modified` on notifications, and requires a configured token (401 JSON otherwise).
 
-Injectable faults: `fail_next` (5xx), `secondary_limit` (403/429 + retry-after), `malformed_next`,
-`slow_next`, `not_found_repo`. Every API request is recorded (`requests`, `count`, `reset_log`).
+Injectable faults: `fail_next` (5xx, optionally on one `page` of a list), `secondary_limit`
+(403/429 + retry-after), `malformed_next`, `slow_next`, `not_found_repo`. Every API request is
+recorded (`requests`, `count`, `reset_log`).
 
 Other processes (the demo, benchmarks) run it with
 `python -m relayfleet.fakes.github --port 0 --print-url` and drive it through `RemoteFakeGitHub`
@@ -70,6 +74,8 @@ MUTATORS = (
     "request_review",
     "add_run",
     "update_run",
+    "seed_repo",
+    "bulk_label",
     "rerun",
     "notify",
     "mention",
@@ -95,6 +101,7 @@ class Fault:
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
+    page: int | None = None  # only requests for this page of a list (`?page=N`; 1 = no page)
 
 
 @dataclass
@@ -232,9 +239,17 @@ class FakeGitHub(GitHubState):
         with self.lock:
             self.tokens.pop(token, None)
 
-    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        path_prefix: str | None = None,
+        page: int | None = None,
+    ) -> None:
+        """Answer the next `n` matching requests with `status`; `page` narrows it to one page
+        of a list (a 502 in the middle of a long read)."""
         with self.lock:
-            self._faults.append(Fault("status", n, path_prefix, status=status))
+            self._faults.append(Fault("status", n, path_prefix, status=status, page=page))
 
     def secondary_limit(
         self,
@@ -335,7 +350,7 @@ class FakeGitHub(GitHubState):
             resp = Response(401, {"message": "Bad credentials", "documentation_url": DOCS})
             resp.body["status"] = "401"
         else:
-            fault = self._take_fault(path)
+            fault = self._take_fault(path, query)
             if fault is not None and fault.kind == "slow":
                 delay, fault = fault.delay, None
             resp = self._faulted(fault, path) if fault and fault.kind != "malformed" else None
@@ -421,6 +436,8 @@ class FakeGitHub(GitHubState):
                 return self._pulls(repo, query, path)
             if rest == "actions/runs":
                 return self._runs(repo, query, path)
+            if rest.startswith("actions/runs/") and rest.count("/") == 2:
+                return self._run(repo, rest.rsplit("/", 1)[1], path)
         return self._not_found(path)
 
     def _not_found(self, path: str) -> Response:
@@ -517,6 +534,12 @@ class FakeGitHub(GitHubState):
         }
         return Response(200, body, headers)
 
+    def _run(self, repo: str, run_id: str, path: str) -> Response:
+        for run in self.repos[repo].runs:
+            if str(run.id) == run_id:
+                return Response(200, self.render_run(repo, run, self.base_url))
+        return self._not_found(path)
+
     def _notifications(self, q: dict[str, str], login: str) -> Response:
         mine = [t for t in self.threads if t.login == login]
         newest = max((t.updated_at for t in mine), default=self.started_at)
@@ -566,8 +589,10 @@ class FakeGitHub(GitHubState):
             "x-ratelimit-resource": "core",
         }
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, query: dict[str, str]) -> Fault | None:
         for fault in self._faults:
+            if fault.page is not None and str(fault.page) != query.get("page", "1"):
+                continue
             if fault.path_prefix is None or path.startswith(fault.path_prefix):
                 fault.remaining -= 1
                 if fault.remaining <= 0:

@@ -355,6 +355,76 @@ class GitHubState:
                 return
         raise KeyError(f"no run {run_id} in {repo}")
 
+    def seed_repo(
+        self,
+        repo: str,
+        *,
+        issues: int = 200,
+        runs: int = 100,
+        in_progress: int = 3,
+        spread: int = 60,
+    ) -> dict[str, list[int]]:
+        """Give `repo` the history of a real, busy repository, spread over the past: `issues`
+        issues and PRs (one in four a PR, a third closed, labels and authors varied) and `runs`
+        workflow runs, most completed, `in_progress` of them still running although dozens of
+        newer runs were created after them (a long CI job). One item or run per `spread` seconds.
+        Returns the numbers and run ids: {"issues", "pulls", "runs", "in_progress"}."""
+        r = self.repo(repo)
+        now = self.now()
+        people = ["alice", "bob", "carol", "dependabot[bot]", "mallory"]
+        assoc = {"alice": "MEMBER", "bob": "COLLABORATOR", "carol": "OWNER", "mallory": "NONE"}
+        labels = [[], ["bug"], ["enhancement"], ["bug", "p1"], ["docs"], ["needs-human"]]
+        out: dict[str, list[int]] = {"issues": [], "pulls": [], "runs": [], "in_progress": []}
+        for i in range(issues):
+            ts = now - (issues - i) * spread
+            who = people[i % len(people)]
+            number = r.next_number
+            r.next_number += 1
+            item = Issue(number=number, id=self._next_id(), title=f"{repo} item {number}",
+                         author=who, association=assoc.get(who, "NONE"), body=f"Body {number}",
+                         created_at=ts, updated_at=ts, labels=list(labels[i % len(labels)]),
+                         comments=i % 4)  # fmt: skip
+            if i % 4 == 3:
+                item.is_pr, item.pr_id = True, 5_000_000 + item.id
+                item.head_ref, item.head_sha = f"{who}/change-{number}", _sha(f"{repo}#{number}")
+                out["pulls"].append(number)
+            else:
+                out["issues"].append(number)
+            if i % 3 == 0:
+                item.state, item.closed_at = "closed", ts
+                item.state_reason = None if item.is_pr else "completed"
+            r.issues[number] = item
+        running = {max(0, runs - 40 - 7 * k) for k in range(in_progress)} if runs else set()
+        for i in range(runs):
+            ts = now - (runs - i) * spread
+            status = "completed"
+            conclusion: str | None = "failure" if i % 5 == 0 else "success"
+            if i in running:
+                status, conclusion = "in_progress", None
+            run = Run(id=30_000_000 + self._next_id(), name=("CI", "Lint", "Deploy")[i % 3],
+                      status=status, conclusion=conclusion, head_sha=_sha(f"{repo}:run:{i}"),
+                      head_branch="main" if i % 2 else f"feature-{i}", event="push",
+                      actor=people[i % 3], run_number=len(r.runs) + 1, created_at=ts,
+                      updated_at=ts)  # fmt: skip
+            r.runs.append(run)
+            out["runs"].append(run.id)
+            if status != "completed":
+                out["in_progress"].append(run.id)
+        return out
+
+    def bulk_label(
+        self, repo: str, name: str, numbers: list[int] | None = None, limit: int | None = None
+    ) -> int:
+        """A bot relabels many items at once (all in the same second, like a script would):
+        `numbers`, else every item of the repo (the first `limit` of them). Returns the count."""
+        r = self.repo(repo)
+        chosen = list(numbers) if numbers is not None else sorted(r.issues)
+        if limit is not None:
+            chosen = chosen[:limit]
+        for n in chosen:
+            self.label(repo, n, name)
+        return len(chosen)
+
     def notify(self, repo: str, number: int, login: str, reason: str) -> str:
         """Add (or bump) the notification thread of `repo#number` for `login`."""
         self.issue(repo, number)  # must exist

@@ -15,7 +15,7 @@ from typing import Any
 
 from relayfleet.core.errors import ConfigError, FleetError, NotFound
 from relayfleet.core.paths import FleetPaths
-from relayfleet.fleet.model import KINDS, MATCH_KEYS, Fleet, Route
+from relayfleet.fleet.model import KINDS, MATCH_KEYS, ROUTER_MIN_POLL_SEC, Fleet, Route
 from relayfleet.fleet.schema import ASSOCIATIONS, REPO_RE
 from relayfleet.fleet.schema import WATCH_NAME_RE as NAME_RE
 from relayfleet.fleet.txn import EditOptions
@@ -23,7 +23,7 @@ from relayfleet.fleet.txn import EditOptions
 ITEM_STATES = ("open", "closed", "merged", "all")
 HOST_BACKENDS = ("ssh", "docker")
 HOST_OS = ("linux", "windows")
-MIN_POLL_SEC = 10
+MIN_POLL_SEC = ROUTER_MIN_POLL_SEC  # the router's floor (fleet/model.py)
 ROUTES = ".fleet/routes.toml"
 FLEET = ".fleet/fleet.toml"
 
@@ -230,7 +230,10 @@ def add_watch(
     if filter:
         parse_filter(kind, filter)  # ConfigError naming the bad flag
     if poll_sec is not None and poll_sec < MIN_POLL_SEC:
-        raise FleetError(f"--poll-sec must be at least {MIN_POLL_SEC} (got {poll_sec})")
+        raise FleetError(
+            f"--poll-sec must be at least {MIN_POLL_SEC} (got {poll_sec}): "
+            f"the router never polls faster than {MIN_POLL_SEC} s"
+        )
 
     def change(text: str, fleet: Fleet) -> tuple[str, str]:
         if fleet.watch(name) is not None:

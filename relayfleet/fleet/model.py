@@ -25,6 +25,12 @@ MATCH_KEYS = (
 )
 
 
+# The router never polls a stream more often than this (FLEET_ROUTER_MIN_PERIOD overrides it for
+# demos and tests): a smaller `poll_sec` is raised to it. `watch add` refuses less; `validate`
+# warns, naming the period the router will really use.
+ROUTER_MIN_POLL_SEC = 10
+
+
 @dataclass(frozen=True)
 class Watch:
     name: str

@@ -13,7 +13,7 @@ from typing import Any
 
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.paths import FleetPaths
-from relayfleet.fleet.model import Fleet
+from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC, Fleet
 from relayfleet.fleet.schema import (
     FLEET_TOML,
     ROUTES_TOML,
@@ -85,7 +85,15 @@ def check_fleet(
             parse_filter(w.kind, w.filter)
         except ConfigError as exc:
             s.add("error", ROUTES_TOML, ("watch", i, "filter"), exc.detail)
-        if w.poll_sec < MIN_POLL_SEC:
+        if w.poll_sec < ROUTER_MIN_POLL_SEC:
+            s.add(
+                "warning",
+                ROUTES_TOML,
+                ("watch", i, "poll_sec"),
+                f"poll_sec = {w.poll_sec} is raised to {ROUTER_MIN_POLL_SEC} s, the router's "
+                "minimum (`watch add` refuses it)",
+            )
+        elif w.poll_sec < MIN_POLL_SEC:
             s.add(
                 "warning",
                 ROUTES_TOML,

@@ -227,6 +227,12 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         if isinstance(streams, dict)
         else {}
     )
+    catching = st.get("catching_up")
+    catching = (
+        {str(k): int(v) for k, v in catching.items() if isinstance(v, int)}
+        if isinstance(catching, dict)
+        else {}
+    )
     return {
         "running": rec is not None,
         "pid": rec.pid if rec else None,
@@ -254,6 +260,9 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         },
         "rate_limit": rate,
         "broken_watches": st.get("broken") or {},
+        # stream -> pages left to read before its watermark may move (router/paging.py)
+        "catching_up": catching,
+        "catching_up_pages": sum(catching.values()),
         "pending": st.get("pending", 0),
         "error": st.get("error"),
         "streams": streams,

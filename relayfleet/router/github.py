@@ -7,11 +7,14 @@
     if page.status == 304: ...nothing changed, and it cost no rate-limit point...
 
 Conditional requests: the first page of every URL is sent with `If-None-Match` /
-`If-Modified-Since` from the cache; a 304 comes back as `Page(status=304, items=[])`. Validators
-are put into the cache only when every page was read, and saved only by the caller (the poller,
-after the cycle's deliveries are recorded). Errors are `GitHubError` (`.transient` for 5xx,
-timeouts, refused connections and malformed JSON: retry next cycle) or `RateLimited(retry_at=…)`;
-after a rate limit the client refuses to send anything before `budget.paused_until`.
+`If-Modified-Since` from the cache; a 304 comes back as `Page(status=304, items=[])`. The first
+page's validators are put into the cache (unless `store=False`) even when `max_pages` stopped the
+read early: whether the pages not read matter is the caller's business (a runs stream wants only
+the newest page; an issues stream remembers where to resume, `router/paging.py`). The cache is
+saved only by the caller (the poller, after the cycle's deliveries are recorded).
+Errors are `GitHubError` (`.transient` for 5xx, timeouts, refused connections and malformed
+JSON: retry next cycle) or `RateLimited(retry_at=…)`; after a rate limit the client refuses to
+send anything before `budget.paused_until`.
 The token never appears in a message, a log line or the cache file.
 """
 
@@ -48,6 +51,7 @@ __all__ = [
     "Page",
     "RateLimited",
     "api_host",
+    "page_number",
     "resolve_api_url",
     "resolve_token",
     "token_fingerprint",
@@ -71,8 +75,10 @@ class Page:
     etag: str | None
     last_modified: str | None
     pages: int  # HTTP requests this call made
-    truncated: bool = False  # stopped at max_pages with more to read (validator not cached)
+    truncated: bool = False  # stopped at max_pages with more to read
     url: str = ""  # the cache key: full URL with the sorted query
+    next_url: str | None = None  # where the list goes on (rel="next" of the last page read)
+    last_page: int | None = None  # the list's last page number (rel="last"), when sent
 
 
 # ---- token and base URL ------------------------------------------------------------------------
@@ -188,6 +194,20 @@ def _next_link(link: str | None) -> str | None:
     return None
 
 
+def _last_page(link: str | None) -> int | None:
+    """The page number of a `Link` header's rel="last" target."""
+    for part in (link or "").split(","):
+        target, _, rest = part.partition(";")
+        if 'rel="last"' in rest.replace(" ", ""):
+            return page_number(target.strip().strip("<>"))
+    return None
+
+
+def page_number(url: str) -> int:
+    """The `page` query parameter of a list URL (1 when absent)."""
+    return _int(dict(parse_qsl(urlsplit(url).query)).get("page")) or 1
+
+
 def _items(data: Any) -> list[dict[str, Any]]:
     if isinstance(data, list):
         return data
@@ -256,8 +276,16 @@ class GitHubClient:
         base = full.split("?", 1)[0]
         return f"{base}?{urlencode(sorted(query.items()))}" if query else base
 
-    def get(self, path: str, params: dict[str, str] | None = None, *, max_pages: int = 10) -> Page:
-        """GET a list (conditionally), following `Link: rel="next"` while pages are full."""
+    def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        max_pages: int = 10,
+        store: bool = True,
+    ) -> Page:
+        """GET a list (conditionally), following `Link: rel="next"` while pages are full, for at
+        most `max_pages` pages. `store=False` leaves the validators to the caller (`cache.put`)."""
         url = self.url_for(path, params)
         self._check_pause()
         etag, last_modified = self.cache.get(url)
@@ -270,24 +298,51 @@ class GitHubClient:
         query = dict(parse_qsl(urlsplit(url).query))
         per_page = _int(query.get("per_page")) or 30
         pages, truncated, page_len = 1, False, len(items)
-        next_url = _next_link(resp.headers.get("link"))
+        link = resp.headers.get("link")
+        next_url = _next_link(link)
+        last = _last_page(link)
         while next_url and page_len >= per_page:
             if pages >= max_pages:
                 truncated = True
                 break
-            self._check_pause()
-            more_resp = self._send(next_url, None, None)
-            more = _items(self._json(more_resp, next_url))
-            items.extend(more)
-            pages, page_len = pages + 1, len(more)
-            next_url = _next_link(more_resp.headers.get("link"))
+            more = self.fetch_page(next_url)
+            items.extend(more.items)
+            pages, page_len, next_url = pages + 1, len(more.items), more.next_url
+            last = more.last_page or last
+        if page_len < per_page:
+            next_url = None  # a short page is the end, whatever the Link says
         new_etag, new_lm = resp.headers.get("etag"), resp.headers.get("last-modified")
-        if truncated:
-            # A 304 next time would hide the pages we did not read; keep asking in full.
-            self.cache.forget(url)
-        else:
+        if store:
+            # Kept even when truncated: a first page that has not changed means nothing newer
+            # exists, and the caller knows whether the older pages it did not read matter.
             self.cache.put(url, new_etag, new_lm)
-        return Page(200, items, poll, new_etag, new_lm, pages, truncated, url)
+        return Page(200, items, poll, new_etag, new_lm, pages, truncated, url, next_url, last)
+
+    def fetch_page(self, url: str) -> Page:
+        """One page of a list, unconditionally (pages after the first have no validators)."""
+        self._check_pause()
+        resp = self._send(url, None, None)
+        link = resp.headers.get("link")
+        items = _items(self._json(resp, url))
+        poll = _int(resp.headers.get("x-poll-interval"))
+        return Page(200, items, poll, None, None, 1, url=url, next_url=_next_link(link),
+                    last_page=_last_page(link))  # fmt: skip
+
+    def get_object(self, path: str) -> Page:
+        """GET one object conditionally (e.g. a workflow run): a 304 is free, a 200 is one point.
+        Its validators are cached under its URL like a list's."""
+        url = self.url_for(path)
+        self._check_pause()
+        etag, last_modified = self.cache.get(url)
+        resp = self._send(url, etag, last_modified)
+        if resp.status_code == 304:
+            self.cache.touch(url)
+            return Page(304, [], None, etag, last_modified, 1, url=url)
+        data = self._json(resp, url)
+        items = [data] if isinstance(data, dict) else []
+        new_etag, new_lm = resp.headers.get("etag"), resp.headers.get("last-modified")
+        self.cache.put(url, new_etag, new_lm)
+        return Page(200, items, None, new_etag, new_lm, 1, url=url)
 
     def whoami(self) -> str:
         """The login the token belongs to (GET /user once; remembered for the client's life)."""

@@ -2,9 +2,11 @@
 
 - `issues:{repo}`: `GET /repos/{o}/{r}/issues?state=all&sort=updated&direction=desc&since=W`
   serves every issues AND pulls watch on that repo (PRs carry a `pull_request` key).
-- `runs:{repo}`: `GET /repos/{o}/{r}/actions/runs` (first page, newest first).
+- `runs:{repo}`: `GET /repos/{o}/{r}/actions/runs` (first page, newest first), plus each
+  unfinished run that has left it, by id (`router/runs.py`).
 - `notifications`: `GET /notifications?all=true&since=W`, one for the whole host.
 
+Lists are read to their end (`router/paging.py`), within the rate-limit budget.
 A stream polls at the fastest cadence among its watches (research A7), never faster than the
 floor or than GitHub's `X-Poll-Interval`. Pure: no I/O.
 """
@@ -17,7 +19,6 @@ from relayfleet.fleet.model import Watch
 
 ENDPOINT_OF_KIND = {"issues": "issues", "pulls": "issues", "runs": "runs"}
 PER_PAGE = {"issues": 100, "runs": 30, "notifications": 50}
-MAX_PAGES = {"issues": 10, "runs": 1, "notifications": 5}
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,6 @@ class Stream:
         if since:
             params["since"] = since
         return params
-
-    @property
-    def max_pages(self) -> int:
-        return MAX_PAGES[self.endpoint]
 
 
 def stream_key(watch: Watch) -> str:

@@ -29,7 +29,9 @@ from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
+from relayfleet.router.paging import Catchup, Read, read_list
 from relayfleet.router.plan import Stream, plan
+from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
 
@@ -55,12 +57,27 @@ class RouterConfig:
     queries: dict[str, QueryLike]
 
 
+@dataclass(frozen=True)
+class WouldDeliver:
+    """A dry run's delivery: what would go to whom, and why (the watch and the route)."""
+
+    agent: str
+    ref: str  # `acme/WMS#12`, `acme/WMS run 123`
+    kind: str
+    change: str
+    watch: str
+    route: int  # the first matching route's number (1-based, as `gh fleet route` shows it)
+    event_id: str
+
+
 @dataclass
 class CycleReport:
     polled: list[str] = field(default_factory=list)
     not_modified: list[str] = field(default_factory=list)
     delivered: list[tuple[str, str]] = field(default_factory=list)  # (agent, event id)
     errors: list[str] = field(default_factory=list)
+    would: list[WouldDeliver] = field(default_factory=list)  # dry run only
+    snapshots: list[str] = field(default_factory=list)  # watches whose first poll this was
 
 
 def iso(ts: float) -> str:
@@ -103,6 +120,7 @@ class Poller:
         self.last_cycle: float | None = None
         self.last_error: str | None = None
         self.cycles = 0
+        self._dry = False
         self._carry_over()
 
     def _carry_over(self) -> None:
@@ -167,21 +185,28 @@ class Poller:
                         after, budget.remaining, iso(budget.reset or now))  # fmt: skip
 
     # -- the cycle ------------------------------------------------------------------------
-    def run_once(self, config: RouterConfig, *, force: bool = False) -> CycleReport:
-        """Poll every due stream (all of them with `force`), deliver, then persist."""
+    def run_once(
+        self, config: RouterConfig, *, force: bool = False, dry_run: bool = False
+    ) -> CycleReport:
+        """Poll every due stream (all of them with `force`), deliver, then persist.
+
+        `dry_run`: the same cycle, but deliveries are only reported (`report.would`) and nothing
+        is written: no inbox, no outbox draining, no cursor, no HTTP cache, no status file."""
         report = CycleReport()
+        self._dry = dry_run
         now = self.clock()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
         for name in list(self.broken):
             if config.queries.get(name) is None:
                 del self.broken[name]
-        if self.before_cycle is not None:
+        if self.before_cycle is not None and not dry_run:
             try:
                 self.before_cycle()  # e.g. drain transports' outboxes
             except Exception as exc:
                 log.warning("before-cycle hook failed: %s", exc)
-        self._retry_pending(report)
+        if not dry_run:
+            self._retry_pending(report)
         fatal: GitHubError | None = None
         clean = True
         streams = plan(config.watches)
@@ -207,14 +232,16 @@ class Poller:
         finally:
             self.last_cycle = now
             self.cycles += 1
-            if self.cursor.dirty or self.cursor.saved_at is None:
-                self.cursor.save(self.clock())
-            if clean:
-                self.client.cache.save()
-            self.write_status()
+            if not dry_run:
+                if self.cursor.dirty or self.cursor.saved_at is None:
+                    self.cursor.save(self.clock())
+                if clean:
+                    self.client.cache.save()
+                self.write_status()
         if fatal is not None:
             self.last_error = str(fatal)
-            self.write_status()
+            if not dry_run:
+                self.write_status()
             raise GitHubError(
                 "GitHub rejected the token (401 Bad credentials); the router stopped",
                 status=401,
@@ -275,25 +302,59 @@ class Poller:
         needs_me = any("@me" in w.filter for w in stream.watches)
         if needs_me and self.me is None:
             self.me = self.client.whoami()
-        page = self.client.get(
-            stream.path, stream.params(state.get("since")), max_pages=stream.max_pages
-        )
-        if page.poll_interval:
-            self.poll_interval[stream.key] = int(page.poll_interval)
-        self.schedule.succeeded(stream.key, now, self.period(stream), page.status)
+        if stream.endpoint == "runs":
+            page, objs, _ = poll_runs(self.client, stream.path, stream.params(None), state)
+            self.cursor.dirty = True
+            status = 200 if objs else page.status  # a tracked run's 200 is news too
+            poll_interval, read = page.poll_interval, None
+        else:
+            catchup = Catchup.from_json(state.get("catchup"))
+            read = read_list(self.client, stream.path, stream.params(state.get("since")), catchup)
+            objs, poll_interval = read.items, read.poll_interval
+            status = 200 if read.items or read.status == 200 else 304
+        if poll_interval:
+            self.poll_interval[stream.key] = int(poll_interval)
+        self.schedule.succeeded(stream.key, now, self.period(stream), status)
         for w in stream.watches:
             self.broken.pop(w.name, None)
-        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": page.status,
-                                          "items": len(page.items)}  # fmt: skip
-        if page.status == 304:
+        self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": status,
+                                          "items": len(objs)}  # fmt: skip
+        if status == 304:
             report.not_modified.append(stream.key)
         else:
             report.polled.append(stream.key)
-            self._deliver_page(stream, page.items, config, report)
-            self._move_watermark(stream, page.items, now)
+            self._deliver_page(stream, objs, config, report)
+        if read is not None:
+            self._after_read(stream, read, now)
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
+                report.snapshots.append(w.name)
+
+    def _after_read(self, stream: Stream, read: Read, now: float) -> None:
+        """Keep the first page's validators; move the watermark only past what was all read."""
+        state = self.cursor.stream(stream.key)
+        had = Catchup.from_json(state.get("catchup"))
+        if read.status == 200 or read.etag or read.last_modified:
+            self.client.cache.put(read.url, read.etag, read.last_modified)
+        if read.complete:
+            if had is not None:
+                state.pop("catchup", None)
+                self.cursor.dirty = True
+                log.warning("%s: caught up (%d page(s) this cycle)", stream.key, read.pages)
+            self._move_watermark(stream, read.items, now, had.head_mark if had else "")
+            self.stream_status[stream.key].pop("behind", None)
+            return
+        assert read.catchup is not None
+        state["catchup"] = read.catchup.to_json()
+        self.cursor.dirty = True
+        self.stream_status[stream.key]["behind"] = read.catchup.behind
+        why = "the rate-limit budget is low" if read.stopped == "budget" else read.stopped
+        log.warning(
+            "%s: catching up: %d page(s) behind, resuming at page %d next cycle (%s); "
+            "the watermark stays at %s until every page is read",
+            stream.key, read.catchup.behind, read.catchup.resume_page, why, state.get("since"),
+        )  # fmt: skip
 
     def _items(self, stream: Stream, objs: Iterable[dict[str, Any]]) -> list[Item]:
         out: list[Item] = []
@@ -314,8 +375,9 @@ class Poller:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             item = with_change(item, prev, known_until=known_until)
-            # agent -> the sighting (through its first matching watch) that goes to it
-            chosen: dict[str, Item] = {}
+            # agent -> the sighting (through its first matching watch) that goes to it, and
+            # the first route that sends it there
+            chosen: dict[str, tuple[Item, int]] = {}
             for w in stream.watches:
                 if w.name in self.broken or not self._watch_keeps(w, item, config):
                     continue
@@ -334,11 +396,11 @@ class Poller:
                             continue
                         if first_seen < self.cursor.born_gen(f"agent:{agent}"):
                             continue  # backlog for a newly added agent
-                        chosen[agent] = seen
+                        chosen[agent] = (seen, route.index)
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
-                self._deliver(agent, chosen[agent], key, report)
+                self._deliver(agent, *chosen[agent], key, report)
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -363,8 +425,17 @@ class Poller:
             log.warning("watch %s: filter failed on %s: %s", w.name, item.ref, exc)
             return False
 
-    def _deliver(self, agent: str, item: Item, key: str, report: CycleReport) -> None:
+    def _deliver(
+        self, agent: str, item: Item, route_index: int, key: str, report: CycleReport
+    ) -> None:
         event = build_event(agent, item, key, ts=iso(self.clock()))
+        if self._dry:
+            # Recorded in the in-memory cursor only (never saved), so a second watch that sees
+            # the same version does not list it twice.
+            self.cursor.record(agent, key)
+            report.would.append(WouldDeliver(agent, item.ref, item.kind, item.change, item.watch,
+                                             route_index, event["id"]))  # fmt: skip
+            return
         try:
             self.transport_for(agent).append(agent, event)
         except Exception as exc:  # unreachable remote inbox, full disk, …: retry every cycle
@@ -375,12 +446,15 @@ class Poller:
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
 
-    def _move_watermark(self, stream: Stream, objs: list[dict[str, Any]], now: float) -> None:
-        """Lazy `since`: keep the URL (and its ETag) stable; move only when it pays off."""
+    def _move_watermark(
+        self, stream: Stream, objs: list[dict[str, Any]], now: float, mark: str = ""
+    ) -> None:
+        """Lazy `since`: keep the URL (and its ETag) stable; move only when it pays off. Called
+        only after a complete read (every item since the watermark was read)."""
         if stream.endpoint == "runs":
             return
         state = self.cursor.stream(stream.key)
-        newest = max((str(o.get("updated_at") or "") for o in objs), default="")
+        newest = max([mark, *(str(o.get("updated_at") or "") for o in objs)])
         if newest > str(state.get("max_seen") or ""):
             state["max_seen"] = newest
             self.cursor.dirty = True
@@ -409,10 +483,20 @@ class Poller:
             "broken": dict(self.broken),
             "streams": {k: {**v, **self._sched_status(k)} for k, v in self.stream_status.items()},
             "governor": round(self.schedule.governor, 2),
+            "catching_up": self.catching_up(),
             "cursor_saved_at": self.cursor.saved_at,
             "pending": len(self.cursor.pending),
             "error": self.last_error,
         }
+
+    def catching_up(self) -> dict[str, int]:
+        """Streams whose list was not read to its watermark yet -> pages known to be left."""
+        out: dict[str, int] = {}
+        for key, state in self.cursor.streams.items():
+            c = Catchup.from_json(state.get("catchup"))
+            if c is not None:
+                out[key] = c.behind
+        return out
 
     def _sched_status(self, key: str) -> dict[str, Any]:
         st = self.schedule.streams.get(key)

@@ -219,3 +219,50 @@ def test_route_test_rejects_non_json(repo: Path, run_cli: RunCli, tmp_path: Path
     proc = run_cli("route", "test", "--item", str(bad), cwd=repo)
     assert proc.returncode == 1
     assert "not JSON" in one_error_line(proc)
+
+
+def test_route_test_in_the_readme_form_derives_the_watch(repo: Path, run_cli: RunCli) -> None:
+    proc = run_cli("route", "test", "--repo", "acme/WMS", "--kind", "issues",
+                   "--label", "needs-human", "--json", cwd=repo)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["fetched_by"] == ["wms-assigned"]  # the pulls watch never sees issues
+    assert report["recipients"] == ["wms-coder"]
+    assert report["deliveries"] == [{"agent": "wms-coder", "watch": "wms-assigned", "route": 1}]
+    text = run_cli("route", "test", "--repo", "acme/WMS", "--kind", "issues", cwd=repo).stdout
+    assert "✓ watch wms-assigned fetches it" in text and "@me assumed to be you" in text
+    assert "✗ watch wms-prs does not fetch it: a pulls watch never sees issues" in text
+    assert "✓ route #1 → wms-coder: matches (via watch wms-assigned)" in text
+    assert "  wms-coder: via watch wms-assigned, route #1" in text
+
+
+def test_route_test_an_item_no_watch_fetches_has_no_recipient(repo: Path, run_cli: RunCli) -> None:
+    proc = run_cli("route", "test", "--repo", "other/repo", "--kind", "pulls", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "✗ watch wms-prs does not fetch it: it watches acme/WMS, the item is in other/repo" in (
+        proc.stdout
+    )
+    assert "! no watch fetches this item, so the router never delivers it" in proc.stdout
+    assert proc.stdout.strip().endswith("Recipients: (none)")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--watch", "nosuch", "--repo", "acme/WMS", "--kind", "issues"],
+         "no watch named 'nosuch' (known: wms-assigned, wms-prs)"),
+        (["--watch", "wms-prs", "--kind", "issues", "--repo", "other/repo"],
+         "watch 'wms-prs' cannot see issues other/repo#0: a pulls watch never sees issues; "
+         "it watches acme/WMS, the item is in other/repo"),
+        (["--watch", "wms-prs", "--kind", "pulls", "--repo", "other/repo"],
+         "watch 'wms-prs' cannot see pulls other/repo#0: it watches acme/WMS"),
+        (["--watch", "wms-prs", "--kind", "pulls", "--repo", "acme/WMS", "--state", "closed"],
+         "its filter '' does not keep the item"),
+    ],
+)  # fmt: skip
+def test_route_test_watch_must_exist_and_see_the_item(
+    repo: Path, run_cli: RunCli, args: list[str], needle: str
+) -> None:
+    proc = run_cli("route", "test", *args, cwd=repo)
+    assert proc.returncode == 1
+    assert needle in one_error_line(proc)

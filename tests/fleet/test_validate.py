@@ -113,3 +113,17 @@ def test_syntax_errors_do_not_stop_the_other_checks(tmp_path: Path) -> None:
     got = lines(validate(paths))
     assert got[0].startswith('.fleet/routes.toml:3: error: watch[1].kind: "issue" is not one of')
     assert got[1].startswith(".fleet/agents/bad/agent.toml:2: error: TOML syntax error")
+
+
+def test_poll_sec_below_the_routers_floor_is_a_warning_with_the_real_period(
+    tmp_path: Path,
+) -> None:
+    routes = ROUTES.replace('--state open"\n', '--state open"\npoll_sec = 1\n')
+    problems = validate(make(tmp_path, routes))
+    assert lines(problems) == [
+        ".fleet/routes.toml:6: warning: watch[1].poll_sec: poll_sec = 1 is raised to 10 s, "
+        "the router's minimum (`watch add` refuses it)"
+    ]
+    assert not has_errors(problems)
+    fast = validate(make(tmp_path / "b", routes.replace("poll_sec = 1", "poll_sec = 30")))
+    assert "30 s is very frequent" in lines(fast)[0]  # allowed by the router, but costly

@@ -46,10 +46,11 @@ class Rig:
         cache = HttpCache.load(self.paths.http_cache, token_fingerprint(self.token))
         kw = {"clock": self.clock} if self.clock else {}
         client = GitHubClient(self.base_url, self.token, cache, timeout=10, **kw)
+        inboxes = FileTransport(self.paths.inbox)  # one per router, as `router run` wires it
         return Poller(
             client=client,
             cursor=Cursor.load(self.paths.cursor),
-            transport_for=lambda agent: FileTransport(self.paths.inbox),
+            transport_for=lambda agent: inboxes,
             status_path=self.paths.router_status,
             min_period=0,
             **kw,

@@ -169,7 +169,7 @@ def test_a_short_page_ends_pagination_even_with_a_next_link(fake: FakeGitHub) ->
     assert page.pages == 1 and len(page.items) == 2
 
 
-def test_max_pages_truncates_and_keeps_the_url_unconditional(fake: FakeGitHub) -> None:
+def test_max_pages_truncates_but_keeps_the_first_pages_validators(fake: FakeGitHub) -> None:
     for i in range(5):
         fake.open_issue(REPO, f"issue {i}")
     gh = client_for(fake)
@@ -178,7 +178,31 @@ def test_max_pages_truncates_and_keeps_the_url_unconditional(fake: FakeGitHub) -
     again = gh.get(ISSUES, {**ALL, "per_page": "2"}, max_pages=2)
 
     assert page.truncated and page.pages == 2 and len(page.items) == 4
-    assert again.status == 200  # no validator was kept for a half-read list
+    assert page.next_url is not None and page.last_page == 3  # where the caller would go on
+    # An unchanged first page is free even when the list is longer than what was read (a runs
+    # stream reads only its newest page by design; paging.py remembers where to resume).
+    assert again.status == 304
+
+
+def test_a_full_runs_page_of_a_busy_repo_is_conditional(fake: FakeGitHub) -> None:
+    fake.seed_repo(REPO, runs=120, in_progress=3, issues=0)
+    gh = client_for(fake)
+    runs = f"/repos/{REPO}/actions/runs"
+    first = gh.get(runs, {"per_page": "30"}, max_pages=1)
+    assert first.status == 200 and len(first.items) == 30 and first.truncated
+    assert gh.get(runs, {"per_page": "30"}, max_pages=1).status == 304
+
+
+def test_one_run_is_fetched_conditionally(fake: FakeGitHub) -> None:
+    run_id = fake.add_run(REPO, "CI", "in_progress")
+    gh = client_for(fake)
+    path = f"/repos/{REPO}/actions/runs/{run_id}"
+    first = gh.get_object(path)
+    assert first.status == 200 and first.items[0]["status"] == "in_progress"
+    assert gh.get_object(path).status == 304
+    fake.update_run(REPO, run_id, "completed", "failure")
+    done = gh.get_object(path)
+    assert done.status == 200 and done.items[0]["conclusion"] == "failure"
 
 
 def test_workflow_runs_are_unwrapped_into_items(fake: FakeGitHub) -> None:

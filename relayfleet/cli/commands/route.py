@@ -55,7 +55,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="which routes match an item, which agents would get it, and why",
         description="Give the item as --item FILE.json (a GitHub REST issue/PR/run JSON, or "
         '{"repo","kind","number","title","labels","author","association","state","watch"}), '
-        "or with flags. Flags given with --item override its fields.",
+        "or with flags. Flags given with --item override its fields; state defaults to open. "
+        "It works out which watches would fetch the item (kind, repo and filter, evaluated "
+        "locally as the router does; @me is assumed to be you) and matches the routes for "
+        "each, as the router would. --watch NAME tests one watch: it must exist and see the "
+        "item.",
     )
     test.add_argument("--item", metavar="FILE.json", help="the item as JSON ('-' for stdin)")
     _match_flags(test, "the item's ", single=True)
@@ -272,7 +276,7 @@ def run_test(ctx: Context, args: argparse.Namespace) -> int:
 
     fleet = ctx.load(fallback=True)
     item = item_from_args(ctx, args)
-    report = explain_item(fleet, item)
+    report = explain_item(fleet, item, args.watch)
     if args.json:
         print_json(ctx.out, report)
     else:

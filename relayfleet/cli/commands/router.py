@@ -1,4 +1,5 @@
-"""`gh fleet router start|stop|restart|status [--json]|run [--once]`: the one GitHub poller."""
+"""`gh fleet router start|stop|restart|status [--json]|run [--once [--dry-run]]`: the one GitHub
+poller."""
 
 from __future__ import annotations
 
@@ -23,8 +24,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st = rsub.add_parser("status", help="running state, last cycle, API cost, broken watches")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=run)
-    r = rsub.add_parser("run", help="poll in the foreground (`--once`: one cycle, a dry run)")
-    r.add_argument("--once", action="store_true", help="one cycle, then exit")
+    r = rsub.add_parser(
+        "run",
+        help="poll in the foreground (`--once`: one real cycle; `--once --dry-run`: only print)",
+        description="Poll in the foreground until stopped. --once polls every stream once and "
+        "delivers for real (inboxes, cursor and HTTP cache are written, like the router does). "
+        "--once --dry-run polls every stream once and prints which agents would get which "
+        "items, and through which watch and route, writing nothing at all.",
+    )
+    r.add_argument("--once", action="store_true", help="one cycle (delivers for real), then exit")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --once: print what would be delivered; write no inbox, cursor or cache",
+    )
     r.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=run)
 
@@ -53,6 +66,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         pid = daemon.start(paths, ctx.env)
         print(f"router running (pid {pid}); log: {paths.rel(paths.router_log)}", file=ctx.out)
         return 0
+    if args.dry_run:
+        if not args.once:
+            from relayfleet.core.errors import UsageError
+
+            raise UsageError("--dry-run goes with --once: `gh fleet router run --once --dry-run`")
+        return _dry_run(ctx, paths)
     return _run(ctx, paths, once=args.once, detached=args.detached_child)
 
 
@@ -102,6 +121,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         why = f": {b['error']}" if b.get("error") else ""
         tries = f"{b.get('failures')} failure(s), next try {b.get('next_due') or '?'}"
         rows.append(("backing off", f"{key}: {tries}{why}"))
+    if st.get("catching_up"):
+        rows.append(("catching up", catching_up(st)))
     if st["pending"]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
     if st["error"]:
@@ -112,6 +133,14 @@ def status_lines(st: dict[str, Any]) -> list[str]:
     lines = [f"{k + ':':<{width}}{v}" for k, v in rows]
     lines += [f"  {w}: {why}" for w, why in sorted(broken.items())]
     return lines
+
+
+def catching_up(st: dict[str, Any]) -> str:
+    """`N pages behind (issues:acme/wms 12, …)`: lists not yet read down to their watermark."""
+    streams = st.get("catching_up") or {}
+    total = sum(streams.values())
+    each = ", ".join(f"{k} {v}" for k, v in sorted(streams.items()))
+    return f"{total} page{'s' if total != 1 else ''} behind ({each})"
 
 
 def _age(s: float | None) -> str:
@@ -182,9 +211,13 @@ def transport_factory(paths: FleetPaths, load_fleet: Any) -> Any:
     return transport_for
 
 
-def build_poller(ctx: Context, paths: FleetPaths, holder: dict[str, Fleet]) -> Poller:
+def build_poller(
+    ctx: Context, paths: FleetPaths, holder: dict[str, Fleet], *, dry_run: bool = False
+) -> Poller:
     """The poller, wired: token, API URL, HTTP cache, cursor, transports, outbox draining.
-    `holder["fleet"]` is the current fleet (the loop swaps it on reload)."""
+    `holder["fleet"]` is the current fleet (the loop swaps it on reload). `dry_run`: nothing
+    that writes is wired in (no transports, no status file, no outbox draining)."""
+    from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC
     from relayfleet.router.cursor import Cursor
     from relayfleet.router.github import (
         GitHubClient,
@@ -207,14 +240,19 @@ def build_poller(ctx: Context, paths: FleetPaths, holder: dict[str, Fleet]) -> P
 
         drain_outboxes(paths, holder["fleet"])
 
+    def no_transport(agent: str) -> Any:
+        raise AssertionError("a dry run delivers nothing")  # never reached: run_once(dry_run)
+
     return Poller(
         cadence=_cadence(ctx.env),
         client=client,
         cursor=Cursor.load(paths.cursor),
-        transport_for=transport_factory(paths, lambda: holder["fleet"]),
-        status_path=paths.router_status,
-        min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", "10")),
-        before_cycle=drain,
+        transport_for=no_transport
+        if dry_run
+        else transport_factory(paths, lambda: holder["fleet"]),
+        status_path=None if dry_run else paths.router_status,
+        min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", str(ROUTER_MIN_POLL_SEC))),
+        before_cycle=None if dry_run else drain,
     )
 
 
@@ -229,6 +267,36 @@ def _cadence(env: Any) -> Any:
     except ValueError:
         raise ConfigError(f"FLEET_ROUTER_IDLE_STRETCH must be a number >= 1, not {raw!r}") from None
     return Cadence(idle_max_factor=max(1.0, factor))
+
+
+def _dry_run(ctx: Context, paths: FleetPaths) -> int:
+    """One cycle that writes nothing: no lock file, no log file, no inbox, cursor or cache."""
+    from relayfleet.router import daemon
+
+    fleet = ctx.load()
+    config = router_config(fleet)
+    daemon.setup_logging(paths, foreground=True)  # warnings to stderr, never into router.log
+    poller = build_poller(ctx, paths, {"fleet": fleet}, dry_run=True)
+    report = poller.run_once(config, force=True, dry_run=True)
+    out = ctx.out
+    print("dry run: nothing was written (no inbox, cursor or HTTP cache)", file=out)
+    print(f"polled {len(report.polled)} stream(s), {len(report.not_modified)} unchanged (304); "
+          f"would deliver {len(report.would)} event(s)", file=out)  # fmt: skip
+    for w in report.would:
+        what = f"{w.kind} {w.ref}" + (f" {w.change}" if w.change else "")
+        print(f"  -> {w.agent}: {what} (watch {w.watch}, route #{w.route})", file=out)
+    for name in report.snapshots:
+        print(f"  watch {name}: first poll, a snapshot (its current items are not news)", file=out)
+    catching = poller.catching_up()
+    if catching:
+        print(f"  catching up: {catching_up({'catching_up': catching})}", file=out)
+    for err in report.errors:
+        print(f"  ! {err}", file=ctx.err)
+    if report.errors and not (report.polled or report.not_modified):
+        from relayfleet.core.errors import GitHubError
+
+        raise GitHubError(f"{len(report.errors)} stream(s) failed: {report.errors[0]}")
+    return 0
 
 
 def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:

@@ -97,6 +97,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             + (f"; paused until {router['paused_until']}" if router.get("paused_until") else ""),
             file=ctx.out,
         )
+    if router.get("catching_up"):
+        from relayfleet.cli.commands.router import catching_up
+
+        print(f"catching up: {catching_up(router)}", file=ctx.out)
     for name, why in sorted(router["broken_watches"].items()):
         print(f"broken watch {name}: {why}", file=ctx.out)
     if not agents:
