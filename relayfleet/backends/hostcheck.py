@@ -41,7 +41,7 @@ def check_host(paths: FleetPaths, fleet: Fleet, name: str) -> list[Item]:
 
 
 def _check_ssh(paths: FleetPaths, fleet: Fleet, host: Host) -> list[Item]:
-    from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
+    from relayfleet.backends.remote_layout import RemoteLayout, absolute_base, fleet_identity
     from relayfleet.backends.ssh import package_files, tree_hash
     from relayfleet.backends.sshpool import SshTarget, default_pool, q
 
@@ -82,7 +82,7 @@ def _check_ssh(paths: FleetPaths, fleet: Fleet, host: Host) -> list[Item]:
             () if r.ok else ("install tmux on the host (runners live in tmux sessions)",),
         )
     )
-    lay = RemoteLayout(base=base, fleet=fleet.name)
+    lay = RemoteLayout(base=base, fleet=fleet_identity(fleet.name, paths.root))
     raw = pool.read(target, lay.marker)
     if not raw:
         items.append(

@@ -99,10 +99,13 @@ class SshInbox:
         pool: SshPool | None = None,
         persistent: bool = True,
     ) -> None:
+        from relayfleet.backends.remote_layout import fleet_identity
         from relayfleet.backends.sshpool import SshTarget, default_pool
 
         self.host = fleet.hosts[host_name]
         self.fleet_name = fleet.name
+        # state_dir is `<root>/.fleet/state`: the fleet's identity on the host comes from root.
+        self.fleet_id = fleet_identity(fleet.name, Path(state_dir).parent.parent)
         self.pool = pool or default_pool()
         self.target = SshTarget.from_host(self.host, state_dir)
         self.persistent = persistent
@@ -113,7 +116,7 @@ class SshInbox:
         base = self.host.workdir
         if not base.startswith("/"):
             base = absolute_base(base, self.pool.home(self.target))
-        return RemoteLayout(base=base, fleet=self.fleet_name)
+        return RemoteLayout(base=base, fleet=self.fleet_id)
 
     def _ask(self, req: dict[str, Any]) -> dict[str, Any]:
         from relayfleet.backends.inboxworker import REQUEST_TIMEOUT, START_TIMEOUT, workers_for

@@ -52,8 +52,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.verb in ("start", "restart"):
         started: list[tuple[Agent, RunnerStatus]] = []
         for a in agents:
-            st = backend_for(a, fleet).start(paths, fleet, a)
-            if st.detail == "already running":
+            backend = backend_for(a, fleet)
+            if hasattr(backend, "say"):  # remote installs report progress on stderr
+                backend.say = lambda line: print(line, file=ctx.err, flush=True)
+            st = backend.start(paths, fleet, a)
+            # Every backend ends the detail with "already running" for a runner it left alone.
+            if st.detail.endswith("already running"):
                 print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
             else:
                 started.append((a, st))
