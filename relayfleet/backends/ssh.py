@@ -394,9 +394,12 @@ class SshBackend:
         ]
         for a in agents:
             status_file = q(lay.agent_state(a.name) + "/runner.json")
+            inbox = q(lay.inbox(a.name))
+            parts.append(f"echo @lines {q(a.name)} $(cat {inbox} 2>/dev/null | wc -l)")
             parts.append(f"echo @json {q(a.name)}; cat {status_file} 2>/dev/null; echo")
         res = self.pool.run(r.target, "; ".join(parts) + "; true")
         panes, facts = parse_status_output(res.stdout)
+        counts = inbox_counts(res.stdout)
         out: dict[str, RunnerStatus] = {}
         for a in agents:
             pid, running = panes.get(a.name, (None, False))
@@ -404,6 +407,7 @@ class SshBackend:
             if not running or extra.get("pid") not in (None, pid):
                 extra = {k: extra[k] for k in ("restarts", "last_delivered") if k in extra}
             extra["remote_root"] = lay.root
+            extra["inbox_events"] = counts.get(a.name, 0)
             out[a.name] = RunnerStatus(
                 name=a.name,
                 running=running,
@@ -473,10 +477,23 @@ def parse_status_output(
         elif line.startswith("@json "):
             flush()
             current, buf = line[len("@json ") :].strip(), []
+        elif line.startswith("@lines "):
+            flush()
+            current, buf = None, []
         elif current is not None:
             buf.append(line)
     flush()
     return panes, facts
+
+
+def inbox_counts(text: str) -> dict[str, int]:
+    """`@lines <agent> <n>` lines of `_status_batch`'s output -> {agent: inbox lines}."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        bits = line.split()
+        if len(bits) == 3 and bits[0] == "@lines" and bits[2].isdigit():
+            out[bits[1]] = int(bits[2])
+    return out
 
 
 def _float(v: object) -> float | None:
