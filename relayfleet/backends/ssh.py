@@ -222,11 +222,15 @@ class SshBackend:
         self.pool.put(t, json.dumps(meta).encode(), lay.marker)
 
     def sync_config(self, paths: FleetPaths, r: Remote, agent: Agent) -> None:
-        """Copy what the runner reads: fleet.toml, routes.toml, the agent's dir, fleet plugins."""
+        """Copy what the runner reads: fleet.toml, routes.toml, the agent's dir, every agent's
+        agent.toml, fleet plugins."""
         files: dict[str, bytes] = {}
         for p in (paths.fleet_toml, paths.routes_toml):
             if p.is_file():
                 files[p.name] = p.read_bytes()
+        # Every agent's agent.toml: the runner hands off to them and reports on them.
+        for other in sorted(paths.fleet.glob("agents/*/agent.toml")):
+            files[other.relative_to(paths.fleet).as_posix()] = other.read_bytes()
         for top in (paths.agent_dir(agent.name), paths.plugins):
             if top.is_dir():
                 for p in sorted(top.rglob("*")):
