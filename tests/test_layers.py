@@ -32,6 +32,8 @@ EXCEPTIONS = {
     # The runner process's composition root wires the local backend's credential resolver in,
     # so the runner layer itself never imports backends.
     ("runner.__main__", "backends.local"),
+    # ... and the inbox API and backends a runner reaches the rest of the fleet through.
+    ("runner.__main__", "backends.reach"),
     # run_agent is the runner process's entry point: it loads the fleet it was started for.
     ("runner.supervisor", "fleet.load"),
 }

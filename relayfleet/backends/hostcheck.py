@@ -1,13 +1,15 @@
 """`gh fleet host check <name>` and `host trust <name>`: is a host ready to run runners?
 
-ssh hosts: reachable with a verified host key, Python present, workdir writable, tmux present,
-and which relayfleet version is installed there. docker hosts: the engine answers, its version,
+ssh hosts, each its own item (a failure never hides the next one): reachable, key trusted,
+Python >= 3.11, SFTP, tmux, workdir writable, and which relayfleet version is installed there.
+docker hosts: the engine answers, its version,
 whether the runner image is present.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relayfleet import __version__
@@ -40,69 +42,134 @@ def check_host(paths: FleetPaths, fleet: Fleet, name: str) -> list[Item]:
     return _check_ssh(paths, fleet, host)
 
 
+SSH_ITEMS = ("reachable", "key trusted", "python", "sftp", "tmux", "workdir", "runner")
+
+
 def _check_ssh(paths: FleetPaths, fleet: Fleet, host: Host) -> list[Item]:
-    from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
-    from relayfleet.backends.ssh import package_files, tree_hash
+    """One item per thing a runner needs, each checked on its own: a failure is reported and
+    the next item is still checked (those that need a session say why they could not be)."""
+    import socket
+
+    from relayfleet.backends.remote_layout import RemoteLayout, absolute_base, fleet_identity
     from relayfleet.backends.sshpool import SshTarget, default_pool, q
 
     pool = default_pool()
+    items: list[Item] = []
     try:
         target = SshTarget.from_host(host, paths.state)
-        home = pool.home(target)
     except BackendError as exc:
-        return [Item(FAIL, "reachable", exc.message, tuple(exc.hints))]
-    items = [Item(OK, "reachable", f"{target.label}, host key verified")]
+        return [Item(FAIL, n, exc.message, tuple(exc.hints)) for n in SSH_ITEMS]
+    try:
+        socket.create_connection((target.addr, target.port), timeout=10).close()
+        items.append(Item(OK, "reachable", f"{target.label} answers"))
+    except OSError as exc:
+        items.append(
+            Item(
+                FAIL,
+                "reachable",
+                f"{target.label}: {exc.strerror or exc}",
+                (f"check host/port of {host.name!r} in fleet.toml and that sshd runs there",),
+            )
+        )
+    home = ""
+    try:
+        home = pool.home(target)
+        items.append(Item(OK, "key trusted", "host key verified, logged in"))
+    except BackendError as exc:
+        items.append(Item(FAIL, "key trusted", exc.message, tuple(exc.hints)))
+    if not home:
+        why = "not checked: no SSH session (fix the items above first)"
+        return items + [Item(FAIL, n, why) for n in SSH_ITEMS[len(items) :]]
+
+    def probe(name: str, fn: Callable[[], Item]) -> None:
+        try:
+            items.append(fn())
+        except BackendError as exc:
+            items.append(Item(FAIL, name, exc.message, tuple(exc.hints)))
+
     if host.os == "windows":
         r = pool.run(target, "python --version || py -3 --version")
         items.append(Item(OK if r.ok else FAIL, "python", (r.stdout or r.stderr).strip()))
         items.append(Item(WARN, "runner", "Windows hosts cannot run runners yet (no tmux)"))
         return items
-    r = pool.run(target, "python3 -c 'import sys; print(sys.version.split()[0])'")
-    ver = r.stdout.strip()
-    ok = r.ok and tuple(int(x) for x in ver.split(".")[:2]) >= (3, 11)
-    items.append(
-        Item(
+
+    def python() -> Item:
+        r = pool.run(target, "python3 -c 'import sys; print(sys.version.split()[0])'")
+        ver = r.stdout.strip()
+        try:
+            ok = r.ok and tuple(int(x) for x in ver.split(".")[:2]) >= (3, 11)
+        except ValueError:
+            ok = False
+        return Item(
             OK if ok else FAIL,
             "python",
-            f"python3 {ver}" if r.ok else "python3 not found",
-            () if ok else ("install Python 3.11 or newer on the host",),
+            f"python3 {ver} (3.11 or newer needed)" if r.ok else "python3 not found",
+            () if ok else ("install Python 3.11 or newer on the host, as `python3` on its PATH",),
         )
-    )
-    base = absolute_base(host.workdir, home)
-    r = pool.run(target, f"mkdir -p {q(base)} && test -w {q(base)}")
-    items.append(
-        Item(OK if r.ok else FAIL, "workdir", f"{base} {'writable' if r.ok else 'not writable'}")
-    )
-    r = pool.run(target, "tmux -V")
-    items.append(
-        Item(
+
+    sftp_ok = False
+
+    def sftp() -> Item:
+        nonlocal sftp_ok
+        pool.size(target, home, timeout=30)
+        sftp_ok = True
+        return Item(OK, "sftp", "SFTP subsystem answers")
+
+    def tmux() -> Item:
+        r = pool.run(target, "tmux -V")
+        return Item(
             OK if r.ok else FAIL,
             "tmux",
             r.stdout.strip() or "tmux not found",
             () if r.ok else ("install tmux on the host (runners live in tmux sessions)",),
         )
-    )
-    lay = RemoteLayout(base=base, fleet=fleet.name)
-    raw = pool.read(target, lay.marker)
-    if not raw:
-        items.append(
-            Item(
+
+    base = absolute_base(host.workdir, home)
+
+    def workdir() -> Item:
+        r = pool.run(target, f"mkdir -p {q(base)} && test -w {q(base)}")
+        return Item(
+            OK if r.ok else FAIL,
+            "workdir",
+            f"{base} {'writable' if r.ok else 'not writable'}",
+            ()
+            if r.ok
+            else (f"make {base} writable for {target.user or 'the ssh user'}, or set workdir",),
+        )
+
+    lay = RemoteLayout(base=base, fleet=fleet_identity(fleet.name, paths.root))
+
+    def runner() -> Item:
+        if not sftp_ok:
+            return Item(FAIL, "runner", "not checked: it is read over SFTP")
+        raw = pool.read(target, lay.marker)
+        if not raw:
+            return Item(
                 WARN,
                 "runner",
-                f"relayfleet {__version__} not installed yet (`gh fleet start` installs it)",
+                f"relayfleet {__version__} not installed yet for this fleet",
+                ("`gh fleet start <agent>` installs it",),
             )
-        )
-    else:
         meta = json.loads(raw)
         same = meta.get("hash") == tree_hash(package_files())
-        items.append(
-            Item(
-                OK if same else WARN,
-                "runner",
-                f"relayfleet {meta.get('version')} installed"
-                + ("" if same else " (differs from this checkout; the next start re-syncs)"),
-            )
+        return Item(
+            OK if same else WARN,
+            "runner",
+            f"relayfleet {meta.get('version')} installed"
+            + ("" if same else " (differs from this checkout)"),
+            () if same else ("the next `gh fleet start` re-syncs it",),
         )
+
+    from relayfleet.backends.ssh import package_files, tree_hash
+
+    for name, fn in (
+        ("python", python),
+        ("sftp", sftp),
+        ("tmux", tmux),
+        ("workdir", workdir),
+        ("runner", runner),
+    ):
+        probe(name, fn)
     return items
 
 

@@ -61,6 +61,22 @@ class _Worker:
             self.proc.close()
 
 
+async def _hello(proc: asyncssh.SSHClientProcess[str]) -> dict[str, Any]:
+    """The worker's `{"ready": …}` line, past whatever a noisy login shell printed before it."""
+    for _ in range(1000):
+        line = await proc.stdout.readline()
+        if not line:
+            return {}
+        if line.startswith("{"):
+            try:
+                info = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(info, dict) and "ready" in info:
+                return info
+    return {}
+
+
 class InboxWorkers:
     """The workers of one SshPool, keyed by host and remote python; used on the pool's loop."""
 
@@ -89,9 +105,8 @@ class InboxWorkers:
                 raise _translate(target, exc) from exc
             self.pool.commands += 1
             try:
-                hello = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
-                info = json.loads(hello) if hello.strip() else {}
-            except (TimeoutError, ValueError, OSError, asyncssh.Error):
+                info = await asyncio.wait_for(_hello(proc), START_TIMEOUT)
+            except (TimeoutError, OSError, asyncssh.Error):
                 info = {}
             if not info.get("ready"):
                 why = ""
@@ -203,4 +218,9 @@ def close_workers(pool: SshPool, target: SshTarget) -> int:
     w = _by_pool.get(pool)
     if w is None:
         return 0
-    return pool.call(lambda: w.close(target), timeout=REQUEST_TIMEOUT + 10)
+    return pool.call(
+        lambda: w.close(target),
+        timeout=REQUEST_TIMEOUT + 10,
+        target=target,
+        step="ending the inbox worker",
+    )

@@ -1,20 +1,29 @@
 """Where things live on an ssh host (one place, shared by the backend, transports and tunnels).
 
-    <base>/relayfleet-<version>/src/relayfleet/…   the package, synced over SFTP
-    <base>/relayfleet-<version>/venv/              its venv (python -m relayfleet.runner …)
-    <base>/relayfleet-<version>/installed.json     version + content hash of the synced tree
-    <base>/fleets/<fleet>/.fleet/                  the agent's config, synced at start
-    <base>/fleets/<fleet>/.fleet/state/agents/<agent>/inbox.jsonl, session.log, runner.log
-    <base>/secrets/<fleet>/<agent>/                0700: credential files, the one-shot env file
-    tmux -L relayfleet-<fleet>  session <agent>    the runner (survives disconnects)
+    <base>/fleets/<id>/relayfleet-<version>/src/…      the package, synced over SFTP
+    <base>/fleets/<id>/relayfleet-<version>/venv/      its venv (python -m relayfleet.runner …)
+    <base>/fleets/<id>/relayfleet-<version>/installed.json   version + hash of the synced tree
+    <base>/fleets/<id>/relayfleet-<version>.lock/      held while an install runs (hostlock.py)
+    <base>/fleets/<id>/.fleet/                         the agents' config, synced at start
+    <base>/fleets/<id>/.fleet/state/agents/<agent>/inbox.jsonl, session.log, runner.log
+    <base>/secrets/<id>/<agent>/                       0700: credential files, the env file
+    tmux -L relayfleet-<id>  session <agent>           the runner (survives disconnects)
 
 `<base>` is the host's `workdir`, default `~/.relayfleet`, made absolute once per host.
+
+`<id>` is the fleet's identity: its name plus a short hash of its root directory and its
+operator (`user@machine`). Two fleets with the same name (two checkouts, two operators) on one
+host user never share a socket, a directory, a venv or a secret.
 """
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import re
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from relayfleet import __version__
 
@@ -26,15 +35,35 @@ def safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
 
+def operator() -> str:
+    """Who runs this fleet: `user@machine` (part of the fleet's identity on a host)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def fleet_identity(name: str, root: Path | str, who: str | None = None) -> str:
+    """`<name>-<hash>`: the key of everything the fleet at `root` creates on a host."""
+    where = str(Path(root).expanduser().resolve())
+    digest = hashlib.sha256(f"{where}\0{who or operator()}".encode()).hexdigest()[:10]
+    return f"{safe(name)[:40]}-{digest}"
+
+
 @dataclass(frozen=True)
 class RemoteLayout:
     base: str  # absolute
-    fleet: str
+    fleet: str  # the fleet's identity (`fleet_identity`), not just its name
     version: str = __version__
 
     @property
     def install(self) -> str:
-        return f"{self.base}/relayfleet-{self.version}"
+        return f"{self.root}/relayfleet-{self.version}"
+
+    @property
+    def install_lock(self) -> str:
+        return f"{self.install}.lock"
 
     @property
     def src(self) -> str:
@@ -71,6 +100,12 @@ class RemoteLayout:
 
     def runner_log(self, agent: str) -> str:
         return f"{self.agent_state(agent)}/runner.log"
+
+    def relay_out(self, agent: str) -> str:
+        return f"{self.agent_state(agent)}/relay-out.jsonl"
+
+    def attach_socket(self, agent: str) -> str:
+        return f"{self.agent_state(agent)}/attach.sock"
 
     def secrets(self, agent: str) -> str:
         return f"{self.base}/secrets/{safe(self.fleet)}/{agent}"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,8 @@ from typing import Any
 from relayfleet import __version__
 from relayfleet.backends.base import RunnerStatus
 from relayfleet.backends.credentials import Resolved, resolve
-from relayfleet.backends.remote_layout import RemoteLayout, absolute_base
+from relayfleet.backends.hostlock import HostLock, Progress, Say
+from relayfleet.backends.remote_layout import RemoteLayout, absolute_base, fleet_identity, operator
 from relayfleet.backends.sshpool import SshPool, SshTarget, default_pool, q
 from relayfleet.core.errors import BackendError
 from relayfleet.core.paths import FleetPaths, bundled_plugins_dir, package_dir
@@ -107,12 +110,32 @@ class Remote:
         return "python3"  # the host's own interpreter, only to create the venv
 
 
+# Each install step's own time limit (seconds); a step that overruns is killed on the host.
+STEP_TIMEOUTS = {"copy": 600.0, "venv": 300.0, "check": 180.0, "pip": 1800.0}
+INSTALL_WAIT = 1800.0  # how long a second start waits for an install another process runs
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class SshBackend:
     name = "ssh"
 
-    def __init__(self, pool: SshPool | None = None, *, stop_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        pool: SshPool | None = None,
+        *,
+        stop_grace: float = 10.0,
+        say: Say = _stderr,
+        install_wait: float = INSTALL_WAIT,
+        step_timeouts: dict[str, float] | None = None,
+    ) -> None:
         self.pool = pool or default_pool()
         self.stop_grace = stop_grace
+        self.say = say  # progress lines (the CLI points this at its stderr)
+        self.install_wait = install_wait
+        self.step_timeouts = {**STEP_TIMEOUTS, **(step_timeouts or {})}
 
     # -- where --
 
@@ -122,57 +145,92 @@ class SshBackend:
         base = host.workdir
         if not base.startswith("/"):
             base = absolute_base(base, self.pool.home(target))
-        return Remote(host, target, RemoteLayout(base=base, fleet=fleet.name))
+        ident = fleet_identity(fleet.name, paths.root)
+        return Remote(host, target, RemoteLayout(base=base, fleet=ident))
 
     # -- install --
 
     def ensure_installed(self, r: Remote) -> str:
-        """Install (or verify) this relayfleet version on the host; returns what it did."""
+        """Install (or verify) this relayfleet on the host; returns what it did.
+
+        Idempotent and locked on the host: a second start meanwhile waits for the first (or
+        says it is in progress), then finds it "up to date"."""
         lay, t = r.layout, r.target
         files = package_files()
         digest = tree_hash(files)
-        marker = self.pool.read(t, lay.marker)
-        if marker and json.loads(marker).get("hash") == digest:
+        if self._installed(r, digest):
             return "up to date"
-        self.pool.put_tree(t, files, lay.src)
-        pyexe = r.host_python()
-        self.pool.check(
-            t,
-            f"test -x {q(lay.python)} || {pyexe} -m venv {q(lay.venv)} "
-            f"|| {pyexe} -m venv --without-pip {q(lay.venv)}",
-            what="creating the runner venv",
-            timeout=180,
-        )
-        # The synced source goes on the venv's path with a .pth: an editable install, no pip.
-        site = self.pool.check(
-            t,
-            f"{q(lay.python)} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'",
-            what="locating site-packages",
-        ).strip()
-        self.pool.put(t, (lay.src + "\n").encode(), f"{site}/relayfleet-src.pth")
-        missing = self.pool.check(
-            t,
-            f"{q(lay.python)} -c {q(MISSING_DEPS)}",
-            input="\n".join(requirements()),
-            what="checking dependencies",
-        ).split()
-        if missing:
-            self.pool.check(
-                t,
-                f"{q(lay.python)} -m pip install --quiet {' '.join(q(m) for m in missing)}",
-                what="installing the runner's dependencies",
-                timeout=900,
-            )
-        meta = {"version": __version__, "hash": digest, "installed_at": time.time()}
-        self.pool.put(t, json.dumps(meta).encode(), lay.marker)
+        lock = HostLock(self.pool, t, lay.install_lock, owner=f"{operator()} pid {os.getpid()}")
+        lock.acquire(wait=self.install_wait, say=self.say, what="installing the runner")
+        try:
+            if self._installed(r, digest):  # the install we waited for did it
+                return "up to date"
+            self._install(r, files, digest, lock)
+        finally:
+            lock.release()
         return "installed"
 
+    def _installed(self, r: Remote, digest: str) -> bool:
+        marker = self.pool.read(r.target, r.layout.marker)
+        return bool(marker) and json.loads(marker or b"{}").get("hash") == digest
+
+    def _install(self, r: Remote, files: dict[str, bytes], digest: str, lock: HostLock) -> None:
+        lay, t, to = r.layout, r.target, self.step_timeouts
+        progress = Progress(self.say, r.host.name, 4, lock)
+        pyexe = r.host_python()
+
+        def step(command: str, what: str, timeout: float, input: str | None = None) -> str:
+            try:
+                return self.pool.check(
+                    t, lock.step_command(command), input=input, what=what, timeout=timeout
+                )
+            except BackendError:
+                lock.kill_step()  # an overrun (or a failure) leaves nothing running there
+                raise
+
+        with progress.step(1, "copying the package"):
+            self.pool.put_tree(t, files, lay.src, timeout=to["copy"])
+        with progress.step(2, "creating the venv"):
+            step(
+                f"test -x {q(lay.python)} || {pyexe} -m venv {q(lay.venv)} "
+                f"|| {pyexe} -m venv --without-pip {q(lay.venv)}",
+                "creating the runner venv",
+                to["venv"],
+            )
+        with progress.step(3, "checking dependencies"):
+            # The synced source goes on the venv's path with a .pth: an editable install.
+            site = step(
+                f"{q(lay.python)} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'",
+                "locating site-packages",
+                to["check"],
+            ).strip()
+            self.pool.put(t, (lay.src + "\n").encode(), f"{site}/relayfleet-src.pth")
+            missing = step(
+                f"{q(lay.python)} -c {q(MISSING_DEPS)}",
+                "checking dependencies",
+                to["check"],
+                input="\n".join(requirements()),
+            ).split()
+        with progress.step(4, f"installing {len(missing)} dependencies"):
+            if missing:
+                step(
+                    f"{q(lay.python)} -m pip install --quiet {' '.join(q(m) for m in missing)}",
+                    "installing the runner's dependencies",
+                    to["pip"],
+                )
+        meta = {"version": __version__, "hash": digest, "installed_at": time.time()}
+        self.pool.put(t, json.dumps(meta).encode(), lay.marker)
+
     def sync_config(self, paths: FleetPaths, r: Remote, agent: Agent) -> None:
-        """Copy what the runner reads: fleet.toml, routes.toml, the agent's dir, fleet plugins."""
+        """Copy what the runner reads: fleet.toml, routes.toml, the agent's dir, every agent's
+        agent.toml, fleet plugins."""
         files: dict[str, bytes] = {}
         for p in (paths.fleet_toml, paths.routes_toml):
             if p.is_file():
                 files[p.name] = p.read_bytes()
+        # Every agent's agent.toml: the runner hands off to them and reports on them.
+        for other in sorted(paths.fleet.glob("agents/*/agent.toml")):
+            files[other.relative_to(paths.fleet).as_posix()] = other.read_bytes()
         for top in (paths.agent_dir(agent.name), paths.plugins):
             if top.is_dir():
                 for p in sorted(top.rglob("*")):
@@ -219,13 +277,26 @@ class SshBackend:
         self.ensure_installed(r)
         self.sync_config(paths, r, agent)
         gateway_env: dict[str, str] = {}
-        if needs_tunnel(fleet, agent):
-            # The sentinel is computed here (the secret never leaves this machine) and the
-            # reverse tunnel is up before the session's first request.
-            from relayfleet.backends.tunnel import remote_gateway_env
+        try:
+            if needs_tunnel(fleet, agent):
+                # The sentinel is computed here (the secret never leaves this machine) and the
+                # reverse tunnel is up before the session's first request.
+                from relayfleet.backends.tunnel import remote_gateway_env
 
-            gateway_env = remote_gateway_env(paths, fleet, agent.name, r.host.name)
-        env_file = self.push_credentials(r, agent, resolved, gateway_env)
+                gateway_env = remote_gateway_env(paths, fleet, agent.name, r.host.name)
+            env_file = self.push_credentials(r, agent, resolved, gateway_env)
+            self._launch(r, agent, env_file)
+        except BaseException:
+            # A start that fails leaves no secret behind (nor a half-started session).
+            self._remove_pushed(r, agent, resolved)
+            if needs_tunnel(fleet, agent):
+                self._close_idle_tunnel(paths, fleet, r.host.name, agent.name)
+            raise
+        st = self.status(paths, fleet, agent, remote=r)
+        st.detail += " started"
+        return st
+
+    def _launch(self, r: Remote, agent: Agent, env_file: str) -> None:
         lay = r.layout
         py = q(lay.python)
         runner = (
@@ -240,9 +311,21 @@ class SshBackend:
             f"-x 200 -y 50 {q(runner)}",
             what="starting the runner in tmux",
         )
-        st = self.status(paths, fleet, agent, remote=r)
-        st.detail += " started"
-        return st
+
+    def _remove_pushed(self, r: Remote, agent: Agent, resolved: Resolved) -> None:
+        """Undo `push_credentials` and `_launch`: the secrets dir, the credential files, the
+        tmux session. Best effort: the start's own error is the one to report."""
+        lay = r.layout
+        parts = [
+            f"tmux -L {q(lay.tmux_socket)} kill-session -t {q('=' + agent.name)} 2>/dev/null",
+            f"rm -rf {q(lay.secrets(agent.name))}",
+        ]
+        try:
+            home = self.pool.home(r.target)
+            parts += [f"rm -f {q(f.path_in(home))}" for f in resolved.files]
+            self.pool.run(r.target, "; ".join(parts) + "; true", step="removing pushed secrets")
+        except BackendError:
+            pass
 
     def stop(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> bool:
         r = self.remote(paths, fleet, agent)
@@ -315,9 +398,12 @@ class SshBackend:
         ]
         for a in agents:
             status_file = q(lay.agent_state(a.name) + "/runner.json")
+            inbox = q(lay.inbox(a.name))
+            parts.append(f"echo @lines {q(a.name)} $(cat {inbox} 2>/dev/null | wc -l)")
             parts.append(f"echo @json {q(a.name)}; cat {status_file} 2>/dev/null; echo")
         res = self.pool.run(r.target, "; ".join(parts) + "; true")
         panes, facts = parse_status_output(res.stdout)
+        counts = inbox_counts(res.stdout)
         out: dict[str, RunnerStatus] = {}
         for a in agents:
             pid, running = panes.get(a.name, (None, False))
@@ -325,6 +411,7 @@ class SshBackend:
             if not running or extra.get("pid") not in (None, pid):
                 extra = {k: extra[k] for k in ("restarts", "last_delivered") if k in extra}
             extra["remote_root"] = lay.root
+            extra["inbox_events"] = counts.get(a.name, 0)
             out[a.name] = RunnerStatus(
                 name=a.name,
                 running=running,
@@ -397,10 +484,23 @@ def parse_status_output(
         elif line.startswith("@json "):
             flush()
             current, buf = line[len("@json ") :].strip(), []
+        elif line.startswith("@lines "):
+            flush()
+            current, buf = None, []
         elif current is not None:
             buf.append(line)
     flush()
     return panes, facts
+
+
+def inbox_counts(text: str) -> dict[str, int]:
+    """`@lines <agent> <n>` lines of `_status_batch`'s output -> {agent: inbox lines}."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        bits = line.split()
+        if len(bits) == 3 and bits[0] == "@lines" and bits[2].isdigit():
+            out[bits[1]] = int(bits[2])
+    return out
 
 
 def _float(v: object) -> float | None:

@@ -6,12 +6,20 @@ an unknown or changed key is a BackendError that says how to trust it, never acc
 
 The CLI is synchronous, so the pool runs its own event loop in a daemon thread and `SshPool`
 offers a small sync facade (`run`, `put`, `read`, …). Async callers use `connection()` directly.
+
+Every command carries its own timeout end to end (the sync facade waits that long plus the
+connect time, never a fixed cap); running out of it is a BackendError naming the host, the step
+and the time allowed. A host user's login shell may print to stdout (a noisy `.bashrc`): each
+command prints a random marker first and only what follows it is the command's output. Files go
+over SFTP, which runs no shell at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import secrets
 import shlex
 import threading
 from collections.abc import Awaitable, Callable
@@ -120,7 +128,45 @@ def _translate(target: SshTarget, exc: BaseException) -> BackendError:
         )
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return BackendError(f"host {target.name!r} ({target.label}): timed out")
+    if isinstance(exc, asyncssh.ChannelOpenError | asyncssh.SFTPError) and "ession request" in str(
+        exc
+    ):
+        return no_sftp(target, exc)
     return BackendError(f"host {target.name!r} ({target.label}): {exc}")
+
+
+def timed_out(target: SshTarget, step: str, allowed: float) -> BackendError:
+    """The one shape of a remote timeout: which host, which step, how long it was given."""
+    return BackendError(
+        f"host {target.name!r}: {step or 'a remote command'} did not finish within {allowed:.0f} s",
+        hints=[
+            f"`gh fleet host check {target.name}` shows whether the host answers",
+            "a slow host: try again (a finished step is not redone)",
+        ],
+    )
+
+
+def no_sftp(target: SshTarget, exc: BaseException | str) -> BackendError:
+    return BackendError(
+        f"host {target.name!r} ({target.label}) offers no SFTP subsystem "
+        f"(sshd refused 'sftp': {exc}); files are copied over SFTP",
+        hints=[
+            "add `Subsystem sftp internal-sftp` to the host's /etc/ssh/sshd_config and reload "
+            "sshd (systemctl reload ssh)",
+        ],
+    )
+
+
+def frame(command: str, marker: str) -> str:
+    """`command`, preceded by a marker on stdout and stderr: what a noisy login shell prints
+    before our command runs (a `.bashrc` that echoes) stays in front of it."""
+    return f"printf '%s\\n' {marker}; printf '%s\\n' {marker} >&2; {command}"
+
+
+def unframe(text: str, marker: str) -> str:
+    """What the command printed: everything after the marker line (all of it when absent)."""
+    at = text.find(marker + "\n")
+    return text if at < 0 else text[at + len(marker) + 1 :]
 
 
 @dataclass
@@ -181,26 +227,54 @@ class SshPool:
             return conn
 
     async def arun(
-        self, target: SshTarget, command: str, *, input: str | None = None, timeout: float = 60
+        self,
+        target: SshTarget,
+        command: str,
+        *,
+        input: str | None = None,
+        timeout: float = 60,
+        step: str = "",
     ) -> RunResult:
         import asyncssh
 
+        marker = f"@relayfleet-{secrets.token_hex(6)}@"
         for attempt in (1, 2):
             conn = await self.connection(target)
             self.commands += 1
             try:
-                r = await conn.run(command, input=input, check=False, timeout=timeout)
+                r = await conn.run(
+                    frame(command, marker), input=input, check=False, timeout=timeout
+                )
+            except asyncssh.TimeoutError as exc:
+                raise timed_out(target, step, timeout) from exc
             except asyncssh.ChannelOpenError as exc:
                 # A connection that died under us (VM rebooted, NAT timeout): reopen once.
                 self._conns.pop(target, None)
                 if attempt == 2:
                     raise _translate(target, exc) from exc
                 continue
-            except (TimeoutError, OSError, asyncssh.Error) as exc:
+            except TimeoutError as exc:
+                raise timed_out(target, step, timeout) from exc
+            except (OSError, asyncssh.Error) as exc:
                 raise _translate(target, exc) from exc
             status = r.exit_status if r.exit_status is not None else 255
-            return RunResult(status, str(r.stdout or ""), str(r.stderr or ""))
+            return RunResult(
+                status, unframe(str(r.stdout or ""), marker), unframe(str(r.stderr or ""), marker)
+            )
         raise AssertionError("unreachable")
+
+    async def sftp(self, target: SshTarget) -> asyncssh.SFTPClient:
+        """An SFTP session on the pooled connection; a host without the subsystem is named so."""
+        import asyncssh
+
+        conn = await self.connection(target)
+        try:
+            return await conn.start_sftp_client()
+        except asyncssh.ChannelOpenError as exc:
+            self.discard(target, conn)
+            raise _translate(target, exc) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise no_sftp(target, exc) from exc
 
     def discard(self, target: SshTarget, conn: asyncssh.SSHClientConnection) -> None:
         """Forget `conn` (it died under a caller); the next `connection()` opens a new one."""
@@ -252,15 +326,33 @@ class SshPool:
                 self._loop, self._thread = loop, t
             return self._loop
 
-    def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = 120) -> T:
-        """Run `fn()` on the pool's loop from synchronous code and wait for its result."""
+    def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        timeout: float | None = 120,
+        *,
+        target: SshTarget | None = None,
+        step: str = "",
+    ) -> T:
+        """Run `fn()` on the pool's loop from synchronous code and wait for its result.
+
+        `timeout` covers the whole call; the connection's own set-up comes on top of it."""
         loop = self._ensure_loop()
 
         async def wrapper() -> T:
             return await fn()
 
         fut: Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), loop)
-        return fut.result(timeout)
+        wait = None if timeout is None else timeout + self.connect_timeout + 5
+        try:
+            return fut.result(wait)
+        except concurrent.futures.TimeoutError as exc:
+            fut.cancel()
+            if target is None:
+                raise BackendError(
+                    f"{step or 'a remote operation'} did not finish within {timeout:.0f} s"
+                ) from exc
+            raise timed_out(target, step, timeout or 0) from exc
 
     def submit(self, coro: Awaitable[T]) -> Future[T]:
         async def wrapper() -> T:
@@ -269,9 +361,21 @@ class SshPool:
         return asyncio.run_coroutine_threadsafe(wrapper(), self._ensure_loop())
 
     def run(
-        self, target: SshTarget, command: str, *, input: str | None = None, timeout: float = 60
+        self,
+        target: SshTarget,
+        command: str,
+        *,
+        input: str | None = None,
+        timeout: float = 60,
+        step: str = "",
     ) -> RunResult:
-        return self.call(lambda: self.arun(target, command, input=input, timeout=timeout))
+        # The remote timeout is the command's own; the facade's wait covers it plus connecting.
+        return self.call(
+            lambda: self.arun(target, command, input=input, timeout=timeout, step=step),
+            timeout=timeout,
+            target=target,
+            step=step,
+        )
 
     def check(
         self,
@@ -283,7 +387,7 @@ class SshPool:
         what: str = "",
     ) -> str:
         """Run `command`; its stdout, or a BackendError carrying its stderr."""
-        r = self.run(target, command, input=input, timeout=timeout)
+        r = self.run(target, command, input=input, timeout=timeout, step=what)
         if not r.ok:
             detail = (r.stderr or r.stdout).strip().splitlines()[-3:]
             raise BackendError(
@@ -292,15 +396,23 @@ class SshPool:
             )
         return r.stdout
 
-    def put(self, target: SshTarget, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+    def put(
+        self,
+        target: SshTarget,
+        data: bytes,
+        remote_path: str,
+        mode: int = 0o644,
+        *,
+        timeout: float = 120,
+    ) -> None:
         """Write `data` to `remote_path` over SFTP (tmp + rename), creating parents."""
 
         async def go() -> None:
             import asyncssh
 
-            conn = await self.connection(target)
+            sftp = await self.sftp(target)
             try:
-                async with conn.start_sftp_client() as sftp:
+                async with sftp:
                     parent = remote_path.rsplit("/", 1)[0] if "/" in remote_path else ""
                     if parent:
                         await sftp.makedirs(parent, exist_ok=True)
@@ -317,17 +429,19 @@ class SshPool:
                     f"could not write {remote_path} on {target.name!r}: {exc}"
                 ) from exc
 
-        self.call(go)
+        self.call(go, timeout=timeout, target=target, step=f"writing {remote_path}")
 
-    def put_tree(self, target: SshTarget, files: dict[str, bytes], remote_root: str) -> None:
+    def put_tree(
+        self, target: SshTarget, files: dict[str, bytes], remote_root: str, *, timeout: float = 600
+    ) -> None:
         """Write many files (relative path -> bytes) under `remote_root` in one SFTP session."""
 
         async def go() -> None:
             import asyncssh
 
-            conn = await self.connection(target)
+            sftp = await self.sftp(target)
             try:
-                async with conn.start_sftp_client() as sftp:
+                async with sftp:
                     made: set[str] = set()
                     for rel, data in sorted(files.items()):
                         path = f"{remote_root}/{rel}"
@@ -340,19 +454,23 @@ class SshPool:
             except (OSError, asyncssh.Error) as exc:
                 raise BackendError(f"could not sync files to {target.name!r}: {exc}") from exc
 
-        self.call(go, timeout=600)
+        self.call(go, timeout=timeout, target=target, step=f"copying files to {remote_root}")
 
-    def read(self, target: SshTarget, remote_path: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist."""
+    def read(
+        self, target: SshTarget, remote_path: str, *, offset: int = 0, timeout: float = 120
+    ) -> bytes | None:
+        """The file's bytes from `offset` on, or None when it does not exist."""
 
         async def go() -> bytes | None:
             import asyncssh
 
-            conn = await self.connection(target)
+            sftp = await self.sftp(target)
             try:
-                async with conn.start_sftp_client() as sftp:
+                async with sftp:
                     try:
                         async with sftp.open(remote_path, "rb") as f:
+                            if offset:
+                                await f.seek(offset)
                             data = await f.read()
                             # asyncssh's stubs type every read as str; "rb" gives bytes.
                             return data if isinstance(data, bytes) else data.encode()
@@ -362,8 +480,31 @@ class SshPool:
                 raise BackendError(
                     f"could not read {remote_path} on {target.name!r}: {exc}"
                 ) from exc
+            return None  # not reached (mypy cannot see that `async with` re-raises)
 
-        return self.call(go)
+        return self.call(go, timeout=timeout, target=target, step=f"reading {remote_path}")
+
+    def size(self, target: SshTarget, remote_path: str, *, timeout: float = 60) -> int | None:
+        """The file's size (None when it does not exist): what `logs -f` polls."""
+
+        async def go() -> int | None:
+            import asyncssh
+
+            sftp = await self.sftp(target)
+            try:
+                async with sftp:
+                    try:
+                        attrs = await sftp.stat(remote_path)
+                    except asyncssh.SFTPNoSuchFile:
+                        return None
+                    return int(attrs.size or 0)
+            except (OSError, asyncssh.Error) as exc:
+                raise BackendError(
+                    f"could not stat {remote_path} on {target.name!r}: {exc}"
+                ) from exc
+            return None  # not reached
+
+        return self.call(go, timeout=timeout, target=target, step=f"reading {remote_path}")
 
     def forward_local(self, target: SshTarget, remote_port: int) -> int:
         return self.call(lambda: self.aforward_local(target, remote_port))

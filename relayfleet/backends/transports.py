@@ -9,10 +9,17 @@
     http    POST to the runner's loopback HTTP inbox (`runner/http_inbox.py`), reached directly
             (local, docker with host networking) or through an SSH local forward (ssh hosts)
 
-Every transport is idempotent by event id. `transport_for()` wraps the chosen one in a
-`DeliveringTransport` with a durable local outbox (`state/outbox/<agent>.jsonl`): an event that
-cannot land now waits there, in order, and is retried with backoff until it lands (never dropped).
-`outbox_backlog()` is what `status` shows as the agent's backlog.
+Every transport is idempotent by event id and can `read` the inbox back (`gh fleet inbox`).
+`transport_for()` wraps the chosen one in a `DeliveringTransport` with a durable local outbox
+(`state/outbox/<agent>.jsonl`): an event that cannot land now waits there, in order, and is
+retried with backoff until it lands (never dropped). `outbox_backlog()` is what `status` shows
+as the agent's backlog.
+
+This is the one inbox API: `tell`, `inbox`, the router, a runner's `handoff` and a plugin's
+`emit` all go through it. A runner that does not run on the operator's machine cannot reach
+every other agent's inbox from where it is: `transport_from()` gives it the agent's inbox file
+when the target's inbox is on the same filesystem, and otherwise the sender's relay file
+(`backends/relay.py`), which the router carries on to the target's own transport.
 """
 
 from __future__ import annotations
@@ -44,6 +51,21 @@ class InboxTransport(Protocol):
     def has(self, agent: str, event_id: str) -> bool: ...
 
 
+def parse_jsonl(raw: bytes) -> list[dict[str, Any]]:
+    """Every complete, parseable line of an inbox file's bytes (a torn tail never landed)."""
+    out: list[dict[str, Any]] = []
+    for line in raw[: raw.rfind(b"\n") + 1].split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out
+
+
 ENDPOINT_FILE = "http-inbox.json"  # written by runner/http_inbox.py in the agent's state dir
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
@@ -60,6 +82,9 @@ class FileInbox:
 
     def has(self, agent: str, event_id: str) -> bool:
         return contains(self.paths.inbox(agent), event_id)
+
+    def read(self, agent: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.paths.inbox(agent))
 
 
 class SharedInbox:
@@ -81,6 +106,9 @@ class SharedInbox:
     def has(self, agent: str, event_id: str) -> bool:
         return contains(self._inbox(agent), event_id)
 
+    def read(self, agent: str) -> list[dict[str, Any]]:
+        return read_jsonl(self._inbox(agent))
+
 
 class SshInbox:
     """Append on an ssh host through its long-lived inbox worker (`backends/inboxworker.py`).
@@ -99,10 +127,13 @@ class SshInbox:
         pool: SshPool | None = None,
         persistent: bool = True,
     ) -> None:
+        from relayfleet.backends.remote_layout import fleet_identity
         from relayfleet.backends.sshpool import SshTarget, default_pool
 
         self.host = fleet.hosts[host_name]
         self.fleet_name = fleet.name
+        # state_dir is `<root>/.fleet/state`: the fleet's identity on the host comes from root.
+        self.fleet_id = fleet_identity(fleet.name, Path(state_dir).parent.parent)
         self.pool = pool or default_pool()
         self.target = SshTarget.from_host(self.host, state_dir)
         self.persistent = persistent
@@ -113,7 +144,7 @@ class SshInbox:
         base = self.host.workdir
         if not base.startswith("/"):
             base = absolute_base(base, self.pool.home(self.target))
-        return RemoteLayout(base=base, fleet=self.fleet_name)
+        return RemoteLayout(base=base, fleet=self.fleet_id)
 
     def _ask(self, req: dict[str, Any]) -> dict[str, Any]:
         from relayfleet.backends.inboxworker import REQUEST_TIMEOUT, START_TIMEOUT, workers_for
@@ -150,10 +181,14 @@ class SshInbox:
         cmd = (
             f"{q(lay.python)} -m relayfleet.core.inboxfile has {q(lay.inbox(agent))} {q(event_id)}"
         )
-        r = self.pool.run(self.target, cmd)
+        r = self.pool.run(self.target, cmd, step="inbox check")
         if r.exit_status not in (0, 1):
             raise BackendError(f"inbox check failed on {self.host.name!r}: {r.stderr.strip()}")
         return r.exit_status == 0
+
+    def read(self, agent: str) -> list[dict[str, Any]]:
+        """The inbox on the host, read over SFTP (no shell, no worker)."""
+        return parse_jsonl(self.pool.read(self.target, self._layout().inbox(agent)) or b"")
 
 
 Endpoint = tuple[str, str]  # (base url, bearer token)
@@ -162,9 +197,15 @@ Endpoint = tuple[str, str]  # (base url, bearer token)
 class HttpInbox:
     """POST to the runner's HTTP inbox; `endpoint()` says where it is now (it moves on restart)."""
 
-    def __init__(self, endpoint: Callable[[str], Endpoint], timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoint: Callable[[str], Endpoint],
+        timeout: float = 10.0,
+        reader: Callable[[str], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.reader = reader  # the inbox file where the runner is (the runner serves no list)
 
     def _request(self, agent: str, method: str, path: str, body: bytes | None = None) -> int:
         import httpx
@@ -192,6 +233,11 @@ class HttpInbox:
         from urllib.parse import quote
 
         return self._request(agent, "GET", f"/inbox/{quote(event_id, safe='')}") == 200
+
+    def read(self, agent: str) -> list[dict[str, Any]]:
+        if self.reader is None:
+            raise BackendError(f"agent {agent!r}: its HTTP inbox cannot be read back")
+        return self.reader(agent)
 
 
 def local_http_endpoint(paths: FleetPaths) -> Callable[[str], Endpoint]:
@@ -312,6 +358,14 @@ class DeliveringTransport:
             return True  # accepted: it waits in the outbox and will land
         return self.inner.has(agent, event_id)
 
+    def read(self, agent: str) -> list[dict[str, Any]]:
+        """What landed in the agent's inbox, oldest first (not what still waits here)."""
+        reader = getattr(self.inner, "read", None)
+        if reader is None:
+            raise BackendError(f"agent {agent!r}: its inbox transport cannot be read back")
+        events: list[dict[str, Any]] = reader(agent)
+        return events
+
     def flush(self, agent: str, *, force: bool = False) -> int:
         """Try to land what waits (backoff is respected unless `force`); how many remain."""
         box = Outbox(self.paths, agent)
@@ -358,9 +412,9 @@ def inner_transport(paths: FleetPaths, fleet: Fleet, agent: Agent) -> InboxTrans
         if rt.host not in fleet.hosts:
             raise BackendError(f"agent {agent.name!r}: no host named {rt.host!r} in fleet.toml")
         ssh = SshInbox(fleet, rt.host, paths.state)
-        return ssh if kind == "ssh" else HttpInbox(ssh_http_endpoint(ssh))
+        return ssh if kind == "ssh" else HttpInbox(ssh_http_endpoint(ssh), reader=ssh.read)
     if kind == "http":
-        return HttpInbox(local_http_endpoint(paths))
+        return HttpInbox(local_http_endpoint(paths), reader=FileInbox(paths).read)
     if kind == "ssh":
         raise BackendError(
             f"agent {agent.name!r}: inbox_transport 'ssh' needs the ssh backend "
@@ -390,3 +444,42 @@ def drain_outboxes(paths: FleetPaths, fleet: Fleet, *, force: bool = False) -> d
         except BackendError:
             out[name] = outbox_backlog(paths, name)
     return out
+
+
+def runs_here(agent: Agent) -> bool:
+    """The agent's runner runs on the operator's machine (its backend is local)."""
+    return (agent.runtime.backend or "local") == "local"
+
+
+def transport_from(
+    paths: FleetPaths, fleet: Fleet, sender: Agent | str, target: Agent | str
+) -> InboxTransport:
+    """How the runner of `sender` (wherever it runs, with `paths` rooted there) reaches
+    `target`'s inbox: a hand-off, or a plugin's `emit` (sender == target).
+
+    - its own inbox: the file next to it (where the runner tails it);
+    - from the operator's machine: the target's own transport, behind the outbox;
+    - from a docker container: the inbox file when the target's inbox is a file on the
+      operator's machine (the agents' state dirs are bind-mounted), else the relay;
+    - from an ssh host: the inbox file for an agent of the same fleet on the same host,
+      else the relay (the router carries it on; the host may not reach the others).
+    """
+    from relayfleet.backends.relay import RelayOut
+
+    s = fleet.agent(sender) if isinstance(sender, str) else sender
+    t = fleet.agent(target) if isinstance(target, str) else target
+    if s.name == t.name:
+        return FileInbox(paths)
+    if runs_here(s):
+        return transport_for(paths, fleet, t)
+    file_inbox = (t.runtime.inbox_transport or "file") == "file"
+    if s.runtime.backend == "docker" and file_inbox and t.runtime.backend in ("local", "docker"):
+        return FileInbox(paths)
+    if (
+        s.runtime.backend == "ssh"
+        and t.runtime.backend == "ssh"
+        and t.runtime.host == s.runtime.host
+        and (t.runtime.inbox_transport or "file") in ("ssh", "http", "file")
+    ):
+        return FileInbox(paths)
+    return RelayOut(paths, s.name)

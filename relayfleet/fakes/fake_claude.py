@@ -24,6 +24,7 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 `FAKE_CLAUDE_FOLD_NOTICES=1` registers the channel without the startup notice (2.1.331 may fold
 notices away: only `--debug-file` then says "Channel notifications registered");
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
+A turn containing `HANDOFF(<agent>): <message>` calls the `handoff` tool (transcript `tool`).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -262,10 +263,25 @@ class FakeClaude:
         await asyncio.sleep(0.04)
         self.out("\x1b[1A\r\x1b[2K")  # the spinner line goes away when the turn is done
         self.out(f"● Received: {text}\n")
+        await self.maybe_hand_off(text)
         if self.crash_after is not None and self.turns >= self.crash_after:
             self.record(type="exit", code=70, reason="crash-after")
             self.out("fake claude: crashing as asked\n")
             os._exit(70)
+
+    async def maybe_hand_off(self, text: str) -> None:
+        """A turn that says `HANDOFF(<agent>): <message>` calls the runner's `handoff` tool, as a
+        model passing work on would (recorded as `type: tool`)."""
+        import re
+
+        m = re.search(r"HANDOFF\(([A-Za-z0-9_.-]+)\):\s*(.+)", text, re.S)
+        if m is None or self.client is None:
+            return
+        agent, message = m.group(1), m.group(2).strip()
+        result = await self.client.call_tool("handoff", {"agent": agent, "message": message})
+        reply = " ".join(getattr(c, "text", "") for c in result.content)
+        self.record(type="tool", tool="handoff", agent=agent, result=reply)
+        self.out(f"● handoff({agent}) → {reply}\n")
 
     async def call_api(self, text: str) -> None:
         """`FAKE_CLAUDE_CALL_API=1`: one streamed Messages call per turn, as the real client makes

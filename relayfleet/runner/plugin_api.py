@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import append_json
+from relayfleet.core.inboxfile import append_once
 
 ToolFn = Callable[..., Any]
 
@@ -103,8 +103,9 @@ class PluginApi:
         `source` defaults to the plugin's name. Returns the new event's id.
         """
         event = make_event(str(body), source=source or self.name, metadata=metadata)
-        # The append fsyncs; keep it off the event loop so the session output keeps flowing.
-        await asyncio.to_thread(append_json, self.inbox, event)
+        # The agent's own inbox is the file next to its runner; the append is the one every
+        # inbox transport makes (flock, idempotent by id). It fsyncs: off the event loop.
+        await asyncio.to_thread(append_once, self.inbox, event)
         return str(event["id"])
 
     def tool(

@@ -41,7 +41,13 @@ from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
 from relayfleet.runner.inbox_tail import InboxTail, TailItem
 from relayfleet.runner.ledger import MAX_RESENDS, Ledger
 from relayfleet.runner.plugins import PluginHost
-from relayfleet.runner.tools import BUILTIN_TOOLS, INSTRUCTIONS, RunnerTools, read_event_at
+from relayfleet.runner.tools import (
+    BUILTIN_TOOLS,
+    INSTRUCTIONS,
+    ReachFactory,
+    RunnerTools,
+    read_event_at,
+)
 
 CHANNEL_NAME = "relay"
 BACKOFF_MIN = 1.0
@@ -119,7 +125,9 @@ class Runner:
         log: logging.Logger | None = None,
         backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
         credentials: CredentialsFactory | None = None,
+        reach: ReachFactory | None = None,
     ) -> None:
+        self.reach_factory = reach
         self.paths = paths
         self.fleet = fleet
         self.agent = agent
@@ -410,6 +418,9 @@ class Runner:
             agent=self.name,
             ledger=self.ledger,
             on_ack=self._on_ack,
+            reach=self.reach_factory(self.paths, self.fleet, self.name)
+            if self.reach_factory
+            else None,
         )
         self.plugins = PluginHost(
             agent=self.name,
@@ -639,7 +650,13 @@ class Runner:
                 await self._deliver(TailItem(ev, p.start, p.end), resend=True)
 
 
-def run_agent(root: Path, agent_name: str, *, credentials: CredentialsFactory | None = None) -> int:
+def run_agent(
+    root: Path,
+    agent_name: str,
+    *,
+    credentials: CredentialsFactory | None = None,
+    reach: ReachFactory | None = None,
+) -> int:
     """`python -m relayfleet.runner <root> <agent>`: load the fleet and run until signalled."""
     from relayfleet.fleet.load import load_fleet
 
@@ -651,4 +668,5 @@ def run_agent(root: Path, agent_name: str, *, credentials: CredentialsFactory | 
     except Exception as exc:
         log.error("cannot load agent %s: %s", agent_name, exc)
         raise
-    return asyncio.run(Runner(paths, fleet, agent, log=log, credentials=credentials).run())
+    runner = Runner(paths, fleet, agent, log=log, credentials=credentials, reach=reach)
+    return asyncio.run(runner.run())

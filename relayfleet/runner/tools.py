@@ -11,9 +11,11 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from relayfleet.core.atomic import append_json, read_json
+from relayfleet.core.atomic import read_json
+from relayfleet.core.errors import FleetError
+from relayfleet.core.inboxfile import append_once
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import live_pid
 from relayfleet.fleet.model import Fleet
@@ -86,6 +88,20 @@ def find_event(
     return ev
 
 
+class Reach(Protocol):
+    """How this runner reaches the rest of the fleet from where it runs: the inbox API and the
+    backends, wired in by the runner's entry point (the runner layer does not import backends).
+    Without one (tests), hand-offs go to the local inbox files and states come from pid files."""
+
+    def deliver(self, target: str, event: dict[str, Any]) -> object: ...
+
+    def statuses(self) -> dict[str, dict[str, Any]]: ...
+
+
+# (paths, fleet, this agent) -> its Reach
+ReachFactory = Callable[[FleetPaths, Fleet, str], Reach]
+
+
 class RunnerTools:
     def __init__(
         self,
@@ -95,7 +111,9 @@ class RunnerTools:
         agent: str,
         ledger: Ledger,
         on_ack: Callable[[str, str], None],
+        reach: Reach | None = None,
     ) -> None:
+        self.reach = reach
         self.paths = paths
         self.fleet = fleet
         self.agent = agent
@@ -156,25 +174,52 @@ class RunnerTools:
             source=self.agent,
             metadata={"kind": "handoff", "from": self.agent},
         )
-        await asyncio.to_thread(append_json, self.paths.inbox(agent), event)
-        return f"handed off to {agent} as {event['id']}"
+        try:
+            landed = await asyncio.to_thread(self._deliver, agent, event)
+        except FleetError as exc:
+            return f"error: the hand-off to {agent} failed: {exc}"
+        how = "" if landed is not False else " (on its way: it lands when its inbox is reachable)"
+        return f"handed off to {agent} as {event['id']}{how}"
+
+    def _deliver(self, agent: str, event: dict[str, Any]) -> object:
+        """Through the target's own transport, as seen from where this runner runs."""
+        if self.reach is not None:
+            return self.reach.deliver(agent, event)
+        return append_once(self.paths.inbox(agent), event)
 
     async def fleet_status(self) -> list[dict[str, Any]]:
-        """Every agent of the fleet: role, repo, running or not, pending events."""
+        """Every agent of the fleet: role, repo, where it runs, running or not, pending events."""
+        states = await asyncio.to_thread(self._states)
         out = []
         for name, a in sorted(self.fleet.agents.items()):
-            st = read_json(self.paths.runner_status(name), {}) or {}
-            running = live_pid(self.paths.runner_pid(name)) is not None
+            st = states.get(name) or {}
             out.append(
                 {
                     "name": name,
                     "role": a.role,
                     "repo": a.repo,
-                    "running": running,
-                    "pending": st.get("pending") if running else None,
-                    "delivery": st.get("delivery") if running else None,
+                    "backend": a.runtime.backend,
+                    "host": a.runtime.host,
+                    "running": st.get("running"),
+                    "pending": st.get("pending"),
+                    "delivery": st.get("delivery"),
+                    **({"note": st["note"]} if st.get("note") else {}),
                 }
             )
+        return out
+
+    def _states(self) -> dict[str, dict[str, Any]]:
+        if self.reach is not None:
+            return self.reach.statuses()
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.fleet.agents:
+            st = read_json(self.paths.runner_status(name), {}) or {}
+            running = live_pid(self.paths.runner_pid(name)) is not None
+            out[name] = {
+                "running": running,
+                "pending": st.get("pending") if running else None,
+                "delivery": st.get("delivery") if running else None,
+            }
         return out
 
     def bind(self) -> list[tuple[Callable[..., Any], str, str]]:

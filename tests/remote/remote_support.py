@@ -96,7 +96,14 @@ class Sshd:
             _stop_pid(self.proc)
 
 
-def start_sshd(workdir: Path) -> Sshd:
+# The host user's login shell greets on stdout and stderr: its `.bashrc` echoes, and bash sources
+# it for every command sshd starts. sshd gives the user a home of its own (`SetEnv HOME=…`) so
+# that `.bashrc` is the test's, not this machine's.
+NOISE = "Welcome to the noisy test host"
+NOISY_RC = f'echo "{NOISE}"\necho "{NOISE} (stderr)" >&2\n'
+
+
+def start_sshd(workdir: Path, *, noisy: bool = True, sftp: bool = True) -> Sshd:
     import asyncssh
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +119,9 @@ def start_sshd(workdir: Path) -> Sshd:
     known = workdir / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".bashrc").write_text(NOISY_RC if noisy else "")
     cfg = workdir / "sshd_config"
     cfg.write_text(
         "\n".join(
@@ -131,7 +141,8 @@ def start_sshd(workdir: Path) -> Sshd:
                 "MaxSessions 50",
                 "MaxStartups 50:30:100",
                 "LogLevel INFO",
-                "Subsystem sftp internal-sftp",
+                *(["Subsystem sftp internal-sftp"] if sftp else []),
+                f"SetEnv HOME={home}",
                 "",
             ]
         )
@@ -408,7 +419,18 @@ def transcript_ready(path: Path) -> bool:
         return False
 
 
-def seed_remote_venv(workdir: Path) -> None:
+def remote_root(workdir: Path, root: Path, name: str) -> Path:
+    """Where the fleet at `root` (named `name`) lives on the test host under `workdir`."""
+    from relayfleet.backends.remote_layout import fleet_identity
+
+    return workdir / "fleets" / fleet_identity(name, root)
+
+
+def remote_state(workdir: Path, root: Path, name: str, agent: str = "coder") -> Path:
+    return remote_root(workdir, root, name) / ".fleet" / "state" / "agents" / agent
+
+
+def seed_remote_venv(workdir: Path, root: Path, name: str) -> None:
     """Pre-provision the host's runner venv with our dependencies (no PyPI in tests).
 
     The backend still syncs the package, links it into the venv and checks the pinned
@@ -418,7 +440,7 @@ def seed_remote_venv(workdir: Path) -> None:
 
     from relayfleet import __version__
 
-    venv = workdir / f"relayfleet-{__version__}" / "venv"
+    venv = remote_root(workdir, root, name) / f"relayfleet-{__version__}" / "venv"
     base = Path(sys.base_prefix) / "bin" / "python3"
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
     site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
@@ -466,7 +488,7 @@ def ssh_fleet(
     write_fleet(root, name=name, hosts={"vm": ssh_host(sshd, workdir)}, agents=agents)
     state = trust(root, sshd)
     if seed:
-        seed_remote_venv(workdir)
+        seed_remote_venv(workdir, root, name)
     return state
 
 

@@ -38,9 +38,22 @@ def fleet_root(sshd: rs.Sshd, tmp_path: Path) -> Path:
     return root
 
 
+ITEMS = ["reachable", "key trusted", "python", "sftp", "tmux", "workdir", "runner"]
+
+
+def lines_by_item(out: str) -> dict[str, str]:
+    return {
+        line[2:].split(":")[0]: line[0] for line in out.splitlines() if line[:1] in ("✓", "✗", "!")
+    }
+
+
 def test_trust_then_check(fleet_root: Path, sshd: rs.Sshd) -> None:
     rc, out, err = cli(fleet_root, "host", "check", "vm")
     assert rc == 1 and "not in known_hosts" in out and "gh fleet host trust vm" in out
+    # Every item has its own line; the untrusted key does not end the report.
+    marks = lines_by_item(out)
+    assert list(marks) == ITEMS
+    assert marks["reachable"] == "✓" and marks["key trusted"] == "✗"
 
     rc, out, err = cli(fleet_root, "host", "trust", "vm")
     assert rc == 0, err
@@ -54,8 +67,30 @@ def test_trust_then_check(fleet_root: Path, sshd: rs.Sshd) -> None:
     assert items["python"]["status"] == "ok"
     assert items["workdir"]["status"] == "ok"
     assert items["tmux"]["status"] == "ok"
+    assert items["sftp"]["status"] == "ok"
     assert items["runner"]["status"] == "warn"  # not installed yet
     assert rc == 0
+
+
+def test_check_reports_a_missing_sftp_subsystem_and_goes_on(tmp_path: Path) -> None:
+    why = rs.ensure_packages(rs.SSHD, ["openssh-server"])
+    if why:
+        pytest.skip(why)
+    bare = rs.start_sshd(tmp_path / "bare", sftp=False)
+    root = tmp_path / "op"
+    try:
+        rs.write_fleet(
+            root, name="nosftp", agents={}, hosts={"vm": rs.ssh_host(bare, tmp_path / "w")}
+        )
+        rs.trust(root, bare)
+        rc, out, err = cli(root, "host", "check", "vm")
+    finally:
+        bare.stop()
+    assert rc == 1, err
+    marks = lines_by_item(out)
+    assert list(marks) == ITEMS
+    assert marks["sftp"] == "✗" and marks["tmux"] == "✓" and marks["workdir"] == "✓"
+    assert "SFTP subsystem" in out and "Subsystem sftp internal-sftp" in out
 
 
 def test_tunnel_reaches_this_machine_from_the_host(fleet_root: Path, sshd: rs.Sshd) -> None:

@@ -84,7 +84,8 @@ def test_ssh_agent_credentials_arrive_and_never_leak(sshd: rs.Sshd, tmp_path: Pa
     os.environ.pop("RF_CANARY", None)
     with pytest.raises(CredentialError, match="credential 'tok'"):
         backend.start(paths, fleet, fleet.agent("coder"))
-    assert not (workdir / "fleets").exists()  # nothing half-configured on the host
+    # Nothing half-configured on the host (only the seeded venv is there).
+    assert not (rs.remote_root(workdir, root, fleet.name) / ".fleet").exists()
 
     os.environ["RF_CANARY"] = CANARY
     try:

@@ -81,9 +81,8 @@ def test_ssh_agent_end_to_end(sshd: rs.Sshd, github: FakeGitHub, tmp_path: Path)
         assert row["running"] and row["backend"] == "ssh" and row["host"] == "vm"
 
         tell_and_route(root, github, transcript)
-        remote_inbox = workdir / "fleets" / f"e{os.getpid() % 10000}" / ".fleet" / "state"
-        ids = [json.loads(x)["source"] for x in (remote_inbox / "agents/coder/inbox.jsonl")
-               .read_text().splitlines()]  # fmt: skip
+        remote = rs.remote_state(workdir, root, f"e{os.getpid() % 10000}")
+        ids = [json.loads(x)["source"] for x in (remote / "inbox.jsonl").read_text().splitlines()]
         assert ids == ["operator", "github"]  # each exactly once, on the host
         assert not (state / "agents" / "coder" / "inbox.jsonl").exists()  # nothing local
     finally:
@@ -157,7 +156,7 @@ def test_http_transport_reaches_a_remote_runner_through_an_ssh_forward(
         agents={"coder": rs.fake_claude_agent(transcript, "ssh", "vm", "http", 8801)},
     )
     paths = FleetPaths(root)
-    endpoint_file = workdir / "fleets" / name / ".fleet/state/agents/coder/http-inbox.json"
+    endpoint_file = rs.remote_state(workdir, root, name) / "http-inbox.json"
     try:
         assert cli(root, github, "start", "coder")[0] == 0
         rs.wait_until(lambda: rs.transcript_ready(transcript) and endpoint_file.exists(), 40)

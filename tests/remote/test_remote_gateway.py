@@ -68,7 +68,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
 
             # Its session: the sentinel as its only key, the gateway (via the tunnel) as base.
             rs.wait_until(lambda: rs.transcript_ready(transcript), 40)
-            remote_state = workdir / "fleets" / name / ".fleet" / "state" / "agents" / "coder"
+            remote_state = rs.remote_state(workdir, root, name)
             session_pid = rs.wait_until(
                 lambda: json.loads((remote_state / "runner.json").read_text()).get("session_pid")
             )

@@ -107,3 +107,58 @@ def test_the_batched_status_output_is_parsed_per_agent() -> None:
     panes, facts = parse_status_output(text)
     assert panes == {"a0": (4242, True), "a1": (4343, False)}
     assert facts == {"a0": {"pid": 4242, "delivery": "channel", "pending": 0}}
+
+
+# -- a slow or odd host -------------------------------------------------------------------------
+
+
+def test_a_noisy_login_shell_does_not_reach_command_output(sshd: rs.Sshd) -> None:
+    """The host user's shell prints a greeting before every command; we see only ours."""
+    import asyncssh
+
+    pool = SshPool()
+    t = target(sshd)
+    try:
+        raw = pool.call(lambda: _raw_run(pool, t, "echo hi"))
+        assert rs.NOISE in raw  # the shell does greet (this test would pass vacuously otherwise)
+        r = pool.run(t, "echo hi; echo oops >&2; exit 3")
+        assert (r.stdout, r.stderr, r.exit_status) == ("hi\n", "oops\n", 3)
+        assert pool.run(t, "cat", input="x\ny\n").stdout == "x\ny\n"
+    finally:
+        pool.close()
+    del asyncssh
+
+
+async def _raw_run(pool: SshPool, t: SshTarget, cmd: str) -> str:
+    conn = await pool.connection(t)
+    r = await conn.run(cmd, check=False)
+    return str(r.stdout)
+
+
+def test_a_command_honours_its_own_timeout_and_names_host_step_and_time(sshd: rs.Sshd) -> None:
+    pool = SshPool()
+    try:
+        # Longer than the pool's old fixed cap would allow at 1 s, and within its own 8 s.
+        assert pool.run(target(sshd), "sleep 2; echo done", timeout=8).stdout == "done\n"
+        with pytest.raises(BackendError) as info:
+            pool.check(target(sshd), "sleep 30", timeout=2, what="installing the dependencies")
+    finally:
+        pool.close()
+    msg = str(info.value)
+    assert "'vm'" in msg and "installing the dependencies" in msg and "within 2 s" in msg
+
+
+def test_a_host_without_sftp_is_named_with_the_fix(tmp_path: Path) -> None:
+    why = rs.ensure_packages(rs.SSHD, ["openssh-server"])
+    if why:
+        pytest.skip(why)
+    bare = rs.start_sshd(tmp_path / "bare", sftp=False)
+    pool = SshPool()
+    try:
+        with pytest.raises(BackendError) as info:
+            pool.put(target(bare), b"x", str(tmp_path / "f"))
+    finally:
+        pool.close()
+        bare.stop()
+    assert "SFTP" in str(info.value) and "'vm'" in str(info.value)
+    assert any("Subsystem sftp internal-sftp" in h for h in info.value.hints)

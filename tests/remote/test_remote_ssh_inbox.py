@@ -35,12 +35,7 @@ class Host:
 
     def inbox(self, agent: str = "coder") -> Path:
         return (
-            self.workdir
-            / "fleets"
-            / self.fleet.name
-            / ".fleet/state/agents"
-            / agent
-            / "inbox.jsonl"
+            rs.remote_state(self.workdir, self.paths.root, self.fleet.name, agent) / "inbox.jsonl"
         )
 
     def ids(self, agent: str = "coder") -> list[str]:
@@ -60,7 +55,7 @@ def host(sshd: rs.Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ho
     paths = FleetPaths(root)
     paths.state.mkdir(parents=True)
     (paths.state / "known_hosts").write_text(sshd.known_hosts.read_text())
-    rs.seed_remote_venv(workdir)
+    rs.seed_remote_venv(workdir, root, "ib")
     fleet = load_fleet(paths)
     pool = SshPool()
     try:

@@ -29,28 +29,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.backends.sessionio import attach_path
     from relayfleet.core.errors import BackendError
 
     paths = ctx.paths
-    agent = ctx.load().agent(args.agent)
-    if agent.runtime.backend != "local":
-        raise BackendError(
-            f"attach works for local agents; {agent.name} runs on {agent.runtime.backend}",
-            hints=["use Remote Control (claude.ai/code) or ssh to the host and attach there"],
-        )
-    from relayfleet.core.atomic import read_json
+    fleet = ctx.load()
+    agent = fleet.agent(args.agent)
+    # The same for every backend: the runner's socket here (local, docker's bind mount) or
+    # on the ssh host through a forward over the pooled connection.
+    with attach_path(paths, fleet, agent) as sock_path:
+        try:
+            sock = connect(sock_path)
+        except OSError as exc:
+            raise BackendError(
+                f"{agent.name} has no live session to attach to ({exc.strerror or exc})",
+                hints=[f"gh fleet start {agent.name}"],
+            ) from exc
+        return _attached(ctx, agent.name, sock)
 
-    facts = read_json(paths.runner_status(agent.name), {}) or {}
-    sock_path = Path(facts.get("attach_socket") or paths.agent_state(agent.name) / "attach.sock")
-    try:
-        sock = connect(sock_path)
-    except OSError as exc:
-        raise BackendError(
-            f"{agent.name} has no live session to attach to ({exc.strerror or exc})",
-            hints=[f"gh fleet start {agent.name}"],
-        ) from exc
+
+def _attached(ctx: Context, name: str, sock: socket.socket) -> int:
     print(
-        f"[attached to {agent.name}; detach with {DETACH_NAME}; deliveries wait while attached]",
+        f"[attached to {name}; detach with {DETACH_NAME}; deliveries wait while attached]",
         file=ctx.err,
         flush=True,
     )
@@ -58,7 +58,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     stdout_fd = sys.stdout.fileno()
     with raw_terminal(stdin_fd):
         reason = pump(sock, stdin_fd, stdout_fd)
-    print(f"\r\n[detached from {agent.name}: {reason}]", file=ctx.err)
+    print(f"\r\n[detached from {name}: {reason}]", file=ctx.err)
     return 0
 
 

@@ -16,13 +16,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.backends.transports import outbox_backlog, transport_for
     from relayfleet.cli.output import print_json
-    from relayfleet.core.atomic import read_jsonl
 
     paths = ctx.paths
     fleet = ctx.load(fallback=True)
     agent = fleet.agent(args.agent)  # NotFound names the known agents
-    events = read_jsonl(paths.inbox(agent.name))
+    # Read where the agent's inbox is, through its own transport (an ssh host's file over SFTP).
+    events = transport_for(paths, fleet, agent).read(agent.name)
     if args.limit > 0:
         events = events[-args.limit :]
     if args.json:
@@ -33,6 +34,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     for e in events:
         print(f"{e.get('ts', '?')}  {e.get('source', '?'):<8} {e.get('body', '')}", file=ctx.out)
+    waiting = outbox_backlog(paths, agent.name)
+    if waiting:
+        print(f"({waiting} more wait in the outbox: its inbox is unreachable now)", file=ctx.out)
     # The runner moves long-acknowledged events out of the live inbox (runner/compaction.py).
     inbox = paths.inbox(agent.name)
     older = sorted(inbox.parent.glob(f"{inbox.name}.[0-9]*"))

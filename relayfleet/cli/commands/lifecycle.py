@@ -94,8 +94,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for a in agents:
             if a.name in failed:
                 continue  # a runner that would not stop is not started twice
+            backend = backend_for(a, fleet)
+            if hasattr(backend, "say"):  # remote installs report progress on stderr
+                backend.say = lambda line: print(line, file=ctx.err, flush=True)
             try:
-                st = backend_for(a, fleet).start(paths, fleet, a)
+                st = backend.start(paths, fleet, a)
             except FleetError as exc:
                 report(a.name, exc)
                 continue
@@ -105,7 +108,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                     f"{a.name}: killed {reaped} process(es) left by its previous session",
                     file=ctx.out,
                 )
-            if st.detail == "already running":
+            # Every backend ends the detail with "already running" for a runner it left alone.
+            if st.detail.endswith("already running"):
                 print(f"{a.name}: already running (pid {st.pid})", file=ctx.out)
             else:
                 started.append((a, st))

@@ -8,9 +8,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from relayfleet.cli.context import Context
+
+if TYPE_CHECKING:
+    from relayfleet.backends.sessionio import StateFiles
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,48 +38,53 @@ def _count(text: str) -> int:
     return n
 
 
-def _say_empty(ctx: Context, path: Path, what: str, agent: str) -> None:
+def _say_empty(ctx: Context, files: StateFiles, name: str, what: str, agent: str) -> None:
     """An empty tail must not look like a hang or a bug: say why there is nothing (on stderr)."""
-    if not path.exists():
+    size = files.size(name)
+    where = f"{files.where}/{name}"
+    if size is None:
         print(
-            f"no {what} for {agent} yet ({path} does not exist); start it: gh fleet start {agent}",
+            f"no {what} for {agent} yet ({where} does not exist); start it: gh fleet start {agent}",
             file=ctx.err,
         )
-    elif path.stat().st_size == 0:
-        print(f"{what} for {agent} is empty ({path})", file=ctx.err)
+    elif size == 0:
+        print(f"{what} for {agent} is empty ({where})", file=ctx.err)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    from relayfleet.backends.logtail import tail_lines
+    """The same for every backend: the agent's state dir is read where it is (a local or
+    bind-mounted dir, or the ssh host over SFTP); see backends/sessionio.py."""
+    from relayfleet.backends import sessionio
     from relayfleet.backends.registry import backend_for
 
     paths = ctx.paths
     fleet = ctx.load(fallback=True)
     agent = fleet.agent(args.agent)
+    files = sessionio.state_files(paths, fleet, agent)
     if args.replies:
-        return _replies(ctx, paths.agent_state(agent.name) / "plugins/inbox/outbox.jsonl", args)
-    if args.runner:
-        path = paths.runner_log(agent.name)
-        _say_empty(ctx, path, "runner log", agent.name)
-        ctx.out.write(tail_lines(path, args.lines, raw=True))
-    elif agent.runtime.backend == "local":
-        path = paths.session_log(agent.name)
-        _say_empty(ctx, path, "session log", agent.name)
-        ctx.out.write(tail_lines(path, args.lines, raw=args.raw))
-    else:
-        # docker/ssh: the backend knows where the log lives.
-        ctx.out.write(backend_for(agent, fleet).logs(paths, fleet, agent, args.lines))
-        return 0
+        return _replies(ctx, files.read("plugins/inbox/outbox.jsonl") or b"", args)
+    name, what = ("runner.log", "runner log") if args.runner else ("session.log", "session log")
+    raw = args.raw or args.runner
+    text = sessionio.tail(files, name, args.lines, raw=raw)
+    if not text and agent.runtime.backend == "docker" and not args.runner:
+        # Before the session log exists, the container's own output says why.
+        text = backend_for(agent, fleet).logs(paths, fleet, agent, args.lines)
+    if not text:
+        _say_empty(ctx, files, name, what, agent.name)
+    ctx.out.write(text)
     ctx.out.flush()
     if args.follow:
-        follow(path, ctx.out, raw=args.raw or args.runner)
+        if isinstance(files, sessionio.LocalFiles):
+            follow(files.dir / name, ctx.out, raw=raw)
+        else:
+            sessionio.follow(files, name, ctx.out, raw=raw)
     return 0
 
 
-def _replies(ctx: Context, path: Path, args: argparse.Namespace) -> int:
-    from relayfleet.core.atomic import read_jsonl
+def _replies(ctx: Context, raw: bytes, args: argparse.Namespace) -> int:
+    from relayfleet.backends.transports import parse_jsonl
 
-    events = read_jsonl(path)
+    events = parse_jsonl(raw)
     if not events:
         print(f"no replies from {args.agent} yet", file=ctx.err)
     for ev in events[-args.lines :]:

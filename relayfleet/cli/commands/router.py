@@ -236,8 +236,11 @@ def build_poller(
     client = GitHubClient(api_url, token, cache)
 
     def drain() -> None:
+        from relayfleet.backends.relay import collect_relays
         from relayfleet.backends.transports import drain_outboxes
 
+        # Remote runners' hand-offs first (they may queue), then everything that waits.
+        collect_relays(paths, holder["fleet"])
         drain_outboxes(paths, holder["fleet"])
 
     def no_transport(agent: str) -> Any:

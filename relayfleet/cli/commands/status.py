@@ -35,8 +35,9 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
     `delivery` is the path into the session in use (`channel` or `pty`); `pending` is what was
     delivered and not yet acknowledged; `inbox_events` counts the inbox's lines.
     """
-    from relayfleet.backends.registry import status_all
+    from relayfleet.backends.registry import backend_for, status_all
     from relayfleet.cli.agent_facts import runner_facts
+    from relayfleet.core.errors import FleetError
 
     paths = ctx.paths
     # One remote command per ssh host for the whole table, not one per agent.
@@ -44,9 +45,17 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
     rows = []
     for name in sorted(fleet.agents):
         a = fleet.agents[name]
-        row = runner_facts(paths, fleet, a, batched.get(name))
+        st = batched.get(name)
+        if st is None:
+            try:
+                st = backend_for(a, fleet).status(paths, fleet, a)
+            except FleetError:
+                st = None  # runner_facts asks again and reports the agent's own error
+        row = runner_facts(paths, fleet, a, st)
         row["inbox_transport"] = a.runtime.inbox_transport
-        row["inbox_events"] = _line_count(paths.inbox(name))
+        # Where the inbox is: an ssh host's count comes with its batched status.
+        remote = st.extra.get("inbox_events") if st is not None else None
+        row["inbox_events"] = remote if isinstance(remote, int) else _line_count(paths.inbox(name))
         rows.append(row)
     return rows
 
