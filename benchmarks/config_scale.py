@@ -87,7 +87,11 @@ FLEET = [sys.executable, "-m", "relayfleet"]
 COMMANDS: list[tuple[str, list[str], bool]] = [
     ("validate", ["validate"], False),
     ("route --json", ["route", "--json"], False),
-    ("route test", ["route", "test", "--repo", "acme/repo3", "--kind", "issues", "--watch", "w3"], False),
+    (
+        "route test",
+        ["route", "test", "--repo", "acme/repo3", "--kind", "issues", "--watch", "w3"],
+        False,
+    ),
     ("list --json", ["list", "--json"], False),
     ("status --json", ["status", "--json"], False),
     ("watch add", ["watch", "add", "wnew", "--kind", "issues", "--repo", "acme/new"], True),
