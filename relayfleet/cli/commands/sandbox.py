@@ -92,6 +92,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             gh.label(repo, args.number, args.name)
             what = f"labelled {repo}#{args.number} {args.name}"
     except OSError as exc:
+        import json
+        import urllib.error
+
+        if isinstance(exc, urllib.error.HTTPError):  # it answered, with a reason
+            try:
+                why = json.loads(exc.read()).get("message") or str(exc)
+            except ValueError:
+                why = str(exc)
+            raise FleetError(f"the sandbox's fake GitHub refused: {why}") from None
         raise FleetError(f"the sandbox's fake GitHub did not answer: {exc}") from None
     print(f"{what}; the sandbox's router polls every few seconds. See where it went:", file=ctx.out)
     print(f"  FLEET_ROOT={sb['root']} gh fleet status", file=ctx.out)
