@@ -53,7 +53,7 @@ def drift(paths: FleetPaths) -> dict[str, Any]:
     """For `status`: is `up` running, which commit is live, and is that what HEAD says?
 
     `in_sync` is true when the live config is HEAD's, with no uncommitted edit applied and no
-    newer edit waiting (or refused).
+    newer edit waiting (or refused), and no failing `--pull`.
     """
     st = read_json(up_state_path(paths), None)
     if not isinstance(st, dict):
@@ -72,7 +72,12 @@ def drift(paths: FleetPaths) -> dict[str, Any]:
         "pid": rec.pid,
         "live_commit": live,
         "head_commit": head,
-        "in_sync": head == live and not pending and not uncommitted and not refused,
+        # A failing `--pull` means HEAD itself is behind what was merged: not in sync either.
+        "in_sync": head == live
+        and not pending
+        and not uncommitted
+        and not refused
+        and not st.get("pull_error"),
         "uncommitted": uncommitted,
         "pending_change": pending,
         "refused": refused.get("message") if isinstance(refused, dict) else None,
@@ -93,9 +98,6 @@ def describe_drift(d: dict[str, Any]) -> str:
     if d.get("held"):
         where += f"; held stopped: {', '.join(d['held'])} (`gh fleet start` runs them)"
     if d.get("in_sync"):
-        if pull:
-            # HEAD is applied, but HEAD itself is behind: not "in sync" with what was merged.
-            return f"{where} = HEAD; {_pull_line(pull)}"
         return f"{where} = HEAD (in sync)"
     why = []
     if d.get("refused"):

@@ -115,3 +115,30 @@ def test_demo_keep_leaves_an_explorable_fleet(tmp_path: Path, home: Path) -> Non
     )
     assert inbox.returncode == 0, inbox.stderr
     assert "acme/widgets" in inbox.stdout
+
+
+def test_a_failed_demo_keeps_its_files_and_names_one_that_exists(
+    tmp_path: Path, home: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # Sessions that take longer to start than the demo waits: a real failure, mid-way.
+    env = git_env(home, TMPDIR=str(scratch), FAKE_CLAUDE_SLOW_START="300")
+
+    proc = subprocess.run(
+        [str(GH_FLEET), "demo", "--fast"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("gh fleet: the agents did not become ready")
+    kept = re.search(r"hint: the demo's files are kept in (\S+)", proc.stderr)
+    named = re.search(r"hint: see (\S+)", proc.stderr)
+    assert kept and named, proc.stderr
+    assert Path(kept.group(1)).is_dir() and Path(named.group(1)).is_file()
+    assert Path(named.group(1)).name == "up.log" and Path(named.group(1)).read_text()
+    assert processes_mentioning(str(scratch)) == []

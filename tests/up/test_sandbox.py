@@ -67,6 +67,8 @@ def test_up_sandbox_runs_the_fleet_offline_and_touches_nothing_real(
         made = run_cli("sandbox", "issue", "Scanner crashes", "--assign", "@me", cwd=git_repo)
         assert made.returncode == 0, made.stderr
         assert made.stdout.startswith("opened issue acme/app#1")
+        bad = run_cli("sandbox", "label", "99", "bug", cwd=git_repo)
+        assert bad.returncode == 1 and "refused" in bad.stderr and "99" in bad.stderr
 
         # The fleet's own starter route (assigned to @me -> coder) delivers it to the session.
         inbox = root / ".fleet" / "state" / "agents" / "coder" / "inbox.jsonl"

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    from relayfleet.core.errors import FleetError
     from relayfleet.demo.run import Demo, summary
 
     demo = Demo(ctx.out, fast=args.fast, colour=ctx.is_tty)
@@ -34,8 +35,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not args.keep:
             demo.cleanup()
         raise
-    except Exception:
+    except FleetError as exc:
         # A failed demo is worth reading: keep its files and name one that exists.
+        exc.hints += [f"the demo's files are kept in {demo.tmp}", f"see {demo.log_file()}"]
+        raise
+    except Exception:
         print(f"gh fleet: the demo's files are kept in {demo.tmp}", file=ctx.err)
         print(f"  hint: see {demo.log_file()}", file=ctx.err)
         raise

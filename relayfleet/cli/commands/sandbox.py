@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         )
 
     issue = s.add_parser("issue", help="open an issue")
-    issue.add_argument("title")
+    issue.add_argument("title", help="the issue's title")
     issue.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     issue.add_argument("--assign", action="append", default=[], help="a login, or @me (the fleet)")
     issue.add_argument("--body", default="", help="the issue's text")
@@ -38,21 +38,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue.set_defaults(func=run, kind="issue")
 
     pr = s.add_parser("pr", help="open a pull request")
-    pr.add_argument("title")
+    pr.add_argument("title", help="the pull request's title")
     pr.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     pr.add_argument("--body", default="", help="the pull request's text")
     who(pr)
     pr.set_defaults(func=run, kind="pr")
 
     comment = s.add_parser("comment", help="comment on an issue or PR (it re-fires)")
-    comment.add_argument("number", type=int)
-    comment.add_argument("body")
+    comment.add_argument("number", type=int, help="the issue or PR number")
+    comment.add_argument("body", help="the comment's text")
     who(comment)
     comment.set_defaults(func=run, kind="comment")
 
     label = s.add_parser("label", help="add a label to an issue or PR")
-    label.add_argument("number", type=int)
-    label.add_argument("name")
+    label.add_argument("number", type=int, help="the issue or PR number")
+    label.add_argument("name", help="the label")
     who(label)
     label.set_defaults(func=run, kind="label")
 
@@ -92,6 +92,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             gh.label(repo, args.number, args.name)
             what = f"labelled {repo}#{args.number} {args.name}"
     except OSError as exc:
+        import json
+        import urllib.error
+
+        if isinstance(exc, urllib.error.HTTPError):  # it answered, with a reason
+            try:
+                why = json.loads(exc.read()).get("message") or str(exc)
+            except ValueError:
+                why = str(exc)
+            raise FleetError(f"the sandbox's fake GitHub refused: {why}") from None
         raise FleetError(f"the sandbox's fake GitHub did not answer: {exc}") from None
     print(f"{what}; the sandbox's router polls every few seconds. See where it went:", file=ctx.out)
     print(f"  FLEET_ROOT={sb['root']} gh fleet status", file=ctx.out)
