@@ -87,7 +87,11 @@ FLEET = [sys.executable, "-m", "relayfleet"]
 COMMANDS: list[tuple[str, list[str], bool]] = [
     ("validate", ["validate"], False),
     ("route --json", ["route", "--json"], False),
-    ("route test", ["route", "test", "--repo", "acme/repo3", "--kind", "issues", "--watch", "w3"], False),
+    (
+        "route test",
+        ["route", "test", "--repo", "acme/repo3", "--kind", "issues", "--watch", "w3"],
+        False,
+    ),
     ("list --json", ["list", "--json"], False),
     ("status --json", ["status", "--json"], False),
     ("watch add", ["watch", "add", "wnew", "--kind", "issues", "--repo", "acme/new"], True),
@@ -98,6 +102,54 @@ COMMANDS: list[tuple[str, list[str], bool]] = [
     ("new-agent", ["new-agent", "zz-new", "--role", "coder", "--repo", "acme/new"], True),
     ("remove-agent", ["remove-agent", "agent-199", "--prune-routes"], True),
 ]
+
+
+def old_line_of(text: str, path: tuple[str | int, ...]) -> int | None:
+    """The earlier lookup, kept here as the reference: a scan of the whole text per call."""
+    from relayfleet.fleet import toml_read
+
+    toml_read._line_index.cache_clear()
+    return toml_read.line_of(text, path)
+
+
+def side_by_side(root: Path) -> None:
+    """The two paths this fleet used to be slow on, old and new, in this process."""
+    import tomlkit
+
+    from relayfleet.fleet import toml_read, toml_splice
+    from relayfleet.fleet.toml_io import aot_append, dump_doc, parse_doc
+
+    text = (root / ".fleet" / "routes.toml").read_text()
+    wanted = [("watch", i, "poll_sec") for i in range(0, 1000, 10)]  # 100 findings
+    t0 = time.perf_counter()
+    for p in wanted:
+        old_line_of(text, p)
+    old = (time.perf_counter() - t0) * 10  # scaled to 1,000 findings
+    toml_read._line_index.cache_clear()
+    t0 = time.perf_counter()
+    for p in wanted * 10:
+        toml_read.line_of(text, p)
+    new = time.perf_counter() - t0
+    print(
+        f"{'line_of x1000':<16}{new:>10.3f}   old (rescan per finding) {old:8.3f} s"
+        f"   x{old / new:,.0f}"
+    )
+
+    table = tomlkit.table()
+    table.update({"name": "wx", "kind": "issues", "repo": "acme/x"})
+    t0 = time.perf_counter()
+    doc = parse_doc(text, "routes.toml")
+    aot_append(doc, "watch", table)
+    whole = dump_doc(doc)
+    old = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    spliced = toml_splice.append(text, "routes.toml", "watch", table)
+    new = time.perf_counter() - t0
+    assert spliced == whole, "splice and whole-document edits differ"
+    print(
+        f"{'append a watch':<16}{new:>10.3f}   old (whole document)     {old:8.3f} s"
+        f"   x{old / new:,.0f}"
+    )
 
 
 def main() -> None:
@@ -145,6 +197,10 @@ def main() -> None:
             mark = "" if med < GOAL_S else "  OVER"
             print(f"{label:<16}{med:>10.3f}{med / git_status:>14.1f}{mark}")
         print(f"slowest: {worst:.3f} s ({'within' if worst < GOAL_S else 'over'} the goal)")
+        print()
+        print("in-process, old path next to new (same text):")
+        sys.path.insert(0, str(PROJECT))
+        side_by_side(base)
 
 
 if __name__ == "__main__":
