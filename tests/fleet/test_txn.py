@@ -200,3 +200,17 @@ def test_a_port_collision_names_the_file_changed_last_then_the_other(fleet: Path
     [line] = [x for x in out.splitlines() if "port 8801" in x]
     assert line.startswith(".fleet/agents/a/agent.toml:")
     assert line.endswith("port 8801 is also used by base (.fleet/agents/base/agent.toml)")
+
+
+def test_a_head_already_broken_does_not_block_the_edits_that_fix_it(fleet: Path, cli: Cli) -> None:
+    routes = fleet / ".fleet/routes.toml"
+    routes.write_text(
+        routes.read_text() + '\n[[route]]\nto = ["ghost"]\n[route.match]\nlabel = "x"\n'
+    )
+    git(fleet, "commit", "-qam", "a route to nobody, committed by hand")
+    assert cli("validate", cwd=fleet).rc == 1
+    rc, _, err = cli("route", "add", "--to", "base", "--label", "y", cwd=fleet)
+    assert rc == 0, err  # not a new error: allowed
+    rc, _, err = cli("route", "remove", "1", cwd=fleet)
+    assert rc == 0, err
+    assert cli("validate", cwd=fleet).rc == 0
