@@ -214,3 +214,26 @@ def test_a_head_already_broken_does_not_block_the_edits_that_fix_it(fleet: Path,
     rc, _, err = cli("route", "remove", "1", cwd=fleet)
     assert rc == 0, err
     assert cli("validate", cwd=fleet).rc == 0
+
+
+def test_every_mutating_command_takes_wait_and_include_pending() -> None:
+    """A command that can commit (it has --no-commit) must also take the lock's flags."""
+    import argparse
+
+    from relayfleet.cli.main import build_parser
+
+    def walk(p: argparse.ArgumentParser, name: str) -> list[tuple[str, set[str]]]:
+        flags = {o for a in p._actions for o in a.option_strings}
+        out = [(name, flags)]
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub, child in a.choices.items():
+                    out += walk(child, f"{name} {sub}".strip())
+        return out
+
+    mutating = [(n, f) for n, f in walk(build_parser(), "") if "--no-commit" in f]
+    assert {n for n, _ in mutating} >= {"init", "new-agent", "remove-agent", "route add",
+                                       "route remove", "watch add", "watch remove", "host add",
+                                       "host remove"}  # fmt: skip
+    for name, flags in mutating:
+        assert {"--wait", "--include-pending"} <= flags, name
