@@ -139,7 +139,7 @@ class _Source:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.fleet = ctx.load()
+        self.fleet = ctx.load(fallback=True)  # a broken tree: the committed fleet
         self.problem = ""
 
     def frame(self, width: int = 120) -> Any:

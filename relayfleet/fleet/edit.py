@@ -1,8 +1,10 @@
 """Edits of routes.toml (watches, routes) and fleet.toml (hosts) that keep the user's comments.
 
-Each edit: load the current fleet (a broken file stops here and is never overwritten), check the
-request against it, change the tomlkit document, re-check the whole fleet as it would be, write
-the file, then make one commit `fleet: <what changed>` (ARCHITECTURE 3.4) unless told not to.
+Each edit, under the fleet lock (`txn`): load the current fleet (a broken file stops here and is
+never overwritten), check the request against it, change the text (routes.toml through
+`toml_splice`, which re-parses only the entries around the change; fleet.toml as a whole tomlkit
+document), re-check the whole fleet as it would be on disk and as HEAD will hold it, write the
+file, then make one commit `fleet: <what changed>` (ARCHITECTURE 3.4) unless told not to.
 """
 
 from __future__ import annotations
@@ -124,12 +126,6 @@ def describe_match(match: Mapping[str, Any]) -> str:
 
 
 # -- the edit pipeline -------------------------------------------------------------------------
-
-
-def _current(paths: FleetPaths) -> Fleet:
-    from relayfleet.fleet.load import load_fleet
-
-    return load_fleet(paths)
 
 
 def _apply(

@@ -219,12 +219,18 @@ def _commit_locked(
         saved = _sync_real_index(repo, updates)  # raises before any ref moves on a held lock
         try:
             oid = repo.create_commit("HEAD", author, committer, message, tree, parents)
-        except pygit2.GitError as exc:
+        except (pygit2.GitError, OSError) as exc:
             last = exc
             _restore_real_index(repo, saved)
-            moved = ("current tip is not the first parent", "old reference value does not match")
+            # The branch moved under us, or another git process holds its ref lock right now
+            # (libgit2 raises OSError for that): re-read it and rebuild on the new tip.
+            moved = (
+                "current tip is not the first parent",
+                "old reference value does not match",
+                "failed to lock file",
+            )
             if any(m in str(exc) for m in moved):
-                continue  # the branch moved under us: re-read it and rebuild on the new tip
+                continue
             raise GitError(f"git commit failed: {exc}") from exc
         return str(oid)
     raise GitError(

@@ -1,8 +1,9 @@
 """`init`, `new-agent`, `remove-agent`: create and delete fleet config from templates.
 
-Each function checks everything first (names, roles, hosts, a config that parses), then writes
-files atomically, then makes ONE commit of exactly the paths it changed (`gitops.commit_fleet`).
-It returns the paths it changed.
+Each function holds the fleet lock from its first read to its commit (`txn`), checks everything
+first (names, roles, hosts, a config that parses, pending edits, the tree HEAD will hold), then
+writes files atomically, then makes ONE commit of exactly the paths it changed. It returns the
+paths it changed.
 """
 
 from __future__ import annotations

@@ -49,7 +49,12 @@ _KEYLINE = re.compile(
 _SEG = re.compile(r"""\s*("([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
 
 
+_BARE = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
 def _split_key(raw: str) -> list[str]:
+    if _BARE.match(raw):
+        return [raw]  # the common case, without the segment scan
     out: list[str] = []
     for m in _SEG.finditer(raw):
         out.append(m.group(2) if m.group(2) is not None else m.group(3) or m.group(4) or "")

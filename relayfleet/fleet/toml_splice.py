@@ -40,12 +40,15 @@ def blocks(lines: list[str]) -> list[Block]:
             if line.count(in_multiline) % 2 == 1:
                 in_multiline = None
             continue
-        h = _HEADER.match(line)
-        if h and "=" not in line.split("]")[0]:
-            segs = _split_key(h.group(2))
-            if len(segs) == 1 or segs[0] != out[-1].key:
-                out.append(Block(segs[0], h.group(1) == "[[" and len(segs) == 1, n))
-            continue
+        if line.lstrip().startswith("["):
+            h = _HEADER.match(line)
+            if h and "=" not in line.split("]")[0]:
+                segs = _split_key(h.group(2))
+                if len(segs) == 1 or segs[0] != out[-1].key:
+                    out.append(Block(segs[0], h.group(1) == "[[" and len(segs) == 1, n))
+                continue
+        if '"""' not in line and "'''" not in line:
+            continue  # only a multi-line string can hide a header: skip the key parse
         k = _KEYLINE.match(line)
         if k:
             rest = line[k.end() :]

@@ -94,10 +94,12 @@ def check_head_after(paths: FleetPaths, overrides: Mapping[str, str | None]) -> 
             after.pop(rel, None)
         elif rel.endswith(".toml"):
             after[rel] = text
-    errors = [p for p in validate_texts(after) if p.level == "error"]
-    if not errors:
+    # Lines are only looked up once there is something to report (a large fleet's warnings
+    # would otherwise cost an index of every file).
+    if not any(p.level == "error" for p in validate_texts(after, locate=False)):
         return
     known = {(p.file, p.message) for p in validate_texts(base) if p.level == "error"}
+    errors = [p for p in validate_texts(after) if p.level == "error"]
     new = [p for p in errors if (p.file, p.message) not in known]
     if not new:
         return  # HEAD was already broken this way; do not block the edits that fix it

@@ -244,13 +244,17 @@ def _file_checks(paths: FleetPaths, texts: Mapping[str, str]) -> list[Problem]:
 
 
 def validate_texts(
-    texts: Mapping[str, str], recency: Mapping[str, float] | None = None
+    texts: Mapping[str, str],
+    recency: Mapping[str, float] | None = None,
+    *,
+    locate: bool = True,
 ) -> list[Problem]:
-    """Schema and cross-file problems of a fleet given as texts (any git revision)."""
+    """Schema and cross-file problems of a fleet given as texts (any git revision).
+    `locate=False` skips finding the lines of cross-file problems (a yes/no check)."""
     errors: list[ConfigError] = []
     fleet = load_fleet_from_texts(texts, errors)
     problems = [from_error(e) for e in errors if not _is_missing_fleet(e)]
-    return problems + check_fleet(fleet, texts, recency)
+    return problems + check_fleet(fleet, texts if locate else None, recency)
 
 
 def recency(paths: FleetPaths, texts: Mapping[str, str]) -> dict[str, float]:
