@@ -122,9 +122,7 @@ class DockerBackend:
             self._clients[url] = c
         return self._clients[url]
 
-    def _container(
-        self, client: Any, paths: FleetPaths, fleet: Fleet, agent: Agent
-    ) -> Any | None:
+    def _container(self, client: Any, paths: FleetPaths, fleet: Fleet, agent: Agent) -> Any | None:
         import docker
 
         try:
