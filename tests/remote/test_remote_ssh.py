@@ -162,3 +162,16 @@ def test_a_host_without_sftp_is_named_with_the_fix(tmp_path: Path) -> None:
         bare.stop()
     assert "SFTP" in str(info.value) and "'vm'" in str(info.value)
     assert any("Subsystem sftp internal-sftp" in h for h in info.value.hints)
+
+
+def test_output_is_what_follows_the_marker_and_inbox_counts_are_parsed() -> None:
+    from relayfleet.backends.ssh import inbox_counts
+    from relayfleet.backends.sshpool import unframe
+
+    assert unframe("Welcome!\nmotd\n@m@\nreal\n", "@m@") == "real\n"
+    assert unframe("no marker\n", "@m@") == "no marker\n"  # nothing to cut
+    assert unframe("@m@\n", "@m@") == ""
+    assert inbox_counts("@lines a0 3\n@json a0\n{}\n@lines a1 0\n@lines bad x\n") == {
+        "a0": 3,
+        "a1": 0,
+    }
