@@ -138,8 +138,8 @@ async def _raw_run(pool: SshPool, t: SshTarget, cmd: str) -> str:
 def test_a_command_honours_its_own_timeout_and_names_host_step_and_time(sshd: rs.Sshd) -> None:
     pool = SshPool()
     try:
-        # Longer than the pool's old fixed cap would allow at 1 s, and within its own 8 s.
-        assert pool.run(target(sshd), "sleep 2; echo done", timeout=8).stdout == "done\n"
+        # A command that takes a while gets the time it asked for.
+        assert pool.run(target(sshd), "sleep 2; echo done", timeout=60).stdout == "done\n"
         with pytest.raises(BackendError) as info:
             pool.check(target(sshd), "sleep 30", timeout=2, what="installing the dependencies")
     finally:
