@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tarfile
+from pathlib import Path
 from typing import Any
 
 from relayfleet import __version__
@@ -35,8 +36,13 @@ CONTAINER_HOME = "/root"
 MOUNTS_ENV = "FLEET_DOCKER_MOUNTS"
 
 
-def container_name(fleet: Fleet, agent: Agent) -> str:
-    return "relayfleet-" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{fleet.name}-{agent.name}")
+def container_name(fleet: Fleet, agent: Agent, root: Path) -> str:
+    """`relayfleet-<fleet identity>-<agent>`: two same-named fleets on one engine (two
+    checkouts, two operators) never share a container (see remote_layout.fleet_identity)."""
+    from relayfleet.backends.remote_layout import fleet_identity
+
+    ident = fleet_identity(fleet.name, root)
+    return "relayfleet-" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ident}-{agent.name}")
 
 
 def parse_memory(text: str) -> int | str:
@@ -116,11 +122,11 @@ class DockerBackend:
             self._clients[url] = c
         return self._clients[url]
 
-    def _container(self, client: Any, fleet: Fleet, agent: Agent) -> Any | None:
+    def _container(self, client: Any, paths: FleetPaths, fleet: Fleet, agent: Agent) -> Any | None:
         import docker
 
         try:
-            return client.containers.get(container_name(fleet, agent))
+            return client.containers.get(container_name(fleet, agent, paths.root))
         except docker.errors.NotFound:
             return None
 
@@ -177,7 +183,7 @@ class DockerBackend:
 
         resolved = resolve(agent)  # all credentials first: nothing half-configured starts
         client = self.client(fleet, agent)
-        old = self._container(client, fleet, agent)
+        old = self._container(client, paths, fleet, agent)
         if old is not None:
             if old.status == "running":
                 st = self._status(fleet, agent, old)
@@ -200,7 +206,7 @@ class DockerBackend:
         kwargs: dict[str, Any] = {
             # Values travel in a 0600 file inside the container, not in `docker inspect`'s Env.
             "command": [*envexec, *runner],
-            "name": container_name(fleet, agent),
+            "name": container_name(fleet, agent, paths.root),
             "labels": {"relayfleet.fleet": fleet.name, "relayfleet.agent": agent.name},
             "environment": {"HOME": CONTAINER_HOME},
             "volumes": self.mounts(paths),
@@ -229,7 +235,7 @@ class DockerBackend:
     def stop(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> bool:
         import docker
 
-        ctr = self._container(self.client(fleet, agent), fleet, agent)
+        ctr = self._container(self.client(fleet, agent), paths, fleet, agent)
         if ctr is None:
             return False
         was_running: bool = ctr.status == "running"
@@ -245,7 +251,7 @@ class DockerBackend:
         return was_running
 
     def status(self, paths: FleetPaths, fleet: Fleet, agent: Agent) -> RunnerStatus:
-        ctr = self._container(self.client(fleet, agent), fleet, agent)
+        ctr = self._container(self.client(fleet, agent), paths, fleet, agent)
         return self._status(fleet, agent, ctr)
 
     def _status(self, fleet: Fleet, agent: Agent, ctr: Any | None) -> RunnerStatus:
@@ -277,7 +283,7 @@ class DockerBackend:
         text = tail_lines(paths.session_log(agent.name), lines)
         if text:
             return text
-        ctr = self._container(self.client(fleet, agent), fleet, agent)
+        ctr = self._container(self.client(fleet, agent), paths, fleet, agent)
         if ctr is None:
             return ""
         raw: bytes = ctr.logs(tail=lines)  # not streamed: one bytes object

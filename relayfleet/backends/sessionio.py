@@ -17,12 +17,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from relayfleet.backends.logtail import strip_ansi
 from relayfleet.core.errors import BackendError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
+
+if TYPE_CHECKING:
+    from relayfleet.backends.sshpool import SshPool, SshTarget
 
 
 class StateFiles(Protocol):
@@ -56,10 +59,7 @@ class LocalFiles:
 
 
 class SshFiles:
-    def __init__(self, pool: object, target: object, directory: str, host: str) -> None:
-        from relayfleet.backends.sshpool import SshPool, SshTarget
-
-        assert isinstance(pool, SshPool) and isinstance(target, SshTarget)
+    def __init__(self, pool: SshPool, target: SshTarget, directory: str, host: str) -> None:
         self.pool, self.target, self.dir = pool, target, directory
         self.where = f"{host}:{directory}"
 

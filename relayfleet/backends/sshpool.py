@@ -507,10 +507,17 @@ class SshPool:
         return self.call(go, timeout=timeout, target=target, step=f"reading {remote_path}")
 
     def forward_local(self, target: SshTarget, remote_port: int) -> int:
-        return self.call(lambda: self.aforward_local(target, remote_port))
+        return self.call(
+            lambda: self.aforward_local(target, remote_port),
+            timeout=60,
+            target=target,
+            step=f"forwarding to port {remote_port}",
+        )
 
     def home(self, target: SshTarget) -> str:
-        return self.call(lambda: self.ahome(target))
+        return self.call(
+            lambda: self.ahome(target), timeout=60, target=target, step="reading $HOME"
+        )
 
     def close(self) -> None:
         if self._loop is None:

@@ -154,6 +154,8 @@ class SshInbox:
         return self.pool.call(
             lambda: workers.request(self.target, python, req),
             timeout=2 * (START_TIMEOUT + REQUEST_TIMEOUT) + 10,
+            target=self.target,
+            step=f"inbox {req.get('op')}",
         )
 
     def worker_pid(self) -> int | None:

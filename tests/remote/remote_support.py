@@ -430,6 +430,13 @@ def remote_state(workdir: Path, root: Path, name: str, agent: str = "coder") -> 
     return remote_root(workdir, root, name) / ".fleet" / "state" / "agents" / agent
 
 
+def container_of(root: Path, name: str, agent: str = "coder") -> str:
+    """The docker container of `agent` in the fleet at `root` named `name`."""
+    from relayfleet.backends.remote_layout import fleet_identity
+
+    return f"relayfleet-{fleet_identity(name, root)}-{agent}"
+
+
 def seed_remote_venv(workdir: Path, root: Path, name: str) -> None:
     """Pre-provision the host's runner venv with our dependencies (no PyPI in tests).
 

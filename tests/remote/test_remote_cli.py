@@ -133,3 +133,19 @@ def test_tunnel_reaches_this_machine_from_the_host(fleet_root: Path, sshd: rs.Ss
     assert json.loads(out)[0]["running"] is False
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{remote_port}/", timeout=2)
+
+
+def test_check_of_a_host_that_is_down_reports_every_item(tmp_path: Path) -> None:
+    root = tmp_path / "op"
+    rs.write_fleet(
+        root,
+        name="down",
+        agents={},
+        hosts={"vm": {"backend": "ssh", "host": "me@127.0.0.1", "port": rs.free_port()}},
+    )
+    rc, out, err = cli(root, "host", "check", "vm")
+    assert rc == 1, err
+    marks = lines_by_item(out)
+    assert list(marks) == ITEMS and set(marks.values()) == {"✗"}
+    assert "check host/port of 'vm' in fleet.toml" in out
+    assert out.count("not checked: no SSH session") == len(ITEMS) - 2

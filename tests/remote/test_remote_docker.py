@@ -46,7 +46,7 @@ def test_docker_e2e(dockerd: rs.Dockerd, tmp_path: Path) -> None:
         st = backend.start(paths, fleet, agent)
         assert st.running, st
         assert st.detail.startswith("[docker] ")
-        ctr = client.containers.get(container_name(fleet, agent))
+        ctr = client.containers.get(container_name(fleet, agent, paths.root))
         assert ctr.labels == {"relayfleet.fleet": fleet.name, "relayfleet.agent": "coder"}
         host_cfg = ctr.attrs["HostConfig"]
         assert host_cfg["RestartPolicy"]["Name"] == "unless-stopped"

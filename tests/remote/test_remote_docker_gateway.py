@@ -64,7 +64,7 @@ def test_docker_agent_reaches_the_gateway_with_only_its_sentinel(
             rc, out, _ = cli(root, "gateway", "routes", "--json")
             sentinel = {r["agent"]: r["sentinel"] for r in json.loads(out)}["coder"]
             secret = (state / "gateway" / "secret").read_text().strip()
-            ctr = client.containers.get(f"relayfleet-{name}-coder")
+            ctr = client.containers.get(rs.container_of(root, name))
 
             # `docker inspect` holds no credential of any kind: the sentinel travels in a 0600
             # file inside the container; the real key and the gateway secret never leave here.

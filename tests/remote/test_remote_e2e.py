@@ -122,7 +122,7 @@ def test_docker_agent_end_to_end(
         (row,) = json.loads(out)["agents"]
         assert row["running"] and row["backend"] == "docker"
         tell_and_route(root, github, transcript)
-        ctr = client.containers.get(f"relayfleet-{name}-coder")
+        ctr = client.containers.get(rs.container_of(root, name))
         env = ctr.attrs["Config"]["Env"]
         assert not any(e.startswith(("GH_TOKEN", "ANTHROPIC")) for e in env)
         # The container sees its agents' state, but not the rest of .fleet/state.

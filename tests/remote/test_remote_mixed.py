@@ -100,6 +100,7 @@ def mixed(sshd: rs.Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[M
             # Both at once, without waiting per agent: the ssh install overlaps the local start.
             rc, _, err = m.cli("start", "front", "back", "--no-wait")
             assert rc == 0, err
+            assert "installing on vm: step 1/4 (copying the package), 0 s" in err  # progress
             rs.wait_until(lambda: rs.transcript_ready(front), SETUP_TIMEOUT)
             rs.wait_until(lambda: rs.transcript_ready(back), SETUP_TIMEOUT)
             yield m

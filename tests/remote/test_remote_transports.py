@@ -90,3 +90,61 @@ def test_http_transport_posts_to_the_runners_inbox_and_queues_while_it_is_down(
         server.terminate()
         server.wait(10)
     assert [e["id"] for e in read_jsonl(paths.inbox("coder"))] == ["evt_1", "evt_2"]
+
+
+def test_a_runner_reaches_each_target_from_where_it_runs(tmp_path: Path) -> None:
+    """`transport_from`: the direct inbox where the runner can reach it, else the relay, which
+    the router carries on through the target's own transport (each event once)."""
+    from relayfleet.backends.relay import RelayOut, collect_relays, relay_path
+    from relayfleet.backends.transports import SshInbox, transport_from
+    from relayfleet.fleet.model import Host
+
+    def agent(name: str, backend: str, host: str = "", transport: str = "file") -> Agent:
+        return Agent(
+            name, "coder", runtime=Runtime(backend=backend, host=host, inbox_transport=transport)
+        )
+
+    fleet = Fleet(
+        name="f",
+        hosts={
+            "vm": Host("vm", "ssh", "me@127.0.0.1", workdir="/srv"),
+            "vm2": Host("vm2", "ssh", "me@127.0.0.2", workdir="/srv"),
+            "engine": Host("engine", "docker"),
+        },
+        agents={
+            a.name: a
+            for a in (
+                agent("here", "local"),
+                agent("box", "docker", "engine"),
+                agent("far", "ssh", "vm", "ssh"),
+                agent("near", "ssh", "vm", "ssh"),
+                agent("other", "ssh", "vm2", "ssh"),
+            )
+        },
+    )
+    paths = FleetPaths(tmp_path / "op")
+
+    def kind(sender: str, target: str) -> type:
+        t = transport_from(paths, fleet, sender, target)
+        return type(getattr(t, "inner", t))
+
+    assert kind("here", "far") is SshInbox  # this machine: the target's own transport
+    assert kind("here", "box") is FileInbox
+    assert kind("box", "here") is FileInbox  # the agents' state dirs are bind-mounted
+    assert kind("box", "far") is RelayOut
+    assert kind("far", "near") is FileInbox  # same fleet, same host
+    assert kind("far", "other") is RelayOut
+    assert kind("far", "here") is RelayOut
+    assert kind("far", "far") is FileInbox  # a plugin's emit: its own inbox
+
+    # What a relay file holds is carried on once, through the target's transport (the ssh
+    # agents are left out here: no host to read their relay files from).
+    small = Fleet(name="f", agents={k: fleet.agents[k] for k in ("here", "box")})
+    RelayOut(paths, "box").append("here", ev(7))
+    RelayOut(paths, "box").append("here", ev(7))  # a retried hand-off: one line
+    assert len(read_jsonl(relay_path(paths, "box"))) == 1
+    assert collect_relays(paths, small) == {"box": 1}
+    RelayOut(paths, "box").append("here", ev(8))
+    assert collect_relays(paths, small) == {"box": 1}  # only what is new
+    assert collect_relays(paths, small) == {}
+    assert [e["id"] for e in read_jsonl(paths.inbox("here"))] == ["evt_7", "evt_8"]
