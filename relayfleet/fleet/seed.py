@@ -18,12 +18,15 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import ConfigError, FleetError, NotFound
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import MATCH_KEYS
+
+if TYPE_CHECKING:
+    from relayfleet.fleet.txn import EditOptions
 
 BUNDLED = {"inbox", "_template"}  # the seed's own copies of what this tool bundles
 FIRST_PORT = 8801
@@ -331,9 +334,11 @@ def check_plan(plan: Plan) -> list[str]:
     return errors
 
 
-def import_seed(cwd: Path, seed: Path, *, commit: bool = True) -> ImportResult:
+def import_seed(
+    cwd: Path, seed: Path, *, commit: bool = True, edit: EditOptions | None = None
+) -> ImportResult:
     """Write the seed fleet as `.fleet/` in the git work tree around `cwd`, in one commit."""
-    from relayfleet.fleet.gitops import commit_fleet, ensure_repo, preflight
+    from relayfleet.fleet import txn
 
     plan = plan_import(seed)
     errors = check_plan(plan)
@@ -342,8 +347,19 @@ def import_seed(cwd: Path, seed: Path, *, commit: bool = True) -> ImportResult:
             f"the seed fleet would not be valid here ({len(errors)} error(s)): {errors[0]}",
             hints=[*errors[1:4], "fix the seed's JSON (or import, then edit .fleet/ by hand)"],
         )
+    from relayfleet.fleet.gitops import ensure_repo
+
     root = ensure_repo(Path(cwd).resolve())
     paths = FleetPaths(root)
+    # Under the fleet lock, as `init` is: two imports (or an import and an init) never interleave.
+    with txn.locked(paths, edit):
+        return _import_locked(paths, plan, commit)
+
+
+def _import_locked(paths: FleetPaths, plan: Plan, commit: bool) -> ImportResult:
+    from relayfleet.fleet.gitops import commit_fleet, preflight
+
+    root = paths.root
     if paths.fleet_toml.exists():
         raise FleetError(
             f"a fleet already exists at {paths.fleet}",

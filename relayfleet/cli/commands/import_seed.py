@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
+from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 
 if TYPE_CHECKING:
     from relayfleet.fleet.seed import Plan
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("seed_dir", metavar="seed-dir", help="the seed fleet's directory")
     p.add_argument("--no-commit", action="store_true", help="write the files but do not commit")
     p.add_argument("--dry-run", action="store_true", help="only say what would be imported")
+    add_edit_flags(p)
     p.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for e in errors:
             print(f"  error: {e}", file=ctx.out)
         return 1 if errors else 0
-    result = import_seed(ctx.cwd, seed, commit=not args.no_commit)
+    result = import_seed(ctx.cwd, seed, commit=not args.no_commit, edit=edit_options(ctx, args))
     _summary(ctx, result.plan, f"Imported into {result.root / '.fleet'}:")
     if result.commit:
         from relayfleet.fleet.gitops import fleet_log
