@@ -88,7 +88,9 @@ def spawn_detached(
 ) -> int:
     """Start `argv` in its own session (so signals to us never reach it); stdout/err to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
+    # 0600: a start-up traceback may quote what the process was handling.
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
             argv,
             stdin=devnull,

@@ -100,9 +100,7 @@ CLOUD_ENV = {
 def session_base_env(base_env: Mapping[str, str]) -> dict[str, str]:
     """The allowlisted part of the runner's environment that any session may see."""
     return {
-        k: v
-        for k, v in base_env.items()
-        if k in SESSION_ENV or k.startswith(SESSION_ENV_PREFIXES)
+        k: v for k, v in base_env.items() if k in SESSION_ENV or k.startswith(SESSION_ENV_PREFIXES)
     }
 
 

@@ -635,11 +635,26 @@ class Runner:
                 await self._deliver(TailItem(ev, p.start, p.end), resend=True)
 
 
+def keep_private(state_dir: Path) -> None:
+    """Session text (logs, transcripts, inbox, status) is for this user only: 0600 files in a
+    0700 directory, for what the runner writes from now on (umask) and what is there already.
+
+    Not when the state belongs to another user (a container's root runner on a mounted fleet
+    directory): files only root could read would lock the operator out of their own logs."""
+    from relayfleet.core.privdir import owned_by_me, tighten
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if owned_by_me(state_dir) and owned_by_me(state_dir.parent.parent):
+        os.umask(0o077)
+        tighten(state_dir)
+
+
 def run_agent(root: Path, agent_name: str, *, credentials: CredentialsFactory | None = None) -> int:
     """`python -m relayfleet.runner <root> <agent>`: load the fleet and run until signalled."""
     from relayfleet.fleet.load import load_fleet
 
     paths = FleetPaths(Path(root).resolve())
+    keep_private(paths.agent_state(agent_name))
     log = setup_logging(paths.runner_log(agent_name))
     try:
         fleet = load_fleet(paths)
