@@ -269,5 +269,23 @@ def kill_group(rec: GroupRecord | None) -> int:
     return len(killed)
 
 
+def forbid_inspection() -> bool:
+    """Linux: mark this process not dumpable, so other processes of the same user (the sessions
+    it runs) can neither read its memory or /proc/<pid>/environ nor ptrace it. A child gets the
+    normal setting back when it execs. False where this is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+PR_SET_DUMPABLE = 4
+
+
 def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]

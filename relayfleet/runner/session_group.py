@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from relayfleet.core.atomic import read_json
-from relayfleet.core.procs import GroupRecord, PidRecord, group_record, kill_group, recorded_group
+from relayfleet.core.procs import (
+    GroupRecord,
+    PidRecord,
+    forbid_inspection,
+    group_record,
+    kill_group,
+    recorded_group,
+)
 
 
 class SessionGroup:
@@ -68,3 +75,6 @@ def keep_private(state_dir: Path) -> None:
     if owned_by_me(state_dir) and owned_by_me(state_dir.parent.parent):
         os.umask(0o077)
         tighten(state_dir)
+    # The runner's own environment is the operator's whole one (it resolves declared
+    # credentials from it): a session must not read it back from /proc/<runner>/environ.
+    forbid_inspection()
