@@ -63,3 +63,10 @@ def test_write_atomic_honours_the_process_umask(tmp_path: Path) -> None:
     write_atomic(tmp_path / "shared.json", "{}")
     assert mode(tmp_path / "private.json") == 0o600
     assert mode(tmp_path / "shared.json") == 0o644 & ~old
+
+
+def test_an_inbox_made_before_the_runner_ever_ran_is_private(fleet: FleetDir) -> None:
+    fleet.echo_agent("coder")
+    assert run_cli(fleet, "tell", "coder", "hello")[0] == 0
+    assert mode(fleet.paths.agent_state("coder")) == 0o700
+    assert mode(fleet.paths.inbox("coder")) == 0o600
