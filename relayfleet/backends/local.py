@@ -184,6 +184,9 @@ class LocalBackend:
         _check_local_files(agent)
         resolve(agent, os.environ)
         out = runner_out(paths, agent.name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(out.parent, 0o700)  # session text lives here (the runner tightens the rest)
         with contextlib.suppress(OSError):
             if out.stat().st_size > RUNNER_OUT_MAX:
                 os.replace(out, out.with_name(out.name + ".1"))

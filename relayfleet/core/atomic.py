@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from relayfleet.core.privdir import current_umask
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -20,8 +22,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` all at once (tmp file + fsync + rename + dir fsync)."""
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
+    """Replace `path` with `data` all at once (tmp file + fsync + rename + dir fsync).
+
+    `mode` is applied exactly; without one the file is 0644 less the process umask, as
+    open() would make it (a runner, umask 077, keeps its state private that way)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
@@ -30,7 +35,7 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
-            os.fchmod(f.fileno(), mode)
+            os.fchmod(f.fileno(), mode if mode is not None else 0o644 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
@@ -40,7 +45,7 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         raise
 
 
-def write_json_atomic(path: Path, obj: Any, *, mode: int = 0o644) -> None:
+def write_json_atomic(path: Path, obj: Any, *, mode: int | None = None) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode=mode)
 
 

@@ -66,7 +66,9 @@ def append_once(path: Path, event: dict[str, Any], *, create_parent: bool = True
         raise ValueError("an inbox event needs a string id")
     path = Path(path)
     if create_parent:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0700: the agent's state dir holds session text (created here when the first event
+        # arrives before its runner ever ran).
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)

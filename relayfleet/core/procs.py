@@ -88,7 +88,9 @@ def spawn_detached(
 ) -> int:
     """Start `argv` in its own session (so signals to us never reach it); stdout/err to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
+    # 0600: a start-up traceback may quote what the process was handling.
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
             argv,
             stdin=devnull,
@@ -265,6 +267,24 @@ def kill_group(rec: GroupRecord | None) -> int:
             killed.add(p.pid)
         wait_gone(procs)
     return len(killed)
+
+
+def forbid_inspection() -> bool:
+    """Linux: mark this process not dumpable, so other processes of the same user (the sessions
+    it runs) can neither read its memory or /proc/<pid>/environ nor ptrace it. A child gets the
+    normal setting back when it execs. False where this is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+PR_SET_DUMPABLE = 4
 
 
 def python_argv(*args: str) -> list[str]:

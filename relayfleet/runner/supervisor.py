@@ -25,15 +25,7 @@ from typing import Any
 
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
-from relayfleet.core.procs import (
-    GroupRecord,
-    PidRecord,
-    group_record,
-    kill_group,
-    process_start_time,
-    recorded_group,
-    write_pidfile,
-)
+from relayfleet.core.procs import process_start_time, write_pidfile
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.runner.attach_server import AttachServer, OutputHub
 from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
@@ -41,6 +33,7 @@ from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
 from relayfleet.runner.inbox_tail import InboxTail, TailItem
 from relayfleet.runner.ledger import MAX_RESENDS, Ledger
 from relayfleet.runner.plugins import PluginHost
+from relayfleet.runner.session_group import SessionGroup, keep_private, reap_previous
 from relayfleet.runner.tools import (
     BUILTIN_TOOLS,
     INSTRUCTIONS,
@@ -149,7 +142,7 @@ class Runner:
         self.session_started_at: float | None = None
         self.last_exit: int | None = None
         # The live session's process group, in runner.json from the moment it is spawned.
-        self.session_group: GroupRecord | None = None
+        self.session_group = SessionGroup(self.log)
         self.hub = OutputHub()
         self.attach = AttachServer(
             attach_socket(paths, agent.name),
@@ -252,33 +245,11 @@ class Runner:
             on_spawn=self._on_spawn,
         )
 
-    # -- the session's process group ------------------------------------------------------
     def _on_spawn(self, pid: int) -> None:
         """Record the new session's group in runner.json at once (not at the next status
         write): a runner killed during a slow start-up must not leave it unrecorded."""
-        self.session_group = group_record(pid)
+        self.session_group.record(pid)
         self.write_status()
-
-    def _end_session_group(self) -> None:
-        """The session ended or was stopped: whatever is left of its group goes too."""
-        killed = kill_group(self.session_group)
-        if killed:
-            self.log.warning("killed %d process(es) the session left behind", killed)
-        self.session_group = None
-
-    def _reap_previous(self) -> None:
-        """A previous runner of this agent that died hard (kill -9, OOM) left its session's
-        group recorded in runner.json: kill what is left of it before starting anew."""
-        from relayfleet.core.atomic import read_json
-
-        old = read_json(self.paths.runner_status(self.name), {}) or {}
-        pid, start = old.get("pid"), old.get("pid_start")
-        other = pid if isinstance(pid, int) and pid != os.getpid() else 0
-        if other and PidRecord(other, str(start) if start else None, 0.0).alive():
-            return  # that runner still runs (the backend should not have started us)
-        killed = kill_group(recorded_group(old))
-        if killed:
-            self.log.warning("killed %d process(es) left by the previous session", killed)
 
     # -- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -294,8 +265,7 @@ class Runner:
             "session": "up" if eng is not None else "restarting",
             "session_pid": getattr(pty, "pid", None),
             "session_pid_start": process_start_time(pty.pid) if pty is not None else None,
-            "session_pgid": self.session_group.pgid if self.session_group else None,
-            "session_pgid_start": self.session_group.start if self.session_group else None,
+            **self.session_group.fields(),
             "session_started_at": self.session_started_at,
             "session_id": self.ledger.session_id,
             "delivery": getattr(eng, "delivery", None),
@@ -363,7 +333,7 @@ class Runner:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        self._reap_previous()
+        reap_previous(self.paths.runner_status(self.name), self.log)
         write_pidfile(self.paths.runner_pid(self.name))
         self.log.info("runner for %s starting (pid %d)", self.name, os.getpid())
         tasks: list[asyncio.Task[Any]] = []
@@ -487,7 +457,7 @@ class Runner:
         if self.engine is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.engine.stop(), 15)
-        self._end_session_group()
+        self.session_group.end()
         self._ready.clear()
         await self.attach.stop()
         if self.http_inbox is not None:
@@ -530,7 +500,7 @@ class Runner:
                 if engine is not None:
                     with contextlib.suppress(Exception):
                         await engine.stop()
-                self._end_session_group()
+                self.session_group.end()
             else:
                 # `launched` (so the next launch resumes) is marked at the first turn, not here:
                 # Claude Code creates the conversation with its first message, and `--resume`
@@ -552,7 +522,7 @@ class Runner:
                 )
                 self.last_exit = await engine.wait()
                 self._ready.clear()
-                self._end_session_group()
+                self.session_group.end()
                 if self._stop.is_set():
                     return
                 self.log.warning("session exited with status %s", self.last_exit)
@@ -661,6 +631,7 @@ def run_agent(
     from relayfleet.fleet.load import load_fleet
 
     paths = FleetPaths(Path(root).resolve())
+    keep_private(paths.agent_state(agent_name))
     log = setup_logging(paths.runner_log(agent_name))
     try:
         fleet = load_fleet(paths)

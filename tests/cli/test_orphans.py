@@ -180,3 +180,19 @@ def test_remove_agent_of_a_stopped_agent_says_nothing_about_stopping(fleet: Flee
     assert rc == 0, err
     assert out.splitlines()[0] == "Removed agent coder"
     fleet.agents.remove("coder")
+
+
+@pytest.mark.slow
+def test_remove_agent_refused_for_its_routes_leaves_it_running(fleet: FleetDir) -> None:
+    """Refused (routes name it): nothing is stopped either."""
+    fleet.echo_agent("coder")
+    (fleet.root / ".fleet" / "routes.toml").write_text(
+        '[[watch]]\nname = "w"\nkind = "issues"\nrepo = "acme/app"\n\n'
+        '[[route]]\nto = ["coder"]\n[route.match]\nwatch = "w"\n'
+    )
+    assert run_cli(fleet, "start", "coder")[0] == 0
+    pid = read_json(fleet.paths.runner_status("coder"))["pid"]
+    rc, out, err = cli_main(fleet, "remove-agent", "coder", "--no-commit")
+    assert rc == 1 and "named in route #1" in err
+    assert "stopping" not in out and pid_alive(pid)
+    assert fleet.paths.agent_dir("coder").is_dir()

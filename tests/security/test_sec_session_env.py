@@ -118,3 +118,21 @@ def test_no_session_sees_an_undeclared_secret_and_none_leaks_anywhere(fleet: Fle
     ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     for c in canaries:
         assert c not in ps
+
+
+def test_the_runner_is_not_inspectable_by_its_sessions_which_stay_normal() -> None:
+    """The runner holds the operator's whole environment: it marks itself not dumpable, so a
+    session of the same (non-root) user cannot read /proc/<runner>/environ. A program it execs
+    (the session) is dumpable again, as usual."""
+    code = (
+        "import ctypes, subprocess, sys\n"
+        "from relayfleet.core.procs import forbid_inspection\n"
+        "assert forbid_inspection()\n"
+        "get = lambda: ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)\n"
+        "child = subprocess.run([sys.executable, '-c', "
+        "'import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))'],"
+        " capture_output=True, text=True).stdout.strip()\n"
+        "print(get(), child)\n"
+    )
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "1"]

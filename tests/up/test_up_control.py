@@ -4,7 +4,10 @@ stopped agent is held stopped (not restarted 4 s later) until `start`; nothing i
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,50 @@ def test_stop_without_up_is_unchanged(tmp_path: Path) -> None:
         assert (rc, out) == (0, "coder: stopped\n"), err
     finally:
         cli(fleet.root, "stop", "coder")
+
+
+STUBBORN = """\
+import signal, subprocess, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); time.sleep(600)"])
+while True:
+    time.sleep(1)
+"""
+
+
+def test_up_kills_what_a_kill_9_runner_left_before_it_starts(tmp_path: Path) -> None:
+    fleet = Fleet.create(tmp_path / "repo")
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    d = fleet.paths.agent_dir("coder")
+    d.mkdir(parents=True)
+    (d / "agent.toml").write_text(
+        'name = "coder"\nrole = "coder"\nport = 8801\nplugins = []\n'
+        '[claude]\nengine = "command"\n'
+        f"command = {json.dumps([sys.executable, str(script)])}\nremote_control = false\n"
+    )
+    fleet.commit("fleet: a stubborn coder")
+    home = tmp_path / "home"
+    home.mkdir()
+    rc, _, err = cli(fleet.root, "start", "coder")
+    assert rc == 0, err
+    st = fleet.runner("coder")
+    pgid = st["session_pgid"]
+    wait_until(lambda: len(group_members(pgid)) == 2)
+    os.kill(st["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(st["pid"]))
+    left = group_members(pgid)
+    assert len(left) == 2  # the session and its helper outlived their runner
+
+    up = Up(fleet, env_for(fleet.root, home), "--no-router")
+    try:
+        wait_until(lambda: fleet.session_up("coder") and fleet.runner("coder")["pid"] != st["pid"])
+        assert "killed 2 process(es) left by coder's last session" in up.output
+        assert group_members(pgid) == [] and not any(pid_alive(p) for p in left)
+        now = procs_of(fleet, "coder")
+    finally:
+        rc = up.interrupt()
+    assert rc == 130
+    assert gone(fleet, *now)

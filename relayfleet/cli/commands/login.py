@@ -24,6 +24,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+LOGIN_DESKTOP_ENV = (
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "BROWSER",
+    "DBUS_SESSION_BUS_ADDRESS",
+)
+
+
 def login_argv_env(ctx: Context, agent_name: str) -> tuple[list[str], dict[str, str], str]:
     from relayfleet.runner.endpoint import endpoint_env
     from relayfleet.runner.engine import EngineSpec
@@ -47,6 +56,8 @@ def login_argv_env(ctx: Context, agent_name: str) -> tuple[list[str], dict[str, 
         gateway=fleet.gateway,
     )
     env = endpoint_env(spec, ctx.env)
+    # The operator's own desktop, so the login can open a browser (a session never gets these).
+    env.update({k: ctx.env[k] for k in LOGIN_DESKTOP_ENV if k in ctx.env})
     argv = [*agent.claude.command, "/login"]
     return argv, env, str(workdir)
 
