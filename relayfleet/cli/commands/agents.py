@@ -132,7 +132,8 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
         # A running agent removed from the config would run on, invisible to `stop`.
         _stop_first(ctx, fleet, agent)
     with txn.locked(paths, opts):  # so the commit it names is its own
-        before = head_commit(paths.root)
+        # (--no-commit works outside a git repository too: no HEAD is read then)
+        before = None if args.no_commit else head_commit(paths.root)
         changed = remove_agent(
             paths,
             args.name,
@@ -140,7 +141,8 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
             commit=not args.no_commit,
             edit=opts,
         )
-        last = fleet_log(paths.root, n=1) if head_commit(paths.root) != before else []
+        moved = not args.no_commit and head_commit(paths.root) != before
+        last = fleet_log(paths.root, n=1) if moved else []
     print(f"Removed agent {args.name}", file=ctx.out)
     for path in changed:
         print(f"  {paths.rel(path)}", file=ctx.out)
