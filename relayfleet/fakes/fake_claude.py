@@ -24,6 +24,12 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 `FAKE_CLAUDE_FOLD_NOTICES=1` registers the channel without the startup notice (2.1.331 may fold
 notices away: only `--debug-file` then says "Channel notifications registered");
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
+`FAKE_CLAUDE_UNNUMBERED=1` draws dialogs as 2.1.331 does: under a rule, options without numbers
+(`❯ No, exit` / `  Yes, I trust this folder`); `FAKE_CLAUDE_AUTO_MODE_NOTICE=1` shows the
+"Auto mode … Press Enter to continue" notice over the first prompt: until Enter dismisses it,
+whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
+dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice).
+The trust dialog's answer is recorded (`trust`, accepted true/false).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -112,6 +118,7 @@ class FakeClaude:
         self.events: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         self.client: Any = None
         self.prompt_shown = False
+        self.notice_pending = False
 
     # -- output --------------------------------------------------------------------------------
 
@@ -136,8 +143,20 @@ class FakeClaude:
 
     def prompt(self) -> None:
         """The idle prompt box; the cursor is left inside it, after `❯ `."""
+        if self.notice_pending:
+            self.out(
+                "▎ Auto mode is now Claude Code's default permission mode.\n"
+                "▎ Auto mode lets Claude handle permission prompts automatically.\n"
+                "  Press Enter to continue\n"
+            )
         self.out(f"{RULE}\n❯ \n{RULE}\n  ⏵⏵ accept edits on (shift+tab to cycle)\x1b[2A\x1b[3G")
         self.prompt_shown = True
+
+    def show_input(self, buf: bytes) -> None:
+        """Redraw the input line: one line that shows the end of a long input, as a scrolling
+        field does (the box keeps its two rules whatever the length)."""
+        text = buf.decode("utf-8", "replace")
+        self.out("\r\x1b[2K❯ " + text[-(WIDTH - 4) :])
 
     def clear_prompt(self) -> None:
         if self.prompt_shown:
@@ -160,11 +179,18 @@ class FakeClaude:
     async def dialog(self, title: str, body: list[str], options: list[str], default: int) -> int:
         """Full-screen choice; arrows move, Enter confirms, digits choose directly."""
         selected = default
+        unnumbered = env_flag("FAKE_CLAUDE_UNNUMBERED")
         while True:
-            lines = [title, "", *body, ""]
-            for i, opt in enumerate(options):
-                lines.append(f"{'❯' if i == selected else ' '} {i + 1}. {opt}")
-            lines += ["", "Enter to confirm · Esc to cancel"]
+            if unnumbered:  # 2.1.331: a rule on top, one-space margin, no option numbers
+                lines = [RULE, f" {title}", "", *(f" {b}" for b in body), ""]
+                for i, opt in enumerate(options):
+                    lines.append(f" {'❯' if i == selected else ' '} {opt}")
+                lines += ["", " Enter to confirm · Esc to cancel"]
+            else:
+                lines = [title, "", *body, ""]
+                for i, opt in enumerate(options):
+                    lines.append(f"{'❯' if i == selected else ' '} {i + 1}. {opt}")
+                lines += ["", "Enter to confirm · Esc to cancel"]
             self.out("\x1b[2J\x1b[H" + "\n".join(lines))
             data = await self.keys.get()
             while data:
@@ -314,6 +340,7 @@ class FakeClaude:
             data = pending + await self.keys.get()
             pending = b""
             i = 0
+            shown = bytes(buf)
             while i < len(data):
                 if data.startswith(PASTE_START, i):
                     pasting, i = True, i + len(PASTE_START)
@@ -326,18 +353,30 @@ class FakeClaude:
                     break
                 ch = data[i : i + 1]
                 i += 1
+                if self.notice_pending:
+                    # The notice takes the keys: text is dropped, the first Enter dismisses it.
+                    if ch == b"\r" and not pasting:
+                        self.notice_pending = False
+                        self.record(type="notice", dismissed=True, dropped=buf.decode())
+                        buf.clear()
+                        shown = b""
+                        self.out("\x1b[2J\x1b[H✻ Welcome to Claude Code (fake)\n")
+                        self.prompt()
+                    continue
                 if pasting:
                     buf += ch
-                    self.out(ch.decode("utf-8", "replace"))
                 elif ch == b"\r":
                     text = buf.decode("utf-8", "replace")
                     buf.clear()
+                    shown = b""
                     if text.strip():
                         await self.turn("pty", text)
                         self.prompt()
+                    else:
+                        self.show_input(b"")
                 elif ch == b"\x04" and not buf:
                     return
-                elif ch == b"\x03":
+                elif ch in (b"\x03", b"\x15"):
                     buf.clear()
                 elif ch == b"\x7f":
                     del buf[-1:]
@@ -345,7 +384,8 @@ class FakeClaude:
                     i = len(data)  # drop other escape sequences (arrows, …)
                 else:
                     buf += ch
-                    self.out(ch.decode("utf-8", "replace"))
+            if bytes(buf) != shown and not self.notice_pending:
+                self.show_input(bytes(buf))
 
     # -- main ----------------------------------------------------------------------------------
 
@@ -392,6 +432,7 @@ class FakeClaude:
                 TRUST_OPTIONS,
                 0,
             )
+            self.record(type="trust", accepted=TRUST_OPTIONS[choice] != "No, exit")
             if TRUST_OPTIONS[choice] == "No, exit":
                 return 1
         if env_flag("FAKE_CLAUDE_APIKEY_DIALOG"):
@@ -402,6 +443,12 @@ class FakeClaude:
                 1,
             )
             self.record(type="apikey", approved=choice == 0)
+        if env_flag("FAKE_CLAUDE_UNKNOWN_DIALOG"):
+            options = ["Stable", "Latest"]
+            choice = await self.dialog(
+                "Pick a release channel", ["Which updates should this install follow?"], options, 0
+            )
+            self.record(type="unknown_dialog", choice=options[choice])
         if self.dev_channels:
             body = [
                 "--dangerously-load-development-channels is for local channel development only.",
@@ -433,6 +480,7 @@ class FakeClaude:
                     "this session · use with care\n"
                 )
         self.record(type="ready", channels=self.channels_on)
+        self.notice_pending = env_flag("FAKE_CLAUDE_AUTO_MODE_NOTICE")
         self.out("\x1b[?2004h")
         self.prompt()
         worker = None
