@@ -9,6 +9,7 @@ exactly the PTY fallback path.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
 from relayfleet.fleet.model import Endpoint
 from relayfleet.runner.channel import ChannelServer
 from relayfleet.runner.engine import DELIVERY_PTY
-from relayfleet.runner.engine_claude import ClaudeEngine
+from relayfleet.runner.engine_claude import ClaudeEngine, SessionBlocked
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +124,59 @@ def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
     # The resumed conversation carries the first turn: the model saw it again.
     resumed = next(r for r in api.messages_requests() if "Any news on the crash?" in r.text())
     assert "Fix the scanner crash" in resumed.text()
+
+
+def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_config(
+    claude: Path, tmp_path: Path
+) -> None:
+    """isolate_config = false and a workspace the operator never trusted: 2.1.331 shows its
+    (unnumbered) trust dialog; the runner recognises it at 80x24, never selects "Yes", reports
+    both fixes, and the operator's config dir gains no trust entry."""
+    api = FakeMessagesAPI(default_text="unused")
+    base_url = api.start()
+    operator = tmp_path / "operator-claude"
+    operator.mkdir()
+    seeded = {
+        "hasCompletedOnboarding": True,
+        "customApiKeyResponses": {"approved": [API_KEY[-20:]], "rejected": []},
+    }
+    (operator / ".claude.json").write_text(json.dumps(seeded))
+
+    async def main() -> tuple[str, str]:
+        srv = ChannelServer()
+        url, token = await srv.start()
+        spec = make_spec(
+            tmp_path,
+            command=(str(claude),),
+            engine="claude",
+            mcp_url=url,
+            mcp_token=token,
+            env={"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CONFIG_DIR": str(operator)},
+            endpoint=Endpoint(mode="custom", url=base_url),
+            isolate_config=False,
+        )
+        engine = ClaudeEngine(spec, srv)
+        engine.dimensions = (24, 80)
+        try:
+            with pytest.raises(SessionBlocked) as info:
+                await engine.start()
+            found = engine.screen.find_dialog()
+            assert found is not None and found.name == "trust", engine.screen.text()
+            assert [o.text for o in found.options] == ["No, exit", "Yes, I trust this folder"]
+            assert found.options[0].selected  # still on the safe default: nothing was pressed
+            return str(info.value), str(spec.workdir)
+        finally:
+            await engine.stop(grace=3)
+            await srv.stop()
+
+    try:
+        message, workdir = asyncio.run(main())
+    finally:
+        api.stop()
+    assert "gh fleet attach coder" in message and "claude.isolate_config true" in message
+    assert workdir in message
+    after = json.loads((operator / ".claude.json").read_text())
+    projects = after.get("projects", {})
+    assert not any(p.get("hasTrustDialogAccepted") for p in projects.values()), projects
+    assert not (tmp_path / "state" / "coder" / "claude-config").exists()
+    assert api.messages_requests() == []  # the session never got past the dialog
