@@ -30,6 +30,7 @@ notices away: only `--debug-file` then says "Channel notifications registered");
 whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
 dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice).
 The trust dialog's answer is recorded (`trust`, accepted true/false).
+`FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file.
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -174,6 +175,10 @@ class FakeClaude:
             asyncio.get_running_loop().remove_reader(0)
             self.keys.put_nowait(b"\x04")
             return
+        raw = os.environ.get("FAKE_CLAUDE_RAW_INPUT")
+        if raw:  # the exact bytes the session was given, for tests of what was written
+            with open(raw, "ab") as fh:
+                fh.write(data)
         self.keys.put_nowait(data)
 
     async def dialog(self, title: str, body: list[str], options: list[str], default: int) -> int:
