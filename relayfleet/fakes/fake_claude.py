@@ -30,7 +30,9 @@ notices away: only `--debug-file` then says "Channel notifications registered");
 whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
 dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice).
 The trust dialog's answer is recorded (`trust`, accepted true/false).
-`FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file.
+`FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file;
+`--fake-input-stamps <file>` appends `{"t", "via", "data"}` for every terminal read and every
+channel notification, stamped on arrival (benchmarks/delivery_latency.py).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -91,6 +93,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-no-channels", action="store_true")
     p.add_argument("--fake-crash-after", type=int)
     p.add_argument("--fake-slow-start", type=float)
+    p.add_argument("--fake-input-stamps")
     return p.parse_known_args(argv)
 
 
@@ -134,6 +137,12 @@ class FakeClaude:
             with open(self.transcript, "a") as fh:
                 fh.write(line)
 
+    def stamp(self, via: str, data: str) -> None:
+        if self.args.fake_input_stamps:
+            line = json.dumps({"t": time.time(), "via": via, "data": data}) + "\n"
+            with open(self.args.fake_input_stamps, "a") as fh:
+                fh.write(line)
+
     def debug(self, message: str) -> None:
         """One line of `--debug-file`, in the real client's shape (ISO time, level, text)."""
         if not self.args.debug_file:
@@ -175,6 +184,7 @@ class FakeClaude:
             asyncio.get_running_loop().remove_reader(0)
             self.keys.put_nowait(b"\x04")
             return
+        self.stamp("pty", data.decode("utf-8", "replace"))
         raw = os.environ.get("FAKE_CLAUDE_RAW_INPUT")
         if raw:  # the exact bytes the session was given, for tests of what was written
             with open(raw, "ab") as fh:
@@ -236,6 +246,7 @@ class FakeClaude:
             meta: dict[str, str] = {}
 
         async def on_channel(params: ChannelParams) -> None:
+            self.stamp("channel", params.content)
             await self.events.put((params.content, dict(params.meta)))
 
         class ChannelExt(ClientExtension):

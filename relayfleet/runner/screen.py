@@ -70,6 +70,8 @@ class Screen:
         self._stream = pyte.ByteStream(self._screen)
         self._changed = asyncio.Event()
         self.generation = 0
+        self._size: tuple[int, int] = (0, 0)
+        self._rows: list[str] = []
 
     def feed(self, data: bytes) -> None:
         self._stream.feed(data)
@@ -91,7 +93,23 @@ class Screen:
     # -- reading -------------------------------------------------------------------------------
 
     def lines(self) -> list[str]:
-        return [line.rstrip() for line in self._screen.display]
+        """The screen's rows, right-stripped. Only rows pyte marked dirty are rendered again: a
+        delivery asks several questions of a screen that mostly did not change."""
+        scr = self._screen
+        size = (scr.lines, scr.columns)
+        if self._size != size:
+            self._size, self._rows = size, [""] * scr.lines
+            dirty: set[int] | range = range(scr.lines)
+        else:
+            dirty = scr.dirty
+        cols = range(scr.columns)
+        for y in dirty:
+            if 0 <= y < scr.lines:
+                row = scr.buffer[y]
+                # A wide character's second cell holds "": joining the cells is the display.
+                self._rows[y] = "".join(row[x].data for x in cols).rstrip()
+        scr.dirty.clear()
+        return list(self._rows)
 
     def text(self) -> str:
         return "\n".join(self.lines())
@@ -137,7 +155,10 @@ class Screen:
         `❯ …` line that start at the same column. The input box's `❯` is not a menu, nor is
         anything above it (the conversation echoes each prompt as `❯ text`): a dialog replaces
         the input box. A menu has at least two items."""
-        box = max((k for k in range(len(lines)) if self._in_input_box(lines, k)), default=-1)
+        marked = [k for k, ln in enumerate(lines) if "❯" in ln]
+        if not marked:
+            return None
+        box = max((k for k in marked if self._in_input_box(lines, k)), default=-1)
         for i in range(len(lines) - 1, box, -1):
             m = _SELECTED.match(lines[i])
             if m is None:
