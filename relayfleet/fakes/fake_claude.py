@@ -28,7 +28,8 @@ notices away: only `--debug-file` then says "Channel notifications registered");
 (`❯ No, exit` / `  Yes, I trust this folder`); `FAKE_CLAUDE_AUTO_MODE_NOTICE=1` shows the
 "Auto mode … Press Enter to continue" notice over the first prompt: until Enter dismisses it,
 whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
-dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice).
+dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice;
+also `--fake-unknown-dialog`).
 The trust dialog's answer is recorded (`trust`, accepted true/false).
 `FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file;
 `--fake-input-stamps <file>` appends `{"t", "via", "data"}` for every terminal read and every
@@ -94,6 +95,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-crash-after", type=int)
     p.add_argument("--fake-slow-start", type=float)
     p.add_argument("--fake-input-stamps")
+    p.add_argument("--fake-unknown-dialog", action="store_true")
     return p.parse_known_args(argv)
 
 
@@ -459,7 +461,7 @@ class FakeClaude:
                 1,
             )
             self.record(type="apikey", approved=choice == 0)
-        if env_flag("FAKE_CLAUDE_UNKNOWN_DIALOG"):
+        if a.fake_unknown_dialog or env_flag("FAKE_CLAUDE_UNKNOWN_DIALOG"):
             options = ["Stable", "Latest"]
             choice = await self.dialog(
                 "Pick a release channel", ["Which updates should this install follow?"], options, 0
