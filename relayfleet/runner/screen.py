@@ -209,10 +209,21 @@ class Screen:
     def _notice_block(self) -> list[str] | None:
         """The lines of the notice: its "Enter to continue" line and the text just above it
         (up to a blank line or a rule, at most 8 lines)."""
-        lines = [ln.strip(" ▎│") for ln in self.lines()]
-        hit = next((k for k, ln in enumerate(lines) if NOTICE_CONTINUE.search(ln)), None)
-        if hit is None:
+        raw = self.lines()
+        lines = [ln.strip(" ▎│") for ln in raw]
+        hits = [k for k, ln in enumerate(lines) if NOTICE_CONTINUE.search(ln)]
+        if not hits:
             return None
+        hit = hits[-1]
+        # Above the input box it is a notice only when nothing but blank lines separates the
+        # two: the same words in the conversation (a reply quoting them) are not a notice.
+        box = max(
+            (k for k, ln in enumerate(raw) if "❯" in ln and self._in_input_box(raw, k)), default=-1
+        )
+        if hit < box:
+            rule = max(k for k in range(box) if _RULE.match(raw[k]))
+            if any(lines[k] for k in range(hit + 1, rule)):
+                return None
         start = hit
         while (
             start > 0 and hit - start < 8 and lines[start - 1] and not _RULE.match(lines[start - 1])

@@ -145,3 +145,10 @@ def test_the_input_box_reads_a_wrapped_input_as_one_line() -> None:
     screen = drawn(["─" * 40, "❯ [FROM operator] a long", "  line that wraps", "─" * 40], 24, 80)
     assert screen.prompt_line() == "[FROM operator] a long line that wraps"
     assert screen.find_dialog() is None
+
+
+def test_enter_to_continue_quoted_in_the_conversation_is_not_a_notice() -> None:
+    reply = ["❯ how do I resume?", "", "● Press Enter to continue", "", "✻ Worked for 1s"]
+    screen = drawn([*reply, "", *PROMPT], 24, 80)
+    assert screen.notice() is None
+    assert screen.idle_prompt()
