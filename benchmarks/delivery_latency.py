@@ -31,8 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cli")]  # fleetkit imports tests.waiting
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # fleetkit: tests.waiting
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cli"))
 from fleetkit import make_fleet, run_cli, wait_until
 
 from relayfleet.backends.transports import transport_for
