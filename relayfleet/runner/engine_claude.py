@@ -29,6 +29,7 @@ from relayfleet.runner.screen import NO_CONVERSATION, SESSION_IN_USE, Screen
 
 SERVER_NAME = "relay"
 UP, DOWN, ENTER = b"\x1b[A", b"\x1b[B", b"\r"
+CLEAR_LINE = b"\x15"  # Ctrl-U
 # Turning any of these on disables feature-flag fetching, and with it channels and Remote Control.
 FLAG_FETCH_KILLERS = (
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
@@ -396,7 +397,7 @@ class ClaudeEngine(PtyEngine):
             if not self.pty.alive():
                 raise SessionStartError("the session exited before the event could be typed")
             step = await self._step(answered)
-            if step == "idle" and self.screen.prompt_line() == "":
+            if step == "idle":
                 self.blocked = None
                 return
             if step is not None and step.startswith("blocked:"):
@@ -413,9 +414,13 @@ class ClaudeEngine(PtyEngine):
         await self._ready_for_input()
         text = event_text(event, resend=resend)
         payload = typed_payload(event, resend=resend, bracketed=pty.bracketed_paste)
+        if self.screen.prompt_line():
+            # Left-over input (or a grey placeholder suggestion, which typing replaces anyway):
+            # Ctrl-U empties the line so the event is not submitted glued to it.
+            await self._press(CLEAR_LINE, 1.0)
         pty.write(payload)
         if not await self._wait_for(lambda: self._shows_typed(text), 10.0):
-            pty.write(b"\x15")  # Ctrl-U: leave the input box empty for the next attempt
+            pty.write(CLEAR_LINE)  # leave the input box empty for the next attempt
             raise SessionStartError("the typed event did not show in the input box")
         await asyncio.sleep(self.enter_delay)
         await pty.wait_released()

@@ -311,3 +311,18 @@ def test_the_debug_file_confirms_the_channel_and_is_followed_after_start(tmp_pat
     argv = transcript(log)[0]["argv"]
     assert argv[argv.index("--debug-file") + 1] == str(engine.spec.state_dir / "claude-debug.log")
     assert [t["via"] for t in turns(log)] == ["pty", "channel"]
+
+
+def test_left_over_input_is_cleared_before_an_event_is_typed(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_NO_CHANNELS": "1"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.pty is not None
+        engine.pty.write(b"half a thought")  # what a human left in the box on detaching
+        await wait_until(lambda: engine.screen.prompt_line() == "half a thought")
+        await engine.deliver(EVENT)
+        await wait_until(lambda: turns(log))
+
+    asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert [t["text"] for t in turns(log)] == [EVENT["body"]]
