@@ -145,7 +145,7 @@ class ClaudeEngine(PtyEngine):
 
     startup_timeout = 120.0  # a cold start of the real client on a loaded machine is slow
     channel_timeout = 15.0  # how long to wait for the MCP client + channel announcement
-    busy_timeout = 300.0  # PTY typing waits this long for the idle prompt, then types anyway
+    busy_timeout = 300.0  # PTY typing waits this long for the idle prompt, then fails (re-sent)
     enter_delay = 0.15  # between the paste and Enter (research: ≥150 ms)
 
     def __init__(self, spec: Any, channel: Any) -> None:
