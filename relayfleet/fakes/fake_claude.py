@@ -29,7 +29,7 @@ notices away: only `--debug-file` then says "Channel notifications registered");
 "Auto mode … Press Enter to continue" notice over the first prompt: until Enter dismisses it,
 whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
 dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice;
-also `--fake-unknown-dialog`).
+also `--fake-unknown-dialog`); `FAKE_CLAUDE_DIALOG_AFTER_TURN=1` shows it after the first turn.
 The trust dialog's answer is recorded (`trust`, accepted true/false).
 `FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file;
 `--fake-input-stamps <file>` appends `{"t", "via", "data"}` for every terminal read and every
@@ -224,6 +224,13 @@ class FakeClaude:
                 else:
                     data = data[1:]
 
+    async def unknown_dialog(self) -> None:
+        options = ["Stable", "Latest"]
+        choice = await self.dialog(
+            "Pick a release channel", ["Which updates should this install follow?"], options, 0
+        )
+        self.record(type="unknown_dialog", choice=options[choice])
+
     # -- MCP -----------------------------------------------------------------------------------
 
     def _server(self) -> tuple[str, str, dict[str, str]] | None:
@@ -389,6 +396,9 @@ class FakeClaude:
                     shown = b""
                     if text.strip():
                         await self.turn("pty", text)
+                        if self.turns == 1 and env_flag("FAKE_CLAUDE_DIALOG_AFTER_TURN"):
+                            await self.unknown_dialog()
+                            self.out("\x1b[2J\x1b[H")
                         self.prompt()
                     else:
                         self.show_input(b"")
@@ -462,11 +472,7 @@ class FakeClaude:
             )
             self.record(type="apikey", approved=choice == 0)
         if a.fake_unknown_dialog or env_flag("FAKE_CLAUDE_UNKNOWN_DIALOG"):
-            options = ["Stable", "Latest"]
-            choice = await self.dialog(
-                "Pick a release channel", ["Which updates should this install follow?"], options, 0
-            )
-            self.record(type="unknown_dialog", choice=options[choice])
+            await self.unknown_dialog()
         if self.dev_channels:
             body = [
                 "--dangerously-load-development-channels is for local channel development only.",

@@ -115,12 +115,22 @@ class DebugLog:
 class SessionStartError(BackendError):
     """The session did not reach its idle prompt."""
 
+    nothing_sent = False  # True: the event never reached the session (not a re-send next time)
+
+
+class NotReady(SessionStartError):
+    """No idle prompt to type into: nothing was typed."""
+
+    nothing_sent = True
+
 
 class SessionBlocked(SessionStartError):
     """A dialog or notice the runner has no rule for (or must not answer) holds the session.
 
     The session is left running so a human can answer it (`gh fleet attach <agent>`); `title`
     is the dialog's first line."""
+
+    nothing_sent = True
 
     def __init__(self, message: str, title: str) -> None:
         super().__init__(message)
@@ -395,7 +405,7 @@ class ClaudeEngine(PtyEngine):
         deadline = loop.time() + self.busy_timeout
         while loop.time() < deadline:
             if not self.pty.alive():
-                raise SessionStartError("the session exited before the event could be typed")
+                raise NotReady("the session exited before the event could be typed")
             step = await self._step(answered)
             if step == "idle":
                 self.blocked = None
@@ -404,7 +414,7 @@ class ClaudeEngine(PtyEngine):
                 self.blocked = step.removeprefix("blocked:")
                 raise self._blocked(self.blocked)
             await self.screen.changed(0.25)
-        raise SessionStartError(f"no idle prompt within {self.busy_timeout:.0f}s; not typing")
+        raise NotReady(f"no idle prompt within {self.busy_timeout:.0f}s; not typing")
 
     async def _type(self, event: dict[str, Any], *, resend: bool) -> None:
         """Type the event into the idle prompt; return only once the session took it in (the

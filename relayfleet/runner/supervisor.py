@@ -555,7 +555,8 @@ class Runner:
                     await engine.deliver(item.event, resend=resend)
                 except Exception as exc:
                     self.log.warning("delivery of %s failed (%s); will re-send", event_id, exc)
-                    resend = True  # it may have partly reached the session
+                    # It may have partly reached the session, unless the engine says not.
+                    resend = resend or not getattr(exc, "nothing_sent", False)
                     failures += 1
                     # Usually the session just died and the supervisor is restarting it; back
                     # off in case the engine itself is stuck.

@@ -326,3 +326,35 @@ def test_left_over_input_is_cleared_before_an_event_is_typed(tmp_path: Path) -> 
 
     asyncio.run(run_session(tmp_path, env=env, body=body))
     assert [t["text"] for t in turns(log)] == [EVENT["body"]]
+
+
+def test_a_dialog_during_the_session_blocks_typing_until_answered(tmp_path: Path) -> None:
+    """Nothing is typed into a dialog: the delivery fails as blocked (nothing sent, so the
+    next attempt is not a re-send), and once a human answers it the event goes in intact."""
+    log = tmp_path / "transcript.jsonl"
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(log),
+        "FAKE_CLAUDE_NO_CHANNELS": "1",
+        "FAKE_CLAUDE_DIALOG_AFTER_TURN": "1",
+        "FAKE_CLAUDE_UNNUMBERED": "1",
+    }
+    second = {"id": "evt_2", "source": "operator", "body": "[FROM operator] second"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.pty is not None
+        await engine.deliver(EVENT)
+        await wait_until(lambda: engine.screen.dialog() == "unknown")
+        with pytest.raises(SessionBlocked) as info:
+            await engine.deliver(second)
+        assert info.value.nothing_sent and info.value.title == "Pick a release channel"
+        assert engine.status()["blocked"] == "Pick a release channel"
+        engine.pty.write(b"\r")  # the human answers
+        await wait_until(lambda: engine.screen.dialog() is None)
+        await engine.deliver(second)
+        await wait_until(lambda: len(turns(log)) == 2)
+
+    asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert [t["text"] for t in turns(log)] == [EVENT["body"], "[FROM operator] second"]
+    assert {"type": "unknown_dialog", "choice": "Stable"}.items() <= next(
+        e for e in transcript(log) if e["type"] == "unknown_dialog"
+    ).items()
