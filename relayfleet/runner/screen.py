@@ -134,6 +134,9 @@ class Screen:
         if block is None:
             return None
         first, options = block
+        # Named by any of its words on screen (a dialog may put a rule between its title and
+        # its menu). A wrong name is harmless: a rule only presses Enter once the option it
+        # wants is selected, and a dialog without that option ends up blocked.
         text = "\n".join(lines)
         name = next((n for marker, n in DIALOGS.items() if marker in text), "unknown")
         # Its first line: the first text above the menu after the top rule (or the screen's top).
