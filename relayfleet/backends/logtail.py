@@ -1,10 +1,23 @@
-"""Reading a session log the way `gh fleet logs` shows it: last N lines, ANSI optionally stripped,
-across rotation (`session.log.1` holds what scrolled out of `session.log`)."""
+"""Reading a session log the way `gh fleet logs` shows it, across rotation (`session.log.1` holds
+what scrolled out of `session.log`).
+
+A session log is what a terminal was sent: Claude Code ends lines with `\r\r\n`, places words
+with cursor moves and redraws in place, so stripping escape sequences loses or runs text
+together. `gh fleet logs` therefore renders the log through a terminal emulator (pyte, as the
+runner's screen reader does) and prints the screen's lines, including what scrolled off the top;
+`--raw` prints the bytes as they are.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
+
+import pyte
+
+# The size the runner gives a session (PtyEngine.dimensions); the log was drawn for it.
+SESSION_ROWS, SESSION_COLS = 50, 200
 
 # CSI / OSC / single-char escapes, and the bare CRs a TUI uses to redraw a line.
 ANSI = re.compile(
@@ -44,10 +57,59 @@ def read_tail_bytes(path: Path, max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
+class RenderedLog:
+    """A terminal emulator fed with a session log: `lines()` is what a person would have seen,
+    one screen line per line (history that scrolled off the top first)."""
+
+    def __init__(self, rows: int = SESSION_ROWS, cols: int = SESSION_COLS) -> None:
+        self._screen = pyte.HistoryScreen(cols, rows, history=5000, ratio=0.5)
+        # A bare LF also returns the carriage: logs not written through a tty read naturally.
+        self._screen.set_mode(pyte.modes.LNM)
+        self._stream = pyte.ByteStream(self._screen)
+        self._shown: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        self._stream.feed(data)
+
+    def lines(self) -> list[str]:
+        cols = self._screen.columns
+        rows = [line for line in self._screen.history.top]
+        text = ["".join(row[x].data for x in range(cols)).rstrip() for row in rows]
+        text += [ln.rstrip() for ln in self._screen.display]
+        out: list[str] = []
+        for ln in text:  # one blank line where the screen had several
+            if ln or (out and out[-1]):
+                out.append(ln)
+        while out and not out[-1]:
+            out.pop()
+        return out
+
+    def mark_shown(self) -> None:
+        self._shown = self.lines()
+
+    def new_lines(self) -> list[str]:
+        """Lines that appeared or changed since the last call (for `logs -f`)."""
+        now = self.lines()
+        old, cur = self._shown[-300:], now[-300:]
+        self._shown = now
+        out: list[str] = []
+        for tag, _i1, _i2, j1, j2 in difflib.SequenceMatcher(None, old, cur).get_opcodes():
+            if tag in ("insert", "replace"):
+                out.extend(ln for ln in cur[j1:j2] if ln)
+        return out
+
+
+def render(data: bytes, rows: int = SESSION_ROWS, cols: int = SESSION_COLS) -> list[str]:
+    log = RenderedLog(rows, cols)
+    log.feed(data)
+    return log.lines()
+
+
 def tail_lines(path: Path, lines: int, *, raw: bool = False) -> str:
     data = read_tail_bytes(Path(path), max(64 * 1024, lines * 400))
     if not raw:
-        data = strip_ansi(data)
+        shown = render(data)[-lines:] if lines > 0 else []
+        return "".join(ln + "\n" for ln in shown)
     text = data.decode("utf-8", "replace")
     # Split on LF only: a raw CR is part of the line (a TUI redraw), not a line of its own.
     out = text.split("\n")

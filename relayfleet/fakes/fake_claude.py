@@ -25,6 +25,16 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 notices away: only `--debug-file` then says "Channel notifications registered");
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
 A turn containing `HANDOFF(<agent>): <message>` calls the `handoff` tool (transcript `tool`).
+`FAKE_CLAUDE_UNNUMBERED=1` draws dialogs as 2.1.331 does: under a rule, options without numbers
+(`❯ No, exit` / `  Yes, I trust this folder`); `FAKE_CLAUDE_AUTO_MODE_NOTICE=1` shows the
+"Auto mode … Press Enter to continue" notice over the first prompt: until Enter dismisses it,
+whatever is typed is dropped (transcript `notice`); `FAKE_CLAUDE_UNKNOWN_DIALOG=1` shows a
+dialog no rule knows ("Pick a release channel"; transcript `unknown_dialog` with the choice;
+also `--fake-unknown-dialog`); `FAKE_CLAUDE_DIALOG_AFTER_TURN=1` shows it after the first turn.
+The trust dialog's answer is recorded (`trust`, accepted true/false).
+`FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file;
+`--fake-input-stamps <file>` appends `{"t", "via", "data"}` for every terminal read and every
+channel notification, stamped on arrival (benchmarks/delivery_latency.py).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -85,6 +95,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-no-channels", action="store_true")
     p.add_argument("--fake-crash-after", type=int)
     p.add_argument("--fake-slow-start", type=float)
+    p.add_argument("--fake-input-stamps")
+    p.add_argument("--fake-unknown-dialog", action="store_true")
     return p.parse_known_args(argv)
 
 
@@ -113,6 +125,7 @@ class FakeClaude:
         self.events: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         self.client: Any = None
         self.prompt_shown = False
+        self.notice_pending = False
 
     # -- output --------------------------------------------------------------------------------
 
@@ -127,6 +140,12 @@ class FakeClaude:
             with open(self.transcript, "a") as fh:
                 fh.write(line)
 
+    def stamp(self, via: str, data: str) -> None:
+        if self.args.fake_input_stamps:
+            line = json.dumps({"t": time.time(), "via": via, "data": data}) + "\n"
+            with open(self.args.fake_input_stamps, "a") as fh:
+                fh.write(line)
+
     def debug(self, message: str) -> None:
         """One line of `--debug-file`, in the real client's shape (ISO time, level, text)."""
         if not self.args.debug_file:
@@ -137,8 +156,20 @@ class FakeClaude:
 
     def prompt(self) -> None:
         """The idle prompt box; the cursor is left inside it, after `❯ `."""
+        if self.notice_pending:
+            self.out(
+                "▎ Auto mode is now Claude Code's default permission mode.\n"
+                "▎ Auto mode lets Claude handle permission prompts automatically.\n"
+                "  Press Enter to continue\n"
+            )
         self.out(f"{RULE}\n❯ \n{RULE}\n  ⏵⏵ accept edits on (shift+tab to cycle)\x1b[2A\x1b[3G")
         self.prompt_shown = True
+
+    def show_input(self, buf: bytes) -> None:
+        """Redraw the input line: one line that shows the end of a long input, as a scrolling
+        field does (the box keeps its two rules whatever the length)."""
+        text = buf.decode("utf-8", "replace")
+        self.out("\r\x1b[2K❯ " + text[-(WIDTH - 4) :])
 
     def clear_prompt(self) -> None:
         if self.prompt_shown:
@@ -156,16 +187,28 @@ class FakeClaude:
             asyncio.get_running_loop().remove_reader(0)
             self.keys.put_nowait(b"\x04")
             return
+        self.stamp("pty", data.decode("utf-8", "replace"))
+        raw = os.environ.get("FAKE_CLAUDE_RAW_INPUT")
+        if raw:  # the exact bytes the session was given, for tests of what was written
+            with open(raw, "ab") as fh:
+                fh.write(data)
         self.keys.put_nowait(data)
 
     async def dialog(self, title: str, body: list[str], options: list[str], default: int) -> int:
         """Full-screen choice; arrows move, Enter confirms, digits choose directly."""
         selected = default
+        unnumbered = env_flag("FAKE_CLAUDE_UNNUMBERED")
         while True:
-            lines = [title, "", *body, ""]
-            for i, opt in enumerate(options):
-                lines.append(f"{'❯' if i == selected else ' '} {i + 1}. {opt}")
-            lines += ["", "Enter to confirm · Esc to cancel"]
+            if unnumbered:  # 2.1.331: a rule on top, one-space margin, no option numbers
+                lines = [RULE, f" {title}", "", *(f" {b}" for b in body), ""]
+                for i, opt in enumerate(options):
+                    lines.append(f" {'❯' if i == selected else ' '} {opt}")
+                lines += ["", " Enter to confirm · Esc to cancel"]
+            else:
+                lines = [title, "", *body, ""]
+                for i, opt in enumerate(options):
+                    lines.append(f"{'❯' if i == selected else ' '} {i + 1}. {opt}")
+                lines += ["", "Enter to confirm · Esc to cancel"]
             self.out("\x1b[2J\x1b[H" + "\n".join(lines))
             data = await self.keys.get()
             while data:
@@ -181,6 +224,13 @@ class FakeClaude:
                     return len(options) - 1  # Esc / Ctrl-C: the last option (Exit / No)
                 else:
                     data = data[1:]
+
+    async def unknown_dialog(self) -> None:
+        options = ["Stable", "Latest"]
+        choice = await self.dialog(
+            "Pick a release channel", ["Which updates should this install follow?"], options, 0
+        )
+        self.record(type="unknown_dialog", choice=options[choice])
 
     # -- MCP -----------------------------------------------------------------------------------
 
@@ -206,6 +256,7 @@ class FakeClaude:
             meta: dict[str, str] = {}
 
         async def on_channel(params: ChannelParams) -> None:
+            self.stamp("channel", params.content)
             await self.events.put((params.content, dict(params.meta)))
 
         class ChannelExt(ClientExtension):
@@ -330,6 +381,7 @@ class FakeClaude:
             data = pending + await self.keys.get()
             pending = b""
             i = 0
+            shown = bytes(buf)
             while i < len(data):
                 if data.startswith(PASTE_START, i):
                     pasting, i = True, i + len(PASTE_START)
@@ -342,18 +394,33 @@ class FakeClaude:
                     break
                 ch = data[i : i + 1]
                 i += 1
+                if self.notice_pending:
+                    # The notice takes the keys: text is dropped, the first Enter dismisses it.
+                    if ch == b"\r" and not pasting:
+                        self.notice_pending = False
+                        self.record(type="notice", dismissed=True, dropped=buf.decode())
+                        buf.clear()
+                        shown = b""
+                        self.out("\x1b[2J\x1b[H✻ Welcome to Claude Code (fake)\n")
+                        self.prompt()
+                    continue
                 if pasting:
                     buf += ch
-                    self.out(ch.decode("utf-8", "replace"))
                 elif ch == b"\r":
                     text = buf.decode("utf-8", "replace")
                     buf.clear()
+                    shown = b""
                     if text.strip():
                         await self.turn("pty", text)
+                        if self.turns == 1 and env_flag("FAKE_CLAUDE_DIALOG_AFTER_TURN"):
+                            await self.unknown_dialog()
+                            self.out("\x1b[2J\x1b[H")
                         self.prompt()
+                    else:
+                        self.show_input(b"")
                 elif ch == b"\x04" and not buf:
                     return
-                elif ch == b"\x03":
+                elif ch in (b"\x03", b"\x15"):
                     buf.clear()
                 elif ch == b"\x7f":
                     del buf[-1:]
@@ -361,7 +428,8 @@ class FakeClaude:
                     i = len(data)  # drop other escape sequences (arrows, …)
                 else:
                     buf += ch
-                    self.out(ch.decode("utf-8", "replace"))
+            if bytes(buf) != shown and not self.notice_pending:
+                self.show_input(bytes(buf))
 
     # -- main ----------------------------------------------------------------------------------
 
@@ -408,6 +476,7 @@ class FakeClaude:
                 TRUST_OPTIONS,
                 0,
             )
+            self.record(type="trust", accepted=TRUST_OPTIONS[choice] != "No, exit")
             if TRUST_OPTIONS[choice] == "No, exit":
                 return 1
         if env_flag("FAKE_CLAUDE_APIKEY_DIALOG"):
@@ -418,6 +487,8 @@ class FakeClaude:
                 1,
             )
             self.record(type="apikey", approved=choice == 0)
+        if a.fake_unknown_dialog or env_flag("FAKE_CLAUDE_UNKNOWN_DIALOG"):
+            await self.unknown_dialog()
         if self.dev_channels:
             body = [
                 "--dangerously-load-development-channels is for local channel development only.",
@@ -449,6 +520,7 @@ class FakeClaude:
                     "this session · use with care\n"
                 )
         self.record(type="ready", channels=self.channels_on)
+        self.notice_pending = env_flag("FAKE_CLAUDE_AUTO_MODE_NOTICE")
         self.out("\x1b[?2004h")
         self.prompt()
         worker = None

@@ -1,12 +1,17 @@
 """The `claude` engine: the real Claude Code, interactive, in a PTY; channel first, typing second.
 
 Launch flags, environment and dialogs follow research/claude-runner.md §1.3, §3, §6 and
-real-claude-offline.md. Start-up is a small state machine over the rendered screen: answer the
-dev-channels dialog (its first option), the trust and API-key dialogs (moving the selection
-explicitly: their defaults are the safe "No"), wait for the idle prompt, then decide the
-delivery path. Channels are remote-gated and may be refused silently, so the channel path is
-used only when the client connected to our server *and* the session announced the channel;
-a "Channels are not currently available" / "ignored" notice, or no announcement, means PTY typing.
+real-claude-offline.md. Start-up is a small state machine over the rendered screen: dialogs are
+recognised by their text (numbered or not) and answered only where a rule says how (dev
+channels, API key, bypass warning, theme), moving the selection explicitly; notices that wait
+for Enter are dismissed. The trust dialog is never accepted on screen (accepting records trust
+for the enclosing repository): the runner pre-seeds trust for the agent's own workspace in a
+config dir it owns, and otherwise stops with an error naming the fixes. A dialog or notice with
+no rule blocks the session (`SessionBlocked`): it stays up for a human to answer through
+`gh fleet attach`, and the runner does not retry. Then the runner decides the delivery path.
+Channels are remote-gated and may be refused silently, so the channel path is used only when
+the client connected to our server *and* the session announced the channel; a "Channels are not
+currently available" / "ignored" notice, or no announcement, means PTY typing.
 """
 
 from __future__ import annotations
@@ -14,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from typing import Any
 
 from relayfleet.core.errors import BackendError
 from relayfleet.runner.engine import DELIVERY_CHANNEL, DELIVERY_PTY
-from relayfleet.runner.engine_command import RESEND_MARK, PtyEngine
-from relayfleet.runner.pty import sanitize
+from relayfleet.runner.engine_command import PtyEngine
+from relayfleet.runner.neutralise import channel_payload, event_text, typed_payload
 from relayfleet.runner.screen import NO_CONVERSATION, SESSION_IN_USE, Screen
 
 SERVER_NAME = "relay"
 UP, DOWN, ENTER = b"\x1b[A", b"\x1b[B", b"\r"
+CLEAR_LINE = b"\x15"  # Ctrl-U
 # Turning any of these on disables feature-flag fetching, and with it channels and Remote Control.
 FLAG_FETCH_KILLERS = (
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
@@ -32,13 +37,16 @@ FLAG_FETCH_KILLERS = (
     "DO_NOT_TRACK",
     "DISABLE_GROWTHBOOK",
 )
-# Dialog -> the option to choose (a substring of its text).
+# Dialog -> the option to choose (the start of its text). `trust` is deliberately absent: it is
+# never answered on screen (see `trust_error`); a dialog without a rule blocks the session.
 ANSWERS = {
     "dev_channels": "I am using this for local development",
-    "trust": "Yes, I trust this folder",
-    "api_key": "Yes",
-    "bypass": "Yes, I accept",
+    "api_key": "Yes",  # the key the runner itself put in the session's environment
+    "bypass": "Yes, I accept",  # shown only when the agent's args ask for that mode
+    "theme": "Dark mode",
 }
+# Notices that wait for Enter and only inform: dismissed before anything is typed.
+DISMISS = ("auto_mode",)
 
 
 DEBUG_FILE = "claude-debug.log"
@@ -107,13 +115,47 @@ class DebugLog:
 class SessionStartError(BackendError):
     """The session did not reach its idle prompt."""
 
+    nothing_sent = False  # True: the event never reached the session (not a re-send next time)
+
+
+class NotReady(SessionStartError):
+    """No idle prompt to type into: nothing was typed."""
+
+    nothing_sent = True
+
+
+class SessionBlocked(SessionStartError):
+    """A dialog or notice the runner has no rule for (or must not answer) holds the session.
+
+    The session is left running so a human can answer it (`gh fleet attach <agent>`); `title`
+    is the dialog's first line."""
+
+    nothing_sent = True
+
+    def __init__(self, message: str, title: str) -> None:
+        super().__init__(message)
+        self.title = title
+
+
+def blocked_message(agent: str, title: str) -> str:
+    return f"blocked: {title} (answer it: gh fleet attach {agent})"
+
+
+def trust_error(agent: str, workdir: Any) -> str:
+    return (
+        f"blocked: Claude Code asks whether to trust the workspace {workdir}; the runner never "
+        f"accepts that on screen. Fix it one of two ways: trust it once by hand (answer it with "
+        f"gh fleet attach {agent}, or run `claude` in {workdir} yourself), or let the runner own "
+        f"the agent's config dir: gh fleet agent set {agent} claude.isolate_config true"
+    )
+
 
 class ClaudeEngine(PtyEngine):
     """Runs `claude` for one agent. `delivery` is `channel` or `pty` once `start()` returns."""
 
     startup_timeout = 120.0  # a cold start of the real client on a loaded machine is slow
     channel_timeout = 15.0  # how long to wait for the MCP client + channel announcement
-    busy_timeout = 300.0  # PTY typing waits this long for the idle prompt, then types anyway
+    busy_timeout = 300.0  # PTY typing waits this long for the idle prompt, then fails (re-sent)
     enter_delay = 0.15  # between the paste and Enter (research: ≥150 ms)
 
     def __init__(self, spec: Any, channel: Any) -> None:
@@ -123,6 +165,7 @@ class ClaudeEngine(PtyEngine):
         self.launched_with: list[str] = []
         self.debug = DebugLog(self.debug_path)
         self.confirmed_by: str | None = None  # "screen" | "debug-file": how the channel was seen
+        self.blocked: str | None = None  # the first line of a dialog that holds the session
 
     @property
     def debug_path(self) -> Any:
@@ -184,6 +227,8 @@ class ClaudeEngine(PtyEngine):
             await self.pty.terminate(2)
             await self._launch(resume=outcome == "in_use")
             outcome = await self._until_idle()
+        if outcome.startswith("blocked:"):
+            raise self._blocked(outcome.removeprefix("blocked:"))
         if outcome != "idle":
             assert self.pty is not None
             tail = self.screen.tail(8)
@@ -193,11 +238,12 @@ class ClaudeEngine(PtyEngine):
             )
         self._delivery = await self._choose_delivery()
 
-    async def _until_idle(self) -> str:
-        """Answer dialogs until the idle prompt shows; returns why it stopped."""
+    async def _until_idle(self, timeout: float | None = None) -> str:
+        """Answer dialogs and dismiss notices until the idle prompt shows; returns why it
+        stopped: `idle`, `blocked:<title>` (left on screen), or a failure."""
         assert self.pty is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.startup_timeout
+        deadline = loop.time() + (self.startup_timeout if timeout is None else timeout)
         answered: dict[str, int] = {}
         while loop.time() < deadline:
             if not self.pty.alive():
@@ -207,17 +253,57 @@ class ClaudeEngine(PtyEngine):
                 if SESSION_IN_USE in text:
                     return "in_use"
                 return f"exited with status {self.pty.returncode}"
-            dialog = self.screen.dialog()
-            if dialog is not None:
-                answered[dialog] = answered.get(dialog, 0) + 1
-                if dialog not in ANSWERS or answered[dialog] > 3:
-                    return f"stuck at the {dialog} dialog"
-                await self._choose(ANSWERS[dialog])
-                continue
-            if self.screen.idle_prompt():
-                return "idle"
+            step = await self._step(answered)
+            if step is not None:
+                return step
             await self.screen.changed(0.25)
         return "timed out"
+
+    async def _step(self, answered: dict[str, int]) -> str | None:
+        """One look at the screen: answer what has a rule; `idle`, `blocked:…` or None (wait)."""
+        found = self.screen.find_dialog()
+        if found is not None:
+            if found.name == "trust":
+                return "blocked:trust"
+            answered[found.name] = answered.get(found.name, 0) + 1
+            if found.name not in ANSWERS or answered[found.name] > 3:
+                return f"blocked:{found.title}"
+            await self._choose(ANSWERS[found.name])
+            return None
+        notice = self.screen.notice()
+        if notice is not None:
+            answered[notice] = answered.get(notice, 0) + 1
+            if notice not in DISMISS or answered[notice] > 3:
+                return f"blocked:{self.screen.notice_title()}"
+            await self._press(ENTER, 5)
+            await self.screen.changed(0.3)
+            return None
+        if self.screen.idle_prompt():
+            return "idle"
+        return None
+
+    def _blocked(self, title: str) -> SessionBlocked:
+        self.blocked = title
+        agent = self.spec.agent.name
+        if title == "trust":
+            return SessionBlocked(trust_error(agent, self.spec.workdir), "trust")
+        return SessionBlocked(blocked_message(agent, title), title)
+
+    async def until_unblocked(self) -> bool:
+        """After `SessionBlocked`: wait (without limit) until a human answered the dialog and
+        the session reached its idle prompt (True, delivery chosen), or it exited (False)."""
+        assert self.pty is not None
+        answered: dict[str, int] = {}
+        while self.pty.alive():
+            step = await self._step(answered)
+            if step == "idle":
+                self.blocked = None
+                self._delivery = await self._choose_delivery()
+                return True
+            if step is not None:
+                answered.clear()  # still blocked: never answered blindly, just wait
+            await self.screen.changed(1.0)
+        return False
 
     async def _choose(self, wanted: str) -> None:
         """Move the dialog's selection onto `wanted`, check it is there, then press Enter."""
@@ -229,11 +315,12 @@ class ClaudeEngine(PtyEngine):
             if target is None or current is None:
                 await self.screen.changed(0.5)
                 continue
-            if target.number == current.number:
+            if target is current:
                 await self._press(ENTER, 10)
                 await self.screen.changed(0.3)  # let the next screen settle
                 return
-            await self._press(DOWN if target.number > current.number else UP, 2)
+            down = options.index(target) > options.index(current)
+            await self._press(DOWN if down else UP, 2)
 
     async def _press(self, key: bytes, timeout: float) -> None:
         """Send one key and wait (up to `timeout`) for the screen to react."""
@@ -294,7 +381,7 @@ class ClaudeEngine(PtyEngine):
         if self._delivery == DELIVERY_CHANNEL and (
             self.channel.connected() or await self._reconnected(5.0)
         ):
-            content, meta = channel_event(event, resend=resend)
+            content, meta = channel_payload(event, resend=resend)
             if await self.channel.push(content, meta):
                 return
         # No client listening right now (it is reconnecting): type it rather than drop it.
@@ -309,52 +396,79 @@ class ClaudeEngine(PtyEngine):
             await asyncio.sleep(0.1)
         return False
 
+    async def _ready_for_input(self) -> None:
+        """Wait for the empty idle prompt; dialogs and notices on the way are handled first (or
+        the delivery fails as blocked: nothing is typed into a dialog)."""
+        assert self.pty is not None
+        answered: dict[str, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_timeout
+        while loop.time() < deadline:
+            if not self.pty.alive():
+                raise NotReady("the session exited before the event could be typed")
+            step = await self._step(answered)
+            if step == "idle":
+                self.blocked = None
+                return
+            if step is not None and step.startswith("blocked:"):
+                self.blocked = step.removeprefix("blocked:")
+                raise self._blocked(self.blocked)
+            await self.screen.changed(0.25)
+        raise NotReady(f"no idle prompt within {self.busy_timeout:.0f}s; not typing")
+
     async def _type(self, event: dict[str, Any], *, resend: bool) -> None:
+        """Type the event into the idle prompt; return only once the session took it in (the
+        text showed in the input box and was submitted), else raise (the runner re-sends)."""
         pty = self._require_pty()
         await pty.wait_released()
-        # Only into an empty, idle input box: never into a dialog or a half-written prompt.
-        await self._wait_for(self.screen.idle_prompt, self.busy_timeout)
-        text = typed_text(event, resend=resend)
-        before = self.screen.prompt_line()
-        await pty.paste(text, enter_delay=self.enter_delay)
-        # Verify it was submitted (the box cleared or a turn started); else press Enter once more.
-        submitted = await self._wait_for(
-            lambda: self.screen.busy() or self.screen.prompt_line() in ("", before), 3.0
-        )
-        if not submitted:
+        await self._ready_for_input()
+        text = event_text(event, resend=resend)
+        payload = typed_payload(event, resend=resend, bracketed=pty.bracketed_paste)
+        if self.screen.prompt_line():
+            # Left-over input (or a grey placeholder suggestion, which typing replaces anyway):
+            # Ctrl-U empties the line so the event is not submitted glued to it.
+            await self._press(CLEAR_LINE, 1.0)
+        pty.write(payload)
+        if not await self._wait_for(lambda: self._shows_typed(text), 10.0):
+            pty.write(CLEAR_LINE)  # leave the input box empty for the next attempt
+            raise SessionStartError("the typed event did not show in the input box")
+        await asyncio.sleep(self.enter_delay)
+        await pty.wait_released()
+        for _ in range(2):
             pty.write(ENTER)
+            if await self._wait_for(self._submitted, 5.0):
+                return
+        raise SessionStartError("the typed event was not submitted")
+
+    def _shows_typed(self, text: str) -> bool:
+        """The input box holds `text` (compared without spaces: a long line wraps), or Claude
+        Code's placeholder for a long paste."""
+        box = self.screen.prompt_line()
+        if not box:
+            return False
+        if "[Pasted text" in box:
+            return True
+        squeeze = "".join(text.split())
+        return "".join(box.split()).endswith(squeeze[-40:])
+
+    def _submitted(self) -> bool:
+        return self.screen.busy() or self.screen.prompt_line() in ("", None)
 
     def status(self) -> dict[str, Any]:
         st = super().status()
         st["channel_connected"] = self.channel.connected()
         st["channel_notice"] = self.notice
         st["channel_confirmed_by"] = self.confirmed_by
+        st["blocked"] = self.blocked
         return st
 
 
 def channel_event(event: dict[str, Any], *, resend: bool = False) -> tuple[str, dict[str, str]]:
-    """(content, meta) for `notifications/claude/channel`: meta holds identifiers only."""
-    md = event.get("metadata") or {}
-    meta = {
-        "event_id": event.get("id"),
-        "from": event.get("source"),
-        "kind": md.get("kind"),
-        "repo": md.get("repo"),
-        "number": md.get("number"),
-        "resend": "true" if resend else "false",
-    }
-    # Claude Code shows the content inside `<channel …>…</channel>`: a body that writes that tag
-    # itself could close ours and open a forged one (another source, made-up meta).
-    content = _CHANNEL_TAG.sub("\u2039\\1", str(event.get("body") or ""))
-    return content, {k: str(v) for k, v in meta.items() if v not in (None, "")}
-
-
-_CHANNEL_TAG = re.compile(r"<(/?\s*channel)", re.IGNORECASE)
+    """(content, meta) for `notifications/claude/channel` (runner/neutralise.py)."""
+    return channel_payload(event, resend=resend)
 
 
 def typed_text(event: dict[str, Any], *, resend: bool = False) -> str:
-    """The text typed for an event: sanitized, never starting with a command prefix."""
-    text = sanitize(str(event.get("body") or event.get("id") or "")).strip()
-    if text[:1] in ("/", "!", "#"):
-        text = "[event] " + text  # `/cmd`, `!shell` and `#memory` must not be triggered by data
-    return (RESEND_MARK + text) if resend else text
+    """The text typed for an event (runner/neutralise.py): it always opens with the runner's
+    `[FROM …]` frame, so never with a `/`, `!` or `#` command prefix."""
+    return event_text(event, resend=resend)

@@ -13,15 +13,10 @@ from typing import Any
 
 from relayfleet.runner.channel import write_mcp_config
 from relayfleet.runner.engine import DELIVERY_PTY, Channel, EngineSpec
+from relayfleet.runner.neutralise import RESEND_MARK, event_text
 from relayfleet.runner.pty import PtySession
 
-RESEND_MARK = "[re-send] "
-
-
-def event_text(event: dict[str, Any], *, resend: bool = False) -> str:
-    """The line typed for an event: its body (re-sends are marked so the agent can tell)."""
-    body = str(event.get("body") or event.get("id") or "")
-    return (RESEND_MARK + body) if resend else body
+__all__ = ["RESEND_MARK", "CommandEngine", "PtyEngine", "event_text"]
 
 
 class PtyEngine:
@@ -126,6 +121,7 @@ class CommandEngine(PtyEngine):
         self.ready_after = round(loop.time() - began, 3)
 
     async def deliver(self, event: dict[str, Any], *, resend: bool = False) -> None:
+        # The one neutraliser (runner/neutralise.py): one inert line, framed by the runner.
         pty = self._require_pty()
         await pty.paste(
             event_text(event, resend=resend), enter_delay=self.enter_delay, single_line=True

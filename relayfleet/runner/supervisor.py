@@ -132,6 +132,7 @@ class Runner:
         self.credentials_factory = credentials
         self.credentials: Any = None
         self.start_error: str | None = None
+        self.blocked: str | None = None  # first line of a dialog holding the session
         self.ledger = Ledger.load(runner_state_file(paths, agent.name))
         self.compactor = self._compactor()
         self.engine: SessionEngine | None = None
@@ -183,7 +184,9 @@ class Runner:
 
     # -- wiring ---------------------------------------------------------------------------
     def _current_pty(self) -> Any:
-        return getattr(self.engine, "pty", None) if self._ready.is_set() else None
+        # A blocked session is attachable too: attaching is how a human answers its dialog.
+        up = self._ready.is_set() or self.blocked is not None
+        return getattr(self.engine, "pty", None) if up else None
 
     def _on_attach(self, clients: int) -> None:
         pty = self._current_pty()
@@ -262,7 +265,7 @@ class Runner:
             "started_at": self.started_at,
             "updated_at": time.time(),
             "running": not self._stop.is_set(),
-            "session": "up" if eng is not None else "restarting",
+            "session": "up" if eng is not None else "blocked" if self.blocked else "restarting",
             "session_pid": getattr(pty, "pid", None),
             "session_pid_start": process_start_time(pty.pid) if pty is not None else None,
             **self.session_group.fields(),
@@ -493,7 +496,7 @@ class Runner:
             try:
                 engine = self._make_engine(spec)
                 self.engine = engine
-                await engine.start()
+                await self._start_engine(engine)
             except Exception as exc:
                 self.log.error("session failed to start: %s: %s", type(exc).__name__, exc)
                 self.last_exit = None
@@ -537,6 +540,29 @@ class Runner:
                 await asyncio.wait_for(self._stop.wait(), delay)
             delay = min(delay * 2, self.backoff[1])
 
+    async def _start_engine(self, engine: SessionEngine) -> None:
+        """`engine.start()`; a session held by a dialog the runner must not answer stays up for
+        a human (`gh fleet attach`), and is never restarted: retrying would only loop."""
+        from relayfleet.runner.engine_claude import SessionBlocked
+
+        try:
+            await engine.start()
+            return
+        except SessionBlocked as exc:
+            self.blocked, self.start_error = exc.title, str(exc)
+            self.log.error("session %s", exc)
+            self._status_dirty.set()
+            answered = await engine.until_unblocked()  # type: ignore[attr-defined]
+            self.blocked = None
+            if answered:
+                self.start_error = None
+                self.log.info("the dialog was answered; the session is up")
+                return
+            self.start_error = f"{exc}; the session has exited: gh fleet restart {self.name}"
+            self._status_dirty.set()
+            await self._stop.wait()  # it exited unanswered: stay stopped, do not loop
+            raise
+
     # -- delivery -------------------------------------------------------------------------
     async def _deliver(self, item: TailItem, *, resend: bool) -> None:
         """Into the session, bracketed by the ledger; retried (marked) across session restarts."""
@@ -559,7 +585,8 @@ class Runner:
                     await engine.deliver(item.event, resend=resend)
                 except Exception as exc:
                     self.log.warning("delivery of %s failed (%s); will re-send", event_id, exc)
-                    resend = True  # it may have partly reached the session
+                    # It may have partly reached the session, unless the engine says not.
+                    resend = resend or not getattr(exc, "nothing_sent", False)
                     failures += 1
                     # Usually the session just died and the supervisor is restarting it; back
                     # off in case the engine itself is stuck.

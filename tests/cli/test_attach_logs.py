@@ -160,3 +160,54 @@ def test_attach_passes_the_terminal_size_through_and_restores_it_on_detach(tmp_p
         assert pid_alive(st["pid"]) and pid_alive(st["session_pid"])
     finally:
         run_cli(fleet, "stop", "coder")
+
+
+REAL_TURN = Path(__file__).parents[1] / "runner" / "fixtures" / "real-turn-80x24.bin"
+
+
+def test_logs_of_a_real_session_show_what_its_terminal_showed(tmp_path: Path) -> None:
+    """Recorded from Claude Code 2.1.331: lines end in \\r\\r\\n and words are placed with cursor
+    moves, so stripping escapes loses the reply; rendering shows it, spaces and all."""
+    from relayfleet.backends.logtail import strip_ansi
+
+    data = REAL_TURN.read_bytes()
+    assert b"Hello there friend" not in strip_ansi(data)  # what `logs` used to show
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.echo_agent("coder")
+    log = fleet.paths.session_log("coder")
+    log.parent.mkdir(parents=True)
+    log.write_bytes(data)
+    rc, out, _ = run_cli(fleet, "logs", "coder", "-n", "40")
+    assert rc == 0
+    lines = out.splitlines()
+    assert "● Hello there friend, the reply has spaces between its words." in lines
+    assert "❯ Say hello please" in lines
+    assert "\x1b" not in out and "\r" not in out
+    _, raw, _ = run_cli(fleet, "logs", "coder", "--raw", "-n", "400")
+    assert "\x1b[" in raw
+
+
+def test_logs_follow_renders_a_real_session_as_it_grows(tmp_path: Path) -> None:
+    data = REAL_TURN.read_bytes()
+    cut = data.index(b"Hello there") - 40  # the reply arrives after `logs -f` started
+    log = tmp_path / "session.log"
+    log.write_bytes(data[:cut])
+    out = io.StringIO()
+    done = threading.Event()
+    t = threading.Thread(
+        target=follow,
+        args=(log, out),
+        kwargs={"raw": False, "stop_after": 30, "stop": done.is_set},
+    )
+    t.start()
+    time.sleep(0.3)
+    with open(log, "ab") as f:
+        f.write(data[cut:])
+    wait_until(lambda: "Hello there friend" in out.getvalue(), timeout=10)
+    done.set()
+    t.join()
+    assert (
+        "● Hello there friend, the reply has spaces between its words."
+        in out.getvalue().splitlines()
+    )
+    assert "\x1b" not in out.getvalue()

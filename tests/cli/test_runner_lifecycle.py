@@ -10,6 +10,8 @@ import asyncio
 import json
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -424,3 +426,23 @@ def test_the_agents_port_is_where_its_channel_listens(fleet: FleetDir) -> None:
         )
     finally:
         squatter.close()
+
+
+def test_status_shows_a_session_blocked_by_a_dialog_and_the_runner_does_not_retry(
+    tmp_path: Path,
+) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    fake = [sys.executable, "-m", "relayfleet.fakes.fake_claude", "--fake-unknown-dialog"]
+    fleet.add_agent("coder", fake, engine="claude")
+    status = fleet.paths.runner_status("coder")
+    line = "coder: blocked: Pick a release channel (answer it: gh fleet attach coder)"
+    try:
+        rc, _, err = run_cli(fleet, "start", "coder")
+        assert rc == 1 and line in err.splitlines(), err  # at once, not after a timeout
+        rc, out, _ = run_cli(fleet, "status")
+        assert rc == 0
+        assert line in out.splitlines(), out
+        time.sleep(2)  # a restart loop would show up as restarts
+        assert read_json(status)["restarts"] == 0
+    finally:
+        run_cli(fleet, "stop", "coder")

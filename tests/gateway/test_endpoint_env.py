@@ -188,3 +188,21 @@ def test_secret_file_is_made_once_0600_and_env_wins(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(CredentialError, match="readable by other users"):
         load_or_create_secret(tmp_path, {}, "GW_SECRET")
+
+
+def test_trust_is_seeded_only_for_the_agents_own_workspace(tmp_path: Path) -> None:
+    """Never the enclosing repository, never the operator's config dir."""
+    operator = tmp_path / "operator-claude"
+    operator.mkdir()
+    (operator / ".claude.json").write_text("{}")
+    s = spec(tmp_path, Endpoint())
+    data = seeded(endpoint_env(s, {"CLAUDE_CONFIG_DIR": str(operator)}))
+    trusted = [p for p, v in data["projects"].items() if v.get("hasTrustDialogAccepted")]
+    assert trusted == [str(s.workdir.resolve())]
+    assert (operator / ".claude.json").read_text() == "{}"
+    # Not isolated: the operator's config dir is the session's, and nothing writes to it.
+    env = endpoint_env(
+        spec(tmp_path, Endpoint(), isolate_config=False), {"CLAUDE_CONFIG_DIR": str(operator)}
+    )
+    assert env["CLAUDE_CONFIG_DIR"] == str(operator)
+    assert (operator / ".claude.json").read_text() == "{}"

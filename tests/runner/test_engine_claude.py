@@ -13,7 +13,12 @@ from sessionkit import make_spec, wait_until
 
 from relayfleet.runner.channel import ChannelServer
 from relayfleet.runner.engine import DELIVERY_CHANNEL, DELIVERY_PTY
-from relayfleet.runner.engine_claude import FLAG_FETCH_KILLERS, ClaudeEngine, channel_event
+from relayfleet.runner.engine_claude import (
+    FLAG_FETCH_KILLERS,
+    ClaudeEngine,
+    SessionBlocked,
+    channel_event,
+)
 
 FAKE = (sys.executable, "-m", "relayfleet.fakes.fake_claude")
 EVENT = {
@@ -119,18 +124,19 @@ def test_pty_fallback_when_channels_are_unavailable(tmp_path: Path) -> None:
     assert acked == []  # typed turns carry no event id; the agent acks via the tool itself
     assert [(t["via"], t["text"]) for t in turns(log)] == [
         ("pty", EVENT["body"]),
-        ("pty", "[re-send] [event] /etc/passwd is\nworth a look"),
+        ("pty", "[re-send] [FROM github] /etc/passwd is ⏎ worth a look"),
     ]
     assert engine.status()["delivery"] == DELIVERY_PTY
 
 
-def test_dialogs_with_safe_defaults_are_answered_by_moving_the_selection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnumbered", [False, True])
+def test_dialogs_with_safe_defaults_are_answered_by_moving_the_selection(
+    tmp_path: Path, unnumbered: bool
+) -> None:
     log = tmp_path / "transcript.jsonl"
-    env = {
-        "FAKE_CLAUDE_TRANSCRIPT": str(log),
-        "FAKE_CLAUDE_TRUST_DIALOG": "1",
-        "FAKE_CLAUDE_APIKEY_DIALOG": "1",
-    }
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_APIKEY_DIALOG": "1"}
+    if unnumbered:
+        env["FAKE_CLAUDE_UNNUMBERED"] = "1"  # as 2.1.331 draws them: "❯ No (recommended)"
     engine, _ = asyncio.run(run_session(tmp_path, env=env))
     kinds = [e["type"] for e in transcript(log)]
     assert "ready" in kinds
@@ -138,6 +144,87 @@ def test_dialogs_with_safe_defaults_are_answered_by_moving_the_selection(tmp_pat
         e for e in transcript(log) if e["type"] == "apikey"
     ).items()
     assert engine.delivery == DELIVERY_CHANNEL
+
+
+@pytest.mark.parametrize("unnumbered", [False, True])
+def test_the_trust_dialog_is_never_accepted_and_names_both_fixes(
+    tmp_path: Path, unnumbered: bool
+) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_TRUST_DIALOG": "1"}
+    if unnumbered:
+        env["FAKE_CLAUDE_UNNUMBERED"] = "1"
+    with pytest.raises(SessionBlocked) as info:
+        asyncio.run(run_session(tmp_path, env=env))
+    message = str(info.value)
+    assert message.startswith("blocked: ")
+    assert "gh fleet attach coder" in message  # trust it once by hand
+    assert "claude.isolate_config true" in message  # or let the runner own the config dir
+    # The session sat at the dialog (it was up, never answered): no "trust" answer was recorded.
+    assert [e for e in transcript(log) if e["type"] == "trust"] == []
+    assert "ready" not in [e["type"] for e in transcript(log)]
+
+
+def test_an_unknown_dialog_blocks_until_a_human_answers_it(tmp_path: Path) -> None:
+    """No rule, no blind answer: start() reports the dialog's first line, the session stays up,
+    and once a human answers (here: Enter, as through `gh fleet attach`) the session is ready."""
+    log = tmp_path / "transcript.jsonl"
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(log),
+        "FAKE_CLAUDE_UNKNOWN_DIALOG": "1",
+        "FAKE_CLAUDE_UNNUMBERED": "1",
+    }
+
+    async def main() -> None:
+        srv = ChannelServer()
+        url, token = await srv.start()
+        spec = make_spec(tmp_path, command=FAKE, engine="claude", mcp_url=url, mcp_token=token)
+        spec.env.update(env)
+        engine = ClaudeEngine(spec, srv)
+        engine.channel_timeout = 10
+        try:
+            with pytest.raises(SessionBlocked) as info:
+                await engine.start()
+            assert info.value.title == "Pick a release channel"
+            assert str(info.value) == (
+                "blocked: Pick a release channel (answer it: gh fleet attach coder)"
+            )
+            assert engine.status()["blocked"] == "Pick a release channel"
+            assert engine.pty is not None and engine.pty.alive()
+            await asyncio.sleep(1.0)  # the runner waits; it never answers on its own
+            assert not [e for e in transcript(log) if e["type"] == "unknown_dialog"]
+            engine.pty.write(b"\r")  # the human's answer
+            assert await asyncio.wait_for(engine.until_unblocked(), 20)
+            assert engine.status()["blocked"] is None
+        finally:
+            await engine.stop(grace=2)
+            await srv.stop()
+
+    asyncio.run(main())
+    assert {"type": "unknown_dialog", "choice": "Stable"}.items() <= next(
+        e for e in transcript(log) if e["type"] == "unknown_dialog"
+    ).items()
+
+
+def test_the_first_event_after_the_auto_mode_notice_arrives_intact(tmp_path: Path) -> None:
+    """The notice eats the first Enter and drops what was typed before it: the runner dismisses
+    it first and types only into the idle prompt, so the first `tell` arrives whole."""
+    log = tmp_path / "transcript.jsonl"
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(log),
+        "FAKE_CLAUDE_NO_CHANNELS": "1",
+        "FAKE_CLAUDE_AUTO_MODE_NOTICE": "1",
+    }
+    told = {"id": "evt_t", "source": "operator", "body": "[FROM operator] first words count"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        await engine.deliver(told)  # returns once the text showed in the box and was submitted
+        await wait_until(lambda: turns(log))
+
+    asyncio.run(run_session(tmp_path, env=env, body=body))
+    (notice,) = [e for e in transcript(log) if e["type"] == "notice"]
+    assert notice["dropped"] == ""  # nothing was typed into the notice
+    assert [t["text"] for t in turns(log)] == ["[FROM operator] first words count"]
 
 
 def test_restart_resumes_the_same_session_and_recovers_an_empty_one(tmp_path: Path) -> None:
@@ -183,7 +270,7 @@ def test_session_that_exits_during_startup_is_an_error(tmp_path: Path) -> None:
 
 def test_channel_meta_holds_identifier_keys_and_string_values() -> None:
     content, meta = channel_event({"id": "e", "source": "ops", "body": "hi"}, resend=True)
-    assert content == "hi"
+    assert content == "[FROM ops] hi"
     assert meta == {"event_id": "e", "from": "ops", "resend": "true"}
 
 
@@ -224,3 +311,50 @@ def test_the_debug_file_confirms_the_channel_and_is_followed_after_start(tmp_pat
     argv = transcript(log)[0]["argv"]
     assert argv[argv.index("--debug-file") + 1] == str(engine.spec.state_dir / "claude-debug.log")
     assert [t["via"] for t in turns(log)] == ["pty", "channel"]
+
+
+def test_left_over_input_is_cleared_before_an_event_is_typed(tmp_path: Path) -> None:
+    log = tmp_path / "transcript.jsonl"
+    env = {"FAKE_CLAUDE_TRANSCRIPT": str(log), "FAKE_CLAUDE_NO_CHANNELS": "1"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.pty is not None
+        engine.pty.write(b"half a thought")  # what a human left in the box on detaching
+        await wait_until(lambda: engine.screen.prompt_line() == "half a thought")
+        await engine.deliver(EVENT)
+        await wait_until(lambda: turns(log))
+
+    asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert [t["text"] for t in turns(log)] == [EVENT["body"]]
+
+
+def test_a_dialog_during_the_session_blocks_typing_until_answered(tmp_path: Path) -> None:
+    """Nothing is typed into a dialog: the delivery fails as blocked (nothing sent, so the
+    next attempt is not a re-send), and once a human answers it the event goes in intact."""
+    log = tmp_path / "transcript.jsonl"
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(log),
+        "FAKE_CLAUDE_NO_CHANNELS": "1",
+        "FAKE_CLAUDE_DIALOG_AFTER_TURN": "1",
+        "FAKE_CLAUDE_UNNUMBERED": "1",
+    }
+    second = {"id": "evt_2", "source": "operator", "body": "[FROM operator] second"}
+
+    async def body(engine: ClaudeEngine, acked: list[str]) -> None:
+        assert engine.pty is not None
+        await engine.deliver(EVENT)
+        await wait_until(lambda: engine.screen.dialog() == "unknown")
+        with pytest.raises(SessionBlocked) as info:
+            await engine.deliver(second)
+        assert info.value.nothing_sent and info.value.title == "Pick a release channel"
+        assert engine.status()["blocked"] == "Pick a release channel"
+        engine.pty.write(b"\r")  # the human answers
+        await wait_until(lambda: engine.screen.dialog() is None)
+        await engine.deliver(second)
+        await wait_until(lambda: len(turns(log)) == 2)
+
+    asyncio.run(run_session(tmp_path, env=env, body=body))
+    assert [t["text"] for t in turns(log)] == [EVENT["body"], "[FROM operator] second"]
+    assert {"type": "unknown_dialog", "choice": "Stable"}.items() <= next(
+        e for e in transcript(log) if e["type"] == "unknown_dialog"
+    ).items()

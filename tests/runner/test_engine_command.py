@@ -73,7 +73,7 @@ def test_events_are_typed_as_lines_in_order(tmp_path: Path) -> None:
 
     assert asyncio.run(main()) == 3
     lines = [r["line"] for r in _records(out) if "line" in r]
-    assert lines == ["first event with two lines", "[re-send] second", "quit"]
+    assert lines == ["first event ⏎ with two lines", "[re-send] second", "quit"]
     config = Path(_records(out)[0]["mcp_config"])
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert "first event" in spec.session_log.read_text()

@@ -165,3 +165,67 @@ def test_a_stale_or_missing_socket_does_not_stop_the_runner(tmp_path: Path) -> N
         return ok
 
     assert asyncio.run(main())
+
+
+def test_a_dialog_without_a_rule_blocks_the_runner_without_retrying(tmp_path: Path) -> None:
+    """The runner never answers it, never restarts the session, and says why in status; once a
+    human answers through attach, the session comes up and events are delivered."""
+    transcript = tmp_path / "transcript.jsonl"
+    (tmp_path / ".fleet").mkdir()
+    agent = Agent(
+        name="coder",
+        role="coder",
+        claude=ClaudeConfig(
+            engine="claude", command=(sys.executable, "-m", "relayfleet.fakes.fake_claude")
+        ),
+    )
+    paths, fleet = FleetPaths(tmp_path), Fleet(name="t", agents={"coder": agent})
+    env = {
+        "FAKE_CLAUDE_TRANSCRIPT": str(transcript),
+        "FAKE_CLAUDE_UNKNOWN_DIALOG": "1",
+        "FAKE_CLAUDE_UNNUMBERED": "1",
+        "FAKE_CLAUDE_NO_CHANNELS": "1",
+    }
+
+    def records(kind: str) -> list[dict[str, Any]]:
+        if not transcript.exists():
+            return []
+        return [
+            r for r in map(json.loads, transcript.read_text().splitlines()) if r["type"] == kind
+        ]
+
+    async def main() -> dict[str, Any]:
+        import os
+
+        os.environ.update(env)
+        try:
+            r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
+            task = asyncio.create_task(r.run())
+            await wait_until(lambda: r.blocked is not None, timeout=30)
+            r.write_status()
+            blocked = json.loads(paths.runner_status("coder").read_text())
+            await asyncio.sleep(1.0)
+            assert r.restarts == 0 and len(records("launch")) == 1
+            assert records("unknown_dialog") == []  # never answered by the runner
+            pty = r._current_pty()  # what `gh fleet attach` reaches while blocked
+            assert pty is not None
+            pty.write(b"\r")  # the human's answer
+            await wait_until(lambda: r._ready.is_set(), timeout=30)
+            append_json(
+                paths.inbox("coder"),
+                {"id": "e1", "source": "operator", "body": "[FROM operator] go on"},
+            )
+            await wait_until(lambda: records("turn"), timeout=30)
+            r.request_stop()
+            await task
+            return blocked
+        finally:
+            for k in env:
+                os.environ.pop(k, None)
+
+    blocked = asyncio.run(main())
+    assert blocked["session"] == "blocked"
+    assert blocked["error"] == (
+        "blocked: Pick a release channel (answer it: gh fleet attach coder)"
+    )
+    assert [t["text"] for t in records("turn")] == ["[FROM operator] go on"]

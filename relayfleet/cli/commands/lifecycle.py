@@ -146,6 +146,11 @@ def _wait_ready(
                 _hint_logs(ctx, paths, name)
                 failed.append(name)
                 del todo[name]
+            elif facts.get("pid") == st.pid and facts.get("session") == "blocked":
+                # A dialog the runner must not answer: say which and how, rather than time out.
+                print(f"{name}: {facts.get('error') or 'blocked by a dialog'}", file=ctx.err)
+                failed.append(name)
+                del todo[name]
             elif (facts.get("pid") == st.pid and facts.get("session") == "up") or (
                 st.backend != "local" and st.running
             ):

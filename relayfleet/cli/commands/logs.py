@@ -17,11 +17,15 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("logs", help="print the tail of an agent's session log (ANSI stripped)")
+    p = sub.add_parser(
+        "logs", help="print the tail of an agent's session, as its terminal showed it"
+    )
     p.add_argument("agent", help="the agent's name (see `gh fleet list`)")
     p.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
-    p.add_argument("--raw", action="store_true", help="keep terminal escape sequences")
+    p.add_argument(
+        "--raw", action="store_true", help="the bytes as logged, escape sequences included"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--runner", action="store_true", help="the runner's own log instead")
     which.add_argument("--replies", action="store_true", help="the agent's replies to the operator")
@@ -92,6 +96,9 @@ def _replies(ctx: Context, raw: bytes, args: argparse.Namespace) -> int:
     return 0
 
 
+EMIT_EVERY = 0.25  # `logs -f`: how often changed screen lines are printed, at most
+
+
 def follow(
     path: Path,
     out: TextIO,
@@ -102,15 +109,23 @@ def follow(
 ) -> None:
     """Print what is appended to `path` until ^C, across rotation and truncation.
 
-    A CLI that waits on a human can afford a 0.1 s poll; the runner's inbox tail cannot (inotify).
+    Not raw: the output goes through a terminal emulator (primed with the log's tail, which
+    `tail_lines` already printed) and each new or changed screen line is printed once the
+    output pauses, at most every `EMIT_EVERY` seconds. A CLI that waits on a human can afford a
+    0.1 s poll; the runner's inbox tail cannot (inotify).
     """
-    from relayfleet.backends.logtail import strip_ansi
+    from relayfleet.backends.logtail import RenderedLog, read_tail_bytes
 
     deadline = None if stop_after is None else time.monotonic() + stop_after
     f = None
     ino = 0
     at_end = True  # the first open skips what `tail_lines` already printed
     pending = b""
+    screen = None if raw else RenderedLog()
+    if screen is not None:
+        screen.feed(read_tail_bytes(path, 64 * 1024))
+        screen.mark_shown()
+    fed, emitted = False, 0.0
     try:
         while (deadline is None or time.monotonic() < deadline) and not (stop and stop()):
             if f is None:
@@ -125,14 +140,29 @@ def follow(
                     f.seek(0, os.SEEK_END)
                 at_end = False
             chunk = f.read()
-            if chunk:
+            if chunk and screen is not None:
+                screen.feed(chunk)
+                fed = True
+            elif chunk:
                 data = pending + chunk
                 cut = data.rfind(b"\n") + 1
                 # Whole lines only, so an escape sequence is never split between two writes.
                 done, pending = data[:cut], data[cut:]
                 if done:
-                    out.write((done if raw else strip_ansi(done)).decode("utf-8", "replace"))
+                    out.write(done.decode("utf-8", "replace"))
                     out.flush()
+            since = time.monotonic() - emitted
+            # Print once the output pauses; during a long burst, every 4 * EMIT_EVERY anyway.
+            if (
+                screen is not None
+                and fed
+                and ((not chunk and since >= EMIT_EVERY) or since >= 4 * EMIT_EVERY)
+            ):
+                for line in screen.new_lines():
+                    out.write(line + "\n")
+                out.flush()
+                fed, emitted = False, time.monotonic()
+            if chunk:
                 continue
             try:
                 st = os.stat(path)

@@ -128,6 +128,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             print(f"{r['name']}: {r['error']}", file=ctx.out)
         if r.get("port_notice") and r.get("running"):
             print(f"{r['name']}: warning: channel {r['port_notice']}", file=ctx.out)
+        elif (r.get("engine") or {}).get("blocked") and r.get("running"):
+            # A dialog that appeared after start holds the session: deliveries wait for a human.
+            title = r["engine"]["blocked"]
+            print(
+                f"{r['name']}: blocked: {title} (answer it: gh fleet attach {r['name']})",
+                file=ctx.out,
+            )
         if r.get("channel_notice") and r.get("running"):
             print(f"{r['name']}: delivery {r.get('delivery')}: {r['channel_notice']}", file=ctx.out)
     return 0

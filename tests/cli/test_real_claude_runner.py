@@ -1,0 +1,94 @@
+"""A detached runner with the REAL Claude Code (offline, research/real-claude-offline.md):
+a second turn after `kill -9` of the runner. The restarted runner resumes the conversation, and
+the first event is delivered once (the model sees it once in the resumed history)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fleetkit import make_fleet, pid_alive, run_cli, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from realclaude import claude_binary, why_unavailable
+
+from relayfleet.core.atomic import read_json
+from relayfleet.fakes.messages_api import FakeMessagesAPI
+from relayfleet.runner.supervisor import runner_state_file
+
+pytestmark = pytest.mark.slow
+
+
+def user_texts(request: Any) -> list[str]:
+    out = []
+    for m in request.body.get("messages", []):
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        out += [b.get("text", "") for b in blocks or [] if b.get("type") == "text"]
+    return out
+
+
+def test_a_second_turn_after_kill_9_of_the_runner(tmp_path: Path) -> None:
+    claude = claude_binary()
+    if claude is None:
+        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
+    api = FakeMessagesAPI(default_text="Understood.")
+    base_url = api.start()
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.add_agent(
+        "coder",
+        [str(claude)],
+        engine="claude",
+        extra=f'[claude.endpoint]\nmode = "custom"\nurl = "{base_url}"\n',
+    )
+    status = fleet.paths.runner_status("coder")
+
+    def up() -> bool:
+        st = read_json(status, default=None) or {}
+        return st.get("session") == "up" and pid_alive(int(st.get("pid") or 0))
+
+    def delivered() -> int:
+        return int(
+            (read_json(runner_state_file(fleet.paths, "coder"), default={}) or {}).get(
+                "delivered_count", 0
+            )
+        )
+
+    try:
+        assert run_cli(fleet, "start", "coder")[0] == 0
+        wait_until(up, timeout=180)
+        assert run_cli(fleet, "tell", "coder", "first turn: note the scanner crash")[0] == 0
+        wait_until(lambda: api.saw("first turn: note the scanner crash"), timeout=120)
+        wait_until(lambda: delivered() == 1, timeout=60)
+        wait_until(lambda: api.saw("Understood.") or len(api.messages_requests()) >= 2, timeout=60)
+
+        st = read_json(status)
+        os.kill(st["pid"], signal.SIGKILL)  # the runner dies without cleaning up
+        wait_until(lambda: not pid_alive(st["pid"]), timeout=30)
+        if st.get("session_pid") and pid_alive(st["session_pid"]):
+            # An orphaned session is another concern; this test is about the second turn.
+            wait_until(lambda: not pid_alive(st["session_pid"]), timeout=30)
+
+        assert run_cli(fleet, "start", "coder")[0] == 0
+        wait_until(lambda: up() and read_json(status)["pid"] != st["pid"], timeout=180)
+        assert run_cli(fleet, "tell", "coder", "second turn: any news?")[0] == 0
+        wait_until(lambda: api.saw("second turn: any news?"), timeout=120)
+        wait_until(lambda: delivered() == 2, timeout=60)
+    finally:
+        run_cli(fleet, "stop", "coder")
+        api.stop()
+
+    second = [r for r in api.messages_requests() if "second turn: any news?" in r.text()]
+    main = [r for r in second if r.tool_names]  # the turn itself, not the title call
+    assert main, [r.text()[:200] for r in second]
+    history = [t for t in user_texts(main[-1]) if "first turn: note the scanner crash" in t]
+    assert len(history) == 1, history  # resumed, and the first event was not typed again
+    assert not any(t.startswith("[re-send]") for t in user_texts(main[-1]))
+    log = fleet.paths.runner_log("coder").read_text()
+    assert log.count("session up (resumed") >= 1, log[-2000:]
