@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+FIGURE = r"ssh worker +[\d.]+"  # the figure the test suite looks for
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "remote"))
 sys.path.insert(0, str(HERE.parent))  # remote_support imports tests.waiting
