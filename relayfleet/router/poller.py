@@ -326,6 +326,8 @@ class Poller:
             self._deliver_page(stream, objs, config, report)
         if read is not None:
             self._after_read(stream, read, now)
+            if not read.complete:
+                return  # a snapshot is only taken of a list read to its end (no backlog later)
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
