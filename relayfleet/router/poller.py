@@ -1,5 +1,9 @@
 """One polling cycle: fetch each due stream -> items -> per-watch filter -> match -> deliver.
 
+Lists are read to their watermark across cycles when the budget says so (`paging.py`: the
+watermark only moves after a complete read); runs streams follow unfinished runs by id
+(`runs.py`). `run_once(dry_run=True)` reports deliveries and writes nothing.
+
 Write order, which is what makes delivery exactly-once under `kill -9` at any instant:
 
 1. `transport.append(event)` (durable, idempotent by the deterministic event id),
