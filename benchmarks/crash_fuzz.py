@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.router.crash_harness import run_crash_fuzz, summary
 
+FIGURE = r"lost +\d+"  # the figure the test suite looks for
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -27,6 +27,9 @@ SENTINEL = "sk-ant-api03-benchmark-sentinel"
 BODY = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi " * 200}]}
 
 
+FIGURE = r"gateway +\d+ streams/s"  # the figure the test suite looks for
+
+
 def _events(n_deltas: int = 20) -> list[bytes]:
     def ev(kind: str, data: dict) -> bytes:
         return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()

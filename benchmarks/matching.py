@@ -28,6 +28,8 @@ from relayfleet.router.match import dedup_key, recipients
 from tests.router.helpers import route, watch, write_fleet
 from tests.waiting import wait_until
 
+FIGURE = r"dedup_key: [\d,]+ items/s"  # the figure the test suite looks for
+
 ROUTER_REPOS = [f"acme/repo{i}" for i in range(10)]
 AGENTS = [f"a{i}" for i in range(10)]
 

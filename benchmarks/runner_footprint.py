@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "cli")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # fleetkit imports tests.*
 from fleetkit import make_fleet, run_cli
 
+FIGURE = r"runner RSS +[\d.]+"  # the figure the test suite looks for
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -70,12 +70,16 @@ def _router_row(r: dict[str, Any], watching: bool) -> list[str]:
     if r.get("error"):
         state += " [yellow]![/]"
     broken = r.get("broken_watches") or {}
+    behind = r.get("catching_up_pages") or 0
+    doing = f"{len(broken)} broken watch(es)" if broken else "github poll"
+    if behind:
+        doing = f"catching up: {behind} page{'s' if behind != 1 else ''} behind"
     last = f"cycle {human_age(r.get('last_cycle_age_s'))} ago" if r.get("last_cycle") else "-"
     return [
         "[bold]router[/]",
         state,
         str(r.get("pid") or "-"),
-        f"{len(broken)} broken watch(es)" if broken else "github poll",
+        doing,
         str(r.get("pending") or 0),
         last,
         "-",

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import read_json, write_json_atomic
+from relayfleet.core.atomic import read_json, write_atomic
 from relayfleet.fleet.model import Route, Watch
 
 VERSION = 1
@@ -85,7 +85,10 @@ class Cursor:
     def save(self, now: float) -> None:
         self.saved_at = now
         self.prune()
-        write_json_atomic(self.path, self.to_json(), mode=0o600)
+        # Compact, not indented: the cursor of a fleet on busy repos holds thousands of items and
+        # is written every cycle; json's C encoder only serves the compact form (~10x faster).
+        raw = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True) + "\n"
+        write_atomic(self.path, raw, mode=0o600)
         self.dirty = False
 
     # -- cycles and config ----------------------------------------------------------------

@@ -168,9 +168,10 @@ def read_list(
     # Unread head items (newer than the mark) make the next cycle start from page 1 again with
     # the same mark; otherwise the mark moves up to everything read.
     new_mark = _newest(read.items, mark) if head_done else mark
+    # Resume right after the last page read, even when an earlier cycle got further: a stop
+    # inside the head leaves unread news between here and there (pages only shift down), and
+    # the first page's ETag is kept, so a 304 next cycle must not skip over them.
     resume = page + 1
-    if catchup is not None and not head_done:
-        resume = max(resume, catchup.resume_page)
     behind = max(0, (last_page or resume) - resume + 1)
     read.catchup = Catchup(resume_page=resume, head_mark=new_mark, behind=behind)
     return read

@@ -1,5 +1,9 @@
 """One polling cycle: fetch each due stream -> items -> per-watch filter -> match -> deliver.
 
+Lists are read to their watermark across cycles when the budget says so (`paging.py`: the
+watermark only moves after a complete read); runs streams follow unfinished runs by id
+(`runs.py`). `run_once(dry_run=True)` reports deliveries and writes nothing.
+
 Write order, which is what makes delivery exactly-once under `kill -9` at any instant:
 
 1. `transport.append(event)` (durable, idempotent by the deterministic event id),
@@ -326,6 +330,8 @@ class Poller:
             self._deliver_page(stream, objs, config, report)
         if read is not None:
             self._after_read(stream, read, now)
+            if not read.complete:
+                return  # a snapshot is only taken of a list read to its end (no backlog later)
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)

@@ -7,6 +7,7 @@ it fails, and its completion would never be seen. So every run seen `queued`/`in
 `waiting` is remembered by id, and each one that is NOT on the newest page is asked for with a
 conditional `GET /repos/{o}/{r}/actions/runs/{id}`:
 
+- the first time, a 200 (one point: it brings the run's ETag);
 - while it runs, that is a 304: free (GitHub does not charge a conditional request that answers
   304 against the primary rate limit);
 - when it completes, one 200: one point, and the completion is delivered like any other item.
@@ -14,11 +15,15 @@ conditional `GET /repos/{o}/{r}/actions/runs/{id}`:
 A tracked run that is still on the newest page needs no request of its own: a 304 on the page
 means it did not change, a 200 carries its new state.
 
+The stream's first poll also asks once for `?status=in_progress` and `?status=queued` (two
+points, once), so jobs that were already running off the newest page when the watch was added
+are followed too.
+
 Why not `?status=in_progress` / `?created=…` list queries instead: the in-progress list changes
 (a 200, one point) every time any run starts or ends, and the run that ended is then missing
 from it, so its conclusion needs a GET by id anyway; two lists (queued, in_progress) would be
-polled every cycle. Per-id conditional GETs cost 0 points per cycle while nothing ends and
-exactly 1 point per completion, which no list query beats.
+polled every cycle. Per-id conditional GETs cost 0 points per cycle while nothing ends, and
+2 points per long job in all (its first GET, its completion), which no list query beats.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from relayfleet.core.errors import GitHubError
 log = logging.getLogger("relayfleet.router")
 
 DONE = "completed"
+UNFINISHED = ("in_progress", "queued")  # asked for once, on a stream's first poll
 MAX_TRACKED = 200  # per repo; the oldest unfinished runs are dropped first (ids grow with time)
 
 
@@ -60,8 +66,18 @@ def poll_runs(client: Any, path: str, params: dict[str, str], state: dict[str, A
         state["page_ids"] = [_rid(o) for o in objs]
         for o in objs:
             track(active, o)
-    on_page = set(state.get("page_ids") or [])
     requests = 1
+    fresh: set[str] = set()  # states known from a list this cycle: no GET by id needed
+    if not state.get("discovered"):
+        for status in UNFINISHED:
+            more = client.get(path, {**params, "status": status, "per_page": "100"},
+                              max_pages=1, store=False)  # fmt: skip
+            requests += 1
+            for o in more.items:
+                track(active, o)
+                fresh.add(_rid(o))
+        state["discovered"] = True
+    on_page = set(state.get("page_ids") or []) | fresh
     for rid in sorted(active, key=lambda r: (len(r), r)):
         if rid in on_page:
             continue

@@ -253,3 +253,49 @@ def test_runs_as_a_separate_process_driven_remotely() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_seed_repo_gives_the_history_of_a_busy_repository(fake: FakeGitHub) -> None:
+    got = fake.seed_repo(REPO, issues=120, runs=100, in_progress=3)
+    assert len(got["issues"]) + len(got["pulls"]) == 120 and len(got["pulls"]) == 30
+    assert len(got["runs"]) == 100 and len(got["in_progress"]) == 3
+    issues = get(fake, f"/repos/{REPO}/issues", state="all", per_page=100).json()
+    assert len(issues) == 100 and {i["state"] for i in issues} == {"open", "closed"}
+    assert sum("pull_request" in i for i in issues) > 0
+    assert len({i["user"]["login"] for i in issues}) >= 4
+    runs = get(fake, f"/repos/{REPO}/actions/runs").json()
+    assert runs["total_count"] == 100 and len(runs["workflow_runs"]) == 30
+    newest = {r["id"] for r in runs["workflow_runs"]}
+    # The long jobs started before dozens of newer runs: none of them is on the first page.
+    assert not newest & set(got["in_progress"])
+    running = get(fake, f"/repos/{REPO}/actions/runs", status="in_progress").json()
+    assert {r["id"] for r in running["workflow_runs"]} == set(got["in_progress"])
+
+
+def test_one_run_by_id_and_a_missing_one(fake: FakeGitHub) -> None:
+    run_id = fake.add_run(REPO, "CI", "in_progress")
+    one = get(fake, f"/repos/{REPO}/actions/runs/{run_id}")
+    assert one.status_code == 200 and one.json()["id"] == run_id
+    again = get(
+        fake, f"/repos/{REPO}/actions/runs/{run_id}", {"If-None-Match": one.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert get(fake, f"/repos/{REPO}/actions/runs/1").status_code == 404
+
+
+def test_bulk_label_changes_hundreds_of_items_in_one_second(fake: FakeGitHub) -> None:
+    fake.seed_repo(REPO, issues=300, runs=0)
+    assert fake.bulk_label(REPO, "triaged") == 300
+    stamps = {i.updated_at for i in fake.repos[REPO].issues.values()}
+    assert len(stamps) == 1
+    assert fake.bulk_label(REPO, "p1", limit=5) == 5
+
+
+def test_fail_next_can_target_one_page_of_a_list(fake: FakeGitHub) -> None:
+    fake.seed_repo(REPO, issues=250, runs=0)
+    fake.fail_next(1, status=502, path_prefix=f"/repos/{REPO}/issues", page=2)
+    path = f"/repos/{REPO}/issues"
+    assert get(fake, path, state="all", per_page=100).status_code == 200  # page 1 untouched
+    assert get(fake, path, state="all", per_page=100, page=3).status_code == 200
+    assert get(fake, path, state="all", per_page=100, page=2).status_code == 502
+    assert get(fake, path, state="all", per_page=100, page=2).status_code == 200  # once only

@@ -102,11 +102,13 @@ def test_a_low_budget_stops_the_read_keeps_the_watermark_and_resumes(
     got = {e["metadata"]["number"] for e in rig.inbox("triage")}
     assert len(got) == read_pages * 100
 
-    # Meanwhile new changes land on top; the budget is still low: page 1 only, no progress lost.
+    # Meanwhile a new change lands on top; the budget is still low: page 1 only (the news is
+    # delivered), and the read resumes no further than it can prove it has read.
     clock.advance(60)
     fake.label(REPO, numbers[0], "urgent")
     p.run_once(triage_config(), force=True)
-    assert p.catching_up()[f"issues:{REPO}"] == behind
+    assert p.catching_up()[f"issues:{REPO}"] >= behind
+    assert p.cursor.stream(f"issues:{REPO}")["since"] == since
     [urgent] = [e for e in rig.inbox("triage") if "urgent" in e["body"].split("]")[0]]
     assert urgent["metadata"]["number"] == numbers[0]
 
@@ -185,7 +187,8 @@ def _status_story(tmp_path: Path, fake: FakeGitHub) -> None:
     assert cli(tmp_path, fake, "router", "run", "--once")[0] == 0
     fake.bulk_label(REPO, "triaged")
     fake.set_rate_limit(remaining=1002, reset_in=1800)
-    assert cli(tmp_path, fake, "router", "run", "--once")[0] == 0
+    rc, out, _ = cli(tmp_path, fake, "router", "run", "--once")
+    assert rc == 0 and f"catching up: 5 pages behind (issues:{REPO} 5)" in out
 
     rc, out, _ = cli(tmp_path, fake, "router", "status")
     assert rc == 0
@@ -205,3 +208,22 @@ def _status_story(tmp_path: Path, fake: FakeGitHub) -> None:
     assert cli(tmp_path, fake, "router", "run", "--once")[0] == 0
     rc, out, _ = cli(tmp_path, fake, "router", "status")
     assert "catching up" not in out
+
+
+def test_a_new_watch_whose_first_read_is_cut_short_delivers_no_backlog(
+    rig: Rig, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    numbers = seeded(fake, clock, 900)
+    fake.set_rate_limit(remaining=1003, reset_in=1800)
+    p = rig.poller()
+    p.run_once(triage_config(), force=True)  # the snapshot read stops after 3 of 9 pages
+    assert p.catching_up() and not p.cursor.watch_ready("all-issues")
+    fake.set_rate_limit(remaining=5000, reset_in=3600)
+    clock.advance(60)
+    p.run_once(triage_config(), force=True)  # the rest of the snapshot: still no news
+    assert p.catching_up() == {} and p.cursor.watch_ready("all-issues")
+    assert rig.inbox("triage") == []
+    clock.advance(60)
+    fake.label(REPO, numbers[5], "bug")
+    p.run_once(triage_config(), force=True)
+    assert [e["metadata"]["number"] for e in rig.inbox("triage")] == [numbers[5]]

@@ -42,12 +42,15 @@ def test_idle_cycle_on_a_repo_with_a_hundred_runs_is_all_304(
     assert len(seeded["in_progress"]) == 3
     p = rig.poller()
     p.run_once(ci_config(), force=True)  # snapshot
+    clock.advance(60)
+    p.run_once(ci_config(), force=True)  # the long jobs' first GET by id (their validators)
     fake.reset_log()
     points = fake.points_used
     for _ in range(3):
         clock.advance(60)
         p.run_once(ci_config(), force=True)
-    assert fake.count(RUNS) == 3
+    # Each cycle: the newest page, and the 3 long jobs (off the page) by id; all free.
+    assert fake.count(RUNS) == 3 * (1 + 3)
     assert {r.status for r in fake.requests} == {304}
     assert fake.points_used == points  # an idle cycle costs nothing
 
@@ -128,3 +131,17 @@ def test_a_deleted_tracked_run_is_dropped(rig: Rig, fake: FakeGitHub, clock: Man
     fake.reset_log()
     p.run_once(ci_config(), force=True)
     assert fake.count(f"{RUNS}/{run}") == 0
+
+
+def test_jobs_already_running_off_the_page_at_the_first_poll_are_followed(
+    rig: Rig, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    seeded = fake.seed_repo(REPO, runs=120, in_progress=3, issues=0)
+    p = rig.poller()
+    p.run_once(ci_config(), force=True)  # snapshot: also asks once which runs are unfinished
+    assert fake.count(RUNS) == 3  # the page, ?status=in_progress, ?status=queued
+    clock.advance(60)
+    for rid in seeded["in_progress"]:
+        fake.update_run(REPO, rid, "completed", "failure")
+    p.run_once(ci_config(), force=True)
+    assert sorted(e["metadata"]["number"] for e in rig.inbox("ci")) == sorted(seeded["in_progress"])

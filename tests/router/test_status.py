@@ -93,3 +93,11 @@ def test_the_last_hour_is_counted_when_status_is_read(root: Path, fake: FakeGitH
     later = daemon.status(paths, now=time.time() + 2 * 3600)  # a router stopped long ago
     assert later["requests_last_hour"] == 0 and later["not_modified_last_hour"] == 0
     assert later["rate_limit_reset_in_s"] < 0 and later["paused_until"] is None
+
+
+def test_the_live_status_row_says_when_the_router_is_catching_up() -> None:
+    from relayfleet.cli.status_watch import _router_row
+
+    row = _router_row({"running": True, "catching_up_pages": 7, "broken_watches": {}}, False)
+    assert "catching up: 7 pages behind" in row
+    assert "github poll" in _router_row({"running": True}, False)

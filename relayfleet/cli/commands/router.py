@@ -321,6 +321,9 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             )
             for agent, evt in report.delivered:
                 print(f"  -> {agent}: {evt}", file=ctx.out)
+            if poller.catching_up():
+                behind = catching_up({"catching_up": poller.catching_up()})
+                print(f"  catching up: {behind} (the next cycles read the rest)", file=ctx.out)
             if report.errors and not (report.polled or report.not_modified):
                 # Nothing got through (no token, GitHub unreachable, paused): the cycle failed.
                 from relayfleet.core.errors import GitHubError
