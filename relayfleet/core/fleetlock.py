@@ -86,7 +86,7 @@ def fleet_lock(
             "nothing was changed",
             hints=[
                 "retry when it finishes, or wait longer with --wait SECONDS",
-                f"if no gh fleet command is running, the lock is free: {state_dir / LOCK_NAME}",
+                f"if no other `gh fleet` is running, the lock is free: {state_dir / LOCK_NAME}",
             ],
         ) from exc
     with _guard:

@@ -146,7 +146,8 @@ def trust_error(agent: str, workdir: Any) -> str:
         f"blocked: Claude Code asks whether to trust the workspace {workdir}; the runner never "
         f"accepts that on screen. Fix it one of two ways: trust it once by hand (answer it with "
         f"gh fleet attach {agent}, or run `claude` in {workdir} yourself), or let the runner own "
-        f"the agent's config dir: gh fleet agent set {agent} claude.isolate_config true"
+        f"the agent's config dir: set isolate_config = true under [claude] in "
+        f".fleet/agents/{agent}/agent.toml"
     )
 
 

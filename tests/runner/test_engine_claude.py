@@ -159,7 +159,7 @@ def test_the_trust_dialog_is_never_accepted_and_names_both_fixes(
     message = str(info.value)
     assert message.startswith("blocked: ")
     assert "gh fleet attach coder" in message  # trust it once by hand
-    assert "claude.isolate_config true" in message  # or let the runner own the config dir
+    assert "isolate_config = true under [claude]" in message  # or let the runner own the config dir
     # The session sat at the dialog (it was up, never answered): no "trust" answer was recorded.
     assert [e for e in transcript(log) if e["type"] == "trust"] == []
     assert "ready" not in [e["type"] for e in transcript(log)]

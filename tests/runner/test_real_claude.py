@@ -173,7 +173,7 @@ def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_c
         message, workdir = asyncio.run(main())
     finally:
         api.stop()
-    assert "gh fleet attach coder" in message and "claude.isolate_config true" in message
+    assert "gh fleet attach coder" in message and "isolate_config = true under [claude]" in message
     assert workdir in message
     after = json.loads((operator / ".claude.json").read_text())
     projects = after.get("projects", {})
