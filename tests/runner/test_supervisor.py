@@ -13,7 +13,7 @@ from sessionkit import wait_until
 
 from relayfleet.core.atomic import append_json
 from relayfleet.core.paths import FleetPaths
-from relayfleet.fleet.model import Agent, ClaudeConfig, Fleet
+from relayfleet.fleet.model import Agent, ClaudeConfig, Credential, Fleet
 from relayfleet.runner.engine import EngineSpec
 from relayfleet.runner.engine_command import RESEND_MARK, CommandEngine
 from relayfleet.runner.supervisor import Runner
@@ -172,20 +172,22 @@ def test_a_dialog_without_a_rule_blocks_the_runner_without_retrying(tmp_path: Pa
     human answers through attach, the session comes up and events are delivered."""
     transcript = tmp_path / "transcript.jsonl"
     (tmp_path / ".fleet").mkdir()
-    agent = Agent(
-        name="coder",
-        role="coder",
-        claude=ClaudeConfig(
-            engine="claude", command=(sys.executable, "-m", "relayfleet.fakes.fake_claude")
-        ),
-    )
-    paths, fleet = FleetPaths(tmp_path), Fleet(name="t", agents={"coder": agent})
     env = {
         "FAKE_CLAUDE_TRANSCRIPT": str(transcript),
         "FAKE_CLAUDE_UNKNOWN_DIALOG": "1",
         "FAKE_CLAUDE_UNNUMBERED": "1",
         "FAKE_CLAUDE_NO_CHANNELS": "1",
     }
+    # Sessions see only allowlisted and declared variables: the fake's switches are declared.
+    agent = Agent(
+        name="coder",
+        role="coder",
+        claude=ClaudeConfig(
+            engine="claude", command=(sys.executable, "-m", "relayfleet.fakes.fake_claude")
+        ),
+        credentials=tuple(Credential(name=k.lower(), from_env=k, as_env=k) for k in env),
+    )
+    paths, fleet = FleetPaths(tmp_path), Fleet(name="t", agents={"coder": agent})
 
     def records(kind: str) -> list[dict[str, Any]]:
         if not transcript.exists():
@@ -199,7 +201,9 @@ def test_a_dialog_without_a_rule_blocks_the_runner_without_retrying(tmp_path: Pa
 
         os.environ.update(env)
         try:
-            r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
+            from relayfleet.backends.local import prepare_credentials
+
+            r = Runner(paths, fleet, agent, backoff=(0.1, 0.2), credentials=prepare_credentials)
             task = asyncio.create_task(r.run())
             await wait_until(lambda: r.blocked is not None, timeout=30)
             r.write_status()
