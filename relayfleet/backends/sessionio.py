@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from relayfleet.backends.logtail import strip_ansi
+from relayfleet.backends.logtail import RenderedLog, render
 from relayfleet.core.errors import BackendError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
@@ -95,7 +95,9 @@ def tail(files: StateFiles, name: str, lines: int, *, raw: bool) -> str:
             break
     data = b"".join(parts)
     if not raw:
-        data = strip_ansi(data)
+        # What a person saw: \r, cursor moves and erases applied (backends/logtail.py).
+        shown = render(data)[-lines:] if lines > 0 else []
+        return "".join(ln + "\n" for ln in shown)
     out = data.decode("utf-8", "replace").split("\n")
     if out and out[-1] == "":
         out.pop()
@@ -115,14 +117,25 @@ def follow(
     shrank, the rest of the old one is read from `name.1` first."""
     offset = files.size(name) or 0
     pending = b""
+    screen = None if raw else RenderedLog()
+    if screen is not None:  # primed with what `tail` already printed
+        screen.feed(files.read(name, max(0, offset - 64 * 1024)) or b"")
+        screen.mark_shown()
 
     def emit(chunk: bytes) -> None:
         nonlocal pending
+        if screen is not None:
+            screen.feed(chunk)
+            lines = screen.new_lines()
+            if lines:
+                out.write("".join(ln + "\n" for ln in lines))
+                out.flush()
+            return
         data = pending + chunk
         cut = data.rfind(b"\n") + 1  # whole lines: an escape sequence is never split
         done, pending = data[:cut], data[cut:]
         if done:
-            out.write((done if raw else strip_ansi(done)).decode("utf-8", "replace"))
+            out.write(done.decode("utf-8", "replace"))
             out.flush()
 
     try:
