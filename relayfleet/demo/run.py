@@ -116,6 +116,13 @@ class Demo:
             gh["as_env"] = "GH_TOKEN"
             creds = doc.setdefault("credentials", tomlkit.table())
             creds["gh"] = gh
+            # Sessions see only declared variables: the fake claude's own knobs, when the demo
+            # is run with any (FAKE_CLAUDE_SLOW_START=…), are declared so they reach it.
+            for knob in sorted(k for k in os.environ if k.startswith("FAKE_CLAUDE_")):
+                ref = tomlkit.table()
+                ref["from_env"] = knob
+                ref["as_env"] = knob
+                creds[knob.lower()] = ref
             toml_path.write_text(tomlkit.dumps(doc))
         self.paths.routes_toml.write_text(routes_toml(self.poll_sec))
         commit_fleet(self.paths.root, [self.paths.fleet], "fleet: demo topology")
