@@ -26,13 +26,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from relayfleet.core.atomic import flocked, read_json, read_jsonl, write_atomic, write_json_atomic
+from relayfleet.core.atomic import (
+    flocked,
+    read_json,
+    read_jsonl,
+    repair_tail,
+    write_atomic,
+    write_json_atomic,
+)
 from relayfleet.core.errors import BackendError
 from relayfleet.core.inboxfile import append_once, contains
 from relayfleet.core.paths import FleetPaths
@@ -71,17 +80,76 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 
 
+@dataclass
+class _Scan:
+    size: int = 0
+    inode: int = 0
+    ids: set[str] = field(default_factory=set)
+
+
 class FileInbox:
-    """The agent's inbox on this machine (`state/agents/<name>/inbox.jsonl`)."""
+    """The agent's inbox on this machine (`state/agents/<name>/inbox.jsonl`).
+
+    Under the inbox flock it reads whatever was appended since its last look (the whole file
+    once per instance), so "is this id already there?" is exact whoever else appends, and a
+    long-lived user (the router) never re-reads a large inbox per event.
+    """
 
     def __init__(self, paths: FleetPaths) -> None:
         self.paths = paths
+        self._scans: dict[str, _Scan] = {}
 
-    def append(self, agent: str, event: dict[str, Any]) -> None:
-        append_once(self.paths.inbox(agent), event)
+    def _refresh(self, agent: str, path: Path) -> _Scan:
+        scan = self._scans.setdefault(agent, _Scan())
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._scans[agent] = _Scan()
+            return self._scans[agent]
+        if st.st_ino != scan.inode or st.st_size < scan.size:
+            scan = self._scans[agent] = _Scan(inode=st.st_ino)  # rotated or truncated
+        if st.st_size > scan.size:
+            with open(path, "rb") as f:
+                f.seek(scan.size)
+                chunk = f.read(st.st_size - scan.size)
+            # Only complete lines count; a torn tail is re-read next time (after repair).
+            end = chunk.rfind(b"\n") + 1
+            for line in chunk[:end].split(b"\n"):
+                if b'"id"' not in line:
+                    continue
+                try:
+                    got = json.loads(line).get("id")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(got, str):
+                    scan.ids.add(got)
+            scan.size += end
+        return scan
 
     def has(self, agent: str, event_id: str) -> bool:
-        return contains(self.paths.inbox(agent), event_id)
+        path = self.paths.inbox(agent)
+        if not path.exists():
+            return False
+        with flocked(path):
+            return event_id in self._refresh(agent, path).ids
+
+    def append(self, agent: str, event: dict[str, Any]) -> None:
+        path = self.paths.inbox(agent)
+        # 0700: the agent's state dir holds session text (made here when the first event
+        # arrives before its runner ever ran).
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        with flocked(path) as fd:
+            repair_tail(fd, path)
+            scan = self._refresh(agent, path)
+            if event["id"] in scan.ids:
+                return
+            os.write(fd, line)
+            os.fsync(fd)
+            # The size we scanned up to moves past our own line: no need to re-read it.
+            if os.fstat(fd).st_size == scan.size + len(line):
+                scan.size += len(line)
+                scan.ids.add(event["id"])
 
     def read(self, agent: str) -> list[dict[str, Any]]:
         return read_jsonl(self.paths.inbox(agent))

@@ -1,21 +1,16 @@
-"""The inbox event (ARCHITECTURE 3.7) and the file transport that appends it exactly once.
+"""The inbox event (ARCHITECTURE 3.7), built so that appending it is idempotent.
 
 `event_id(agent, key)` is deterministic: after a crash the router rebuilds the same event, the
-transport sees its id already in the inbox and does nothing. That is what makes the write order
-"append, then record in the cursor" safe at every instant.
+inbox transport (`backends/transports.py`) sees its id already there and does nothing. That is
+what makes the write order "append, then record in the cursor" safe at every instant.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import flocked, repair_tail
 from relayfleet.router.items import Item
 
 
@@ -83,70 +78,3 @@ def build_event(agent: str, item: Item, key: str, *, ts: str) -> dict[str, Any]:
             ),
         },
     }
-
-
-@dataclass
-class _Scan:
-    size: int = 0
-    inode: int = 0
-    ids: set[str] = field(default_factory=set)
-
-
-class FileTransport:
-    """`InboxTransport` on `state/agents/<name>/inbox.jsonl` (same machine or a shared mount).
-
-    Under the inbox flock it reads whatever was appended since its last look (the whole file
-    once per process), so "is this id already there?" is exact, whoever else appends.
-    """
-
-    def __init__(self, inbox_path: Any) -> None:
-        # `inbox_path(agent) -> Path`; FleetPaths.inbox fits.
-        self._path = inbox_path
-        self._scans: dict[str, _Scan] = {}
-
-    def _refresh(self, agent: str, path: Path) -> _Scan:
-        scan = self._scans.setdefault(agent, _Scan())
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            self._scans[agent] = _Scan()
-            return self._scans[agent]
-        if st.st_ino != scan.inode or st.st_size < scan.size:
-            scan = self._scans[agent] = _Scan(inode=st.st_ino)  # rotated or truncated
-        if st.st_size > scan.size:
-            with open(path, "rb") as f:
-                f.seek(scan.size)
-                chunk = f.read(st.st_size - scan.size)
-            # Only complete lines count; a torn tail is re-read next time (after repair).
-            end = chunk.rfind(b"\n") + 1
-            for line in chunk[:end].split(b"\n"):
-                if b'"id"' not in line:
-                    continue
-                try:
-                    got = json.loads(line).get("id")
-                except (ValueError, AttributeError):
-                    continue
-                if isinstance(got, str):
-                    scan.ids.add(got)
-            scan.size += end
-        return scan
-
-    def has(self, agent: str, event_id: str) -> bool:
-        path = Path(self._path(agent))
-        with flocked(path):
-            return event_id in self._refresh(agent, path).ids
-
-    def append(self, agent: str, event: dict[str, Any]) -> None:
-        path = Path(self._path(agent))
-        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        with flocked(path) as fd:
-            repair_tail(fd, path)
-            scan = self._refresh(agent, path)
-            if event["id"] in scan.ids:
-                return
-            os.write(fd, line)
-            os.fsync(fd)
-            # The size we scanned up to moves past our own line: no need to re-read it.
-            if os.fstat(fd).st_size == scan.size + len(line):
-                scan.size += len(line)
-                scan.ids.add(event["id"])

@@ -11,7 +11,6 @@ from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route, Watch
 from relayfleet.router.cursor import Cursor
-from relayfleet.router.delivery import FileTransport
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.poller import Poller, RouterConfig
 
@@ -46,11 +45,16 @@ class Rig:
         cache = HttpCache.load(self.paths.http_cache, token_fingerprint(self.token))
         kw = {"clock": self.clock} if self.clock else {}
         client = GitHubClient(self.base_url, self.token, cache, timeout=10, **kw)
-        inboxes = FileTransport(self.paths.inbox)  # one per router, as `router run` wires it
+        from relayfleet.cli.commands.router import transport_factory
+
+        # One transport per agent for the router's life, as `router run` wires it.
+        from relayfleet.fleet.model import Fleet
+
+        inboxes = transport_factory(self.paths, lambda: Fleet(name="rig", agents={}))
         return Poller(
             client=client,
             cursor=Cursor.load(self.paths.cursor),
-            transport_for=lambda agent: inboxes,
+            transport_for=inboxes,
             status_path=self.paths.router_status,
             min_period=0,
             **kw,

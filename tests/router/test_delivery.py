@@ -1,12 +1,14 @@
-"""The 3.7 envelope and the file transport's exactly-once append."""
+"""The 3.7 envelope and the file inbox's exactly-once append."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from relayfleet.backends.transports import FileInbox
 from relayfleet.core.atomic import read_jsonl
-from relayfleet.router.delivery import FileTransport, build_event, event_body, event_id
+from relayfleet.core.paths import FleetPaths
+from relayfleet.router.delivery import build_event, event_body, event_id
 from relayfleet.router.items import Item
 
 ITEM = Item(
@@ -52,34 +54,37 @@ def test_the_envelope_follows_3_7_and_its_id_is_deterministic() -> None:
 
 
 def test_appending_the_same_id_twice_lands_once(tmp_path: Path) -> None:
-    t = FileTransport(lambda a: tmp_path / a / "inbox.jsonl")
+    paths = FleetPaths(tmp_path)
+    t = FileInbox(paths)
     e = build_event("coder", ITEM, "k1", ts="t")
     t.append("coder", e)
     t.append("coder", e)
-    FileTransport(lambda a: tmp_path / a / "inbox.jsonl").append("coder", e)  # a restart
-    assert [x["id"] for x in read_jsonl(tmp_path / "coder" / "inbox.jsonl")] == [e["id"]]
+    FileInbox(paths).append("coder", e)  # a restart
+    assert [x["id"] for x in read_jsonl(paths.inbox("coder"))] == [e["id"]]
     assert t.has("coder", e["id"]) and not t.has("coder", "evt_other")
 
 
 def test_a_torn_tail_is_cut_and_the_event_appended_again(tmp_path: Path) -> None:
-    inbox = tmp_path / "coder" / "inbox.jsonl"
+    paths = FleetPaths(tmp_path)
+    inbox = paths.inbox("coder")
     e = build_event("coder", ITEM, "k1", ts="t")
     inbox.parent.mkdir(parents=True)
     line = json.dumps(e)
     inbox.write_text(
         '{"id":"evt_before","body":"x"}\n' + line[: len(line) // 2]
     )  # killed mid-write
-    t = FileTransport(lambda a: tmp_path / a / "inbox.jsonl")
+    t = FileInbox(paths)
     assert not t.has("coder", e["id"])
     t.append("coder", e)
     assert [x["id"] for x in read_jsonl(inbox)] == ["evt_before", e["id"]]
 
 
 def test_other_writers_are_seen(tmp_path: Path) -> None:
-    path = tmp_path / "coder" / "inbox.jsonl"
-    t = FileTransport(lambda a: path)
+    paths = FleetPaths(tmp_path)
+    path = paths.inbox("coder")
+    t = FileInbox(paths)
     t.append("coder", build_event("coder", ITEM, "k1", ts="t"))
     other = build_event("coder", ITEM, "k2", ts="t")
-    FileTransport(lambda a: path).append("coder", other)  # e.g. a second process
+    FileInbox(paths).append("coder", other)  # e.g. a second process
     t.append("coder", other)
     assert len(read_jsonl(path)) == 2

@@ -189,23 +189,22 @@ def router_config(fleet: Fleet) -> RouterConfig:
 
 
 def transport_factory(paths: FleetPaths, load_fleet: Any) -> Any:
-    """agent -> its inbox transport. File inboxes use the router's incremental-scan transport;
-    every other kind (shared, ssh, http) comes from `backends.transports` (durable outbox)."""
-    from relayfleet.router.delivery import FileTransport
+    """agent -> its inbox transport, from the one inbox API (`backends.transports`): the same
+    transport `tell`, `inbox` and hand-offs use, behind the durable outbox. One per agent for
+    the router's life, so a file inbox is scanned incrementally, not re-read per event."""
+    from relayfleet.backends.transports import DeliveringTransport, FileInbox
+    from relayfleet.backends.transports import transport_for as backend_transport
 
-    local = FileTransport(paths.inbox)
     cache: dict[str, Any] = {}
 
     def transport_for(agent: str) -> Any:
-        fleet = load_fleet()
-        spec = fleet.agents.get(agent)
-        kind = spec.runtime.inbox_transport if spec else "file"
-        if kind == "file" and (spec is None or spec.runtime.backend != "ssh"):
-            return local
-        from relayfleet.backends.transports import transport_for as backend_transport
-
         if agent not in cache:
-            cache[agent] = backend_transport(paths, fleet, spec)
+            fleet = load_fleet()
+            cache[agent] = (
+                backend_transport(paths, fleet, agent)
+                if agent in fleet.agents
+                else DeliveringTransport(FileInbox(paths), paths)  # removed since: its file
+            )
         return cache[agent]
 
     return transport_for
