@@ -39,7 +39,9 @@ from relayfleet.backends.transports import transport_for
 from relayfleet.cli.commands.tell import operator_event
 from relayfleet.fleet.load import load_fleet
 
-FIGURE = r"inotify runner \(append->session\) +[\d.]+"  # the figure the test suite looks for
+FIGURE = (
+    r"claude engine, typed \+ neutraliser \(->PTY\) +[\d.]+"  # the figure the test suite looks for
+)
 
 SESSION = r"""
 import os, re, sys, time, tty, json

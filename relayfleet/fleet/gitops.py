@@ -228,6 +228,7 @@ def _commit_locked(
                 "current tip is not the first parent",
                 "old reference value does not match",
                 "failed to lock file",
+                "failed to create locked file",
             )
             if any(m in str(exc) for m in moved):
                 continue
