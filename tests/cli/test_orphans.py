@@ -14,6 +14,7 @@ from fleetkit import PY, FleetDir, make_fleet, pid_alive, run_cli, wait_until
 
 from relayfleet.core.atomic import read_json
 from relayfleet.core.procs import GroupRecord, group_record, kill_group, process_start_time
+from tests.procfs import group_members
 
 # A session that survives its terminal going away, with a helper in its own process group.
 STUBBORN = """\
@@ -27,20 +28,6 @@ with open(sys.argv[1], "w") as f:
 while True:
     time.sleep(1)
 """
-
-
-def group_members(pgid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[2] == str(pgid) and fields[0] != "Z":
-            out.append(int(d))
-    return out
 
 
 @pytest.fixture

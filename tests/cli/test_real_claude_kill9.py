@@ -20,22 +20,11 @@ from relayfleet.fakes.messages_api import FakeMessagesAPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from realclaude import claude_binary, why_unavailable
 
+from tests.procfs import group_members
+
 pytestmark = pytest.mark.slow
 
 API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
-
-
-def group_members(pgid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if f[2] == str(pgid) and f[0] != "Z":
-                out.append(int(d))
-    return out
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from relayfleet.cli.context import Context
 from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_json
 from relayfleet.up.supervisor import up_state_path
+from tests.procfs import group_members
 
 pytestmark = pytest.mark.slow
 
@@ -27,19 +28,6 @@ def cli(root: Path, *args: str) -> tuple[int, str, str]:
     env["FLEET_ROOT"] = str(root)
     rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
     return rc, out.getvalue(), err.getvalue()
-
-
-def group_members(pgid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if f[2] == str(pgid) and f[0] != "Z":
-                out.append(int(d))
-    return out
 
 
 def procs_of(fleet: Fleet, name: str) -> tuple[list[int], int]:

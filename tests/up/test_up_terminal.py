@@ -15,6 +15,7 @@ from upkit import PY, REPO, TOKEN, Fleet, env_for, pid_alive, route_toml, wait_u
 from relayfleet.core.atomic import read_json
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.up.supervisor import up_state_path
+from tests.procfs import group_members
 
 pytestmark = pytest.mark.slow
 
@@ -52,19 +53,6 @@ class Terminal:
         self._reader.join(5)
         os.close(self.fd)
         self.proc.closed = True
-
-
-def group_members(pgid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if f[2] == str(pgid) and f[0] != "Z":
-                out.append(int(d))
-    return out
 
 
 @pytest.fixture
