@@ -224,6 +224,23 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def http_client(token: str, timeout: float) -> httpx.Client:
+    """An httpx client for the REST API. The token lives only in its default headers; it is
+    never formatted anywhere else."""
+    import httpx
+
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=True,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": f"gh-fleet/{__version__}",
+        },
+    )
+
+
 class GitHubClient:
     """Serial, conditional, rate-limit-aware GETs against the GitHub REST API."""
 
@@ -250,17 +267,7 @@ class GitHubClient:
         self.budget = Budget(clock)
         self._login: str | None = None
         self._httpx = httpx
-        # The token lives only in this client's default headers; it is never formatted anywhere.
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": f"gh-fleet/{__version__}",
-            },
-        )
+        self._http = http_client(token, timeout)
 
     # -- public API --
 

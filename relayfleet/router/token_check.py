@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from relayfleet import __version__
-from relayfleet.router.github import API_VERSION
+from relayfleet.router.github import http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -43,16 +42,7 @@ class TokenChecker:
 
         self._httpx = httpx
         self.api_url = api_url.rstrip("/")
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": f"gh-fleet/{__version__}",
-            },
-        )
+        self._http = http_client(token, timeout)
 
     def close(self) -> None:
         self._http.close()
