@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,8 +85,22 @@ def run_loop(
     stop: Stop,
     sleep: Callable[[float], None] = time.sleep,
     max_cycles: int | None = None,
+    wake: threading.Event | None = None,
+    on_wake: Callable[[RouterConfig], None] | None = None,
 ) -> int:
-    """Poll until stopped. Config edits are picked up between cycles, without a restart."""
+    """Poll until stopped. Config edits are picked up between cycles, without a restart.
+
+    `on_wake(config)` (webhook intake) runs before every cycle and whenever `wake` is set,
+    in this thread: the cursor has one writer."""
+
+    def woken() -> None:
+        if on_wake is None:
+            return
+        try:
+            on_wake(config)
+        except Exception as exc:  # the daemon's boundary: the spool keeps what was not drained
+            log.error("webhook intake failed: %s", exc)
+
     seen = stamp()  # before load(): an edit landing in between is picked up next turn
     config = load()
     cycles = 0
@@ -104,6 +119,9 @@ def run_loop(
                 # Keep routing with the last good config; `router status` shows the problem.
                 poller.last_error = f"config not reloaded: {exc}"
                 log.error("%s; still running the last good config", poller.last_error)
+        if wake is not None:
+            wake.clear()
+        woken()
         try:
             poller.run_once(config)
         except GitHubError as exc:
@@ -120,7 +138,12 @@ def run_loop(
         # Sleep in small steps so SIGTERM is honoured promptly.
         end = time.monotonic() + wait
         while not stop.requested and time.monotonic() < end:
-            sleep(min(0.2, max(0.0, end - time.monotonic())))
+            step = min(0.2, max(0.0, end - time.monotonic()))
+            if wake is None:
+                sleep(step)
+            elif wake.wait(step):
+                wake.clear()
+                woken()
     log.info("router stopped after %d cycle(s)", cycles)
     return 0
 

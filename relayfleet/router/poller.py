@@ -24,13 +24,15 @@ from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
-from relayfleet.fleet.model import Route, Watch
+from relayfleet.fleet.model import COMMAND_ALLOW_DEFAULT, Route, Watch
+from relayfleet.router import commands
+from relayfleet.router.commands import Comment
 from relayfleet.router.cursor import Cursor, route_sig
-from relayfleet.router.delivery import build_event
+from relayfleet.router.delivery import build_event, event_id
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
-from relayfleet.router.plan import Stream, plan
+from relayfleet.router.plan import ENDPOINT_OF_KIND, Stream, plan
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -55,6 +57,7 @@ class RouterConfig:
     routes: tuple[Route, ...]
     agents: tuple[str, ...]
     queries: dict[str, QueryLike]
+    allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT  # associations whose `/fleet` commands count
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,10 @@ class Poller:
         self.last_error: str | None = None
         self.cycles = 0
         self._dry = False
+        # Repos whose webhooks are healthy: their streams poll only every `reconcile_sec`.
+        self.reconcile_repos: set[str] = set()
+        self.reconcile_sec = 0.0
+        self.extra_status: Callable[[], dict[str, Any]] | None = None
         self._carry_over()
 
     def _carry_over(self) -> None:
@@ -152,6 +159,8 @@ class Poller:
     # -- scheduling -----------------------------------------------------------------------
     def period(self, stream: Stream) -> float:
         base = max(float(stream.period), self.min_period)
+        if stream.repo and stream.repo.lower() in self.reconcile_repos:
+            base = max(base, self.reconcile_sec)  # webhooks bring the news; this reconciles
         return max(base, float(self.poll_interval.get(stream.key, 0)))
 
     def due(self, stream: Stream, now: float) -> bool:
@@ -369,16 +378,31 @@ class Poller:
     def _deliver_page(
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
     ) -> None:
-        agents = set(config.agents)
         known_until = self._known_until(stream)
-        for item in self._items(stream, objs):
+        self.deliver_items(self._items(stream, objs), stream.watches, config, report, known_until)
+
+    def deliver_items(
+        self,
+        items: Iterable[Item],
+        watches: Iterable[Watch],
+        config: RouterConfig,
+        report: CycleReport,
+        known_until: str = "",
+    ) -> None:
+        """The one pipeline, for polled and webhook items alike: per item its dedup key, each
+        watch's filter, the routes, then the exactly-once ledger. An item that arrives with its
+        `change` already said (a webhook's action) keeps it."""
+        agents = set(config.agents)
+        watches = tuple(watches)
+        for item in items:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
-            item = with_change(item, prev, known_until=known_until)
+            if not item.change:
+                item = with_change(item, prev, known_until=known_until)
             # agent -> the sighting (through its first matching watch) that goes to it, and
             # the first route that sends it there
             chosen: dict[str, tuple[Item, int]] = {}
-            for w in stream.watches:
+            for w in watches:
                 if w.name in self.broken or not self._watch_keeps(w, item, config):
                     continue
                 if not self.cursor.watch_ready(w.name):
@@ -401,6 +425,81 @@ class Poller:
                 if self.cursor.is_delivered(agent, key):
                     continue
                 self._deliver(agent, *chosen[agent], key, report)
+
+    # -- webhook intake -------------------------------------------------------------------
+    def intake(
+        self,
+        items: Iterable[Item],
+        comments: Iterable[Comment],
+        config: RouterConfig,
+        *,
+        partial: frozenset[str] = frozenset(),
+    ) -> CycleReport:
+        """Items and comments that arrived outside a poll (a webhook): the same watches (those
+        of the stream that would have polled the item), routes, dedup keys and ledger, as a
+        cycle of its own so a watch's snapshot never swallows them. Saves the cursor."""
+        report = CycleReport()
+        self.cursor.begin_cycle()
+        self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
+        streams = {s.key: s for s in plan(config.watches)}
+        for item in items:
+            endpoint = ENDPOINT_OF_KIND.get(item.kind)
+            stream = streams.get(f"{endpoint}:{item.repo.lower()}") if endpoint else None
+            if stream is None:
+                continue  # no watch would poll it
+            if self.me is None and any("@me" in w.filter for w in stream.watches):
+                self.me = self.client.whoami()
+            item = self._fill_partial(item, partial)
+            self.deliver_items([item], stream.watches, config, report)
+        self.deliver_commands(comments, config, report)
+        self.cursor.save(self.clock())
+        return report
+
+    def _fill_partial(self, item: Item, partial: frozenset[str]) -> Item:
+        """Fields a payload lacks take their last polled value (same dedup key as a poll)."""
+        rec = self.cursor.items.get(item.item_id) or {}
+        prev = rec.get("s") if isinstance(rec.get("s"), dict) else None
+        if not partial or prev is None:
+            return item
+        if "comments" in partial:
+            item = replace(item, comments=int(prev.get("comments") or 0))
+        if "draft" in partial:
+            item = replace(item, draft=bool(prev.get("draft")))
+        return item
+
+    def deliver_commands(
+        self, comments: Iterable[Comment], config: RouterConfig, report: CycleReport
+    ) -> None:
+        """`/fleet <agent> <text>` comments from allowed associations -> command events."""
+        for comment in comments:
+            cmd, why = commands.decide(comment, config.agents, config.allow)
+            if cmd is None:
+                if why:
+                    log.warning("command on %s#%d dropped (comment %s): %s",
+                                comment.repo, comment.number, comment.id, why)  # fmt: skip
+                continue
+            if self.cursor.is_delivered(cmd.agent, cmd.key):
+                continue
+            event = commands.build_event(
+                cmd, ts=iso(self.clock()), event_id=event_id(cmd.agent, cmd.key)
+            )
+            if self._dry:
+                self.cursor.record(cmd.agent, cmd.key)
+                ref = f"{comment.repo}#{comment.number}"
+                report.would.append(
+                    WouldDeliver(cmd.agent, ref, "command", "command", "", 0, event["id"])
+                )
+                continue
+            try:
+                self.transport_for(cmd.agent).append(cmd.agent, event)
+            except Exception as exc:
+                log.warning("delivery of %s to %s failed (will retry): %s", event["id"],
+                            cmd.agent, exc)  # fmt: skip
+                self.cursor.add_pending(cmd.agent, event)
+                continue
+            self.cursor.record(cmd.agent, cmd.key)
+            report.delivered.append((cmd.agent, event["id"]))
+            log.info("command %s to %s: %s", event["id"], cmd.agent, event["body"][:200])
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -512,4 +611,5 @@ class Poller:
 
     def write_status(self, **extra: Any) -> None:
         if self.status_path is not None:
-            write_json_atomic(self.status_path, {**self.status(), **extra})
+            more = self.extra_status() if self.extra_status is not None else {}
+            write_json_atomic(self.status_path, {**self.status(), **more, **extra})

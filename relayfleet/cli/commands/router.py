@@ -61,6 +61,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         fleet = ctx.load()
         router_config(fleet)
         resolve_token(ctx.env, api_host(resolve_api_url(ctx.env, fleet.api_url)))
+        if fleet.webhook.enabled:
+            from relayfleet.router.webhook_loop import read_secret
+
+            read_secret(fleet.webhook.secret, ctx.env, paths.fleet)
         if cmd == "restart":
             daemon.stop(paths)
         pid = daemon.start(paths, ctx.env)
@@ -185,6 +189,7 @@ def router_config(fleet: Fleet) -> RouterConfig:
         routes=fleet.routes,
         agents=tuple(sorted(fleet.agents)),
         queries=queries,
+        allow=fleet.commands.allow,
     )
 
 
@@ -345,10 +350,51 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
 
         stop = daemon.Stop()
         stop.install()
+        hooks = _webhooks(ctx, paths, fleet, poller)
         try:
-            return daemon.run_loop(poller, load, lambda: daemon.config_stamp(paths), stop=stop)
+            return daemon.run_loop(
+                poller,
+                load,
+                lambda: daemon.config_stamp(paths),
+                stop=stop,
+                wake=hooks.wake if hooks else None,
+                on_wake=_on_wake(poller, hooks) if hooks else None,
+            )
         finally:
             import contextlib
 
+            if hooks is not None:
+                hooks.stop()
             with contextlib.suppress(FileNotFoundError):
                 paths.router_pid.unlink()
+
+
+def _webhooks(ctx: Context, paths: FleetPaths, fleet: Fleet, poller: Poller) -> Any:
+    """The receiver when `[webhook] enabled`, listening; None otherwise."""
+    if not fleet.webhook.enabled:
+        return None
+    from relayfleet.core.atomic import read_state_dict
+    from relayfleet.router.webhook_loop import WebhookIntake, read_secret
+
+    secret = read_secret(fleet.webhook.secret, ctx.env, paths.fleet)
+    prev = read_state_dict(paths.router_status).get("webhook")
+    hooks = WebhookIntake(paths.router_state, fleet.webhook, secret,
+                          previous=prev if isinstance(prev, dict) else None)  # fmt: skip
+    hooks.start()
+    poller.reconcile_sec = float(fleet.webhook.reconcile_sec)
+    poller.extra_status = hooks.status
+    return hooks
+
+
+def _on_wake(poller: Poller, hooks: Any) -> Any:
+    """Drain the spool into the pipeline; streams of repos with healthy webhooks reconcile."""
+
+    def on_wake(config: RouterConfig) -> None:
+        def deliver(intake: Any) -> None:
+            poller.intake(intake.items, intake.comments, config, partial=intake.partial)
+
+        if hooks.drain(deliver):
+            poller.write_status()
+        poller.reconcile_repos = hooks.healthy(w.repo for w in config.watches if w.repo)
+
+    return on_wake
