@@ -288,8 +288,34 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "catching_up_pages": sum(catching.values()),
         "pending": st.get("pending", 0),
         "error": st.get("error"),
+        "webhooks": _webhooks(st.get("webhook"), now, running=rec is not None),
         "streams": streams,
         "log": str(paths.router_log),
+    }
+
+
+def _webhooks(wh: Any, now: float, *, running: bool) -> dict[str, Any] | None:
+    """The receiver's health for `status`: None when the router has no receiver."""
+    from relayfleet.router.webhook_loop import health_line
+
+    if not isinstance(wh, dict):
+        return None
+    last = wh.get("last_delivery")
+    last = last if isinstance(last, (int, float)) else None
+    raw = wh.get("reconcile_sec")
+    window = int(raw) if isinstance(raw, int) else 600
+    return {
+        "listen": wh.get("listen"),
+        "healthy": running and last is not None and now - last <= window,
+        "last_delivery": _iso(last),
+        "last_delivery_age_s": round(now - last, 1) if last is not None else None,
+        "last_event": wh.get("last_event") or None,
+        "accepted": wh.get("accepted", 0),
+        "duplicates": wh.get("duplicates", 0),
+        "ignored": wh.get("ignored", 0),
+        "rejected": wh.get("rejected", 0),
+        "reconcile_sec": window,
+        "summary": health_line(wh, now) if running else "receiver stopped with the router",
     }
 
 

@@ -131,6 +131,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
     if st["error"]:
         rows.append(("last error", st["error"]))
+    if st.get("webhooks"):
+        rows.append(("webhooks", st["webhooks"]["summary"]))
     broken = st["broken_watches"]
     rows.append(("broken watches", str(len(broken)) if broken else "none"))
     width = max(len(k) for k, _ in rows) + 2
