@@ -461,11 +461,17 @@ class Poller:
         prev = rec.get("s") if isinstance(rec.get("s"), dict) else None
         if not partial or prev is None:
             return item
+        fill: dict[str, Any] = {}
         if "comments" in partial:
-            item = replace(item, comments=int(prev.get("comments") or 0))
+            fill["comments"] = int(prev.get("comments") or 0)
         if "draft" in partial:
-            item = replace(item, draft=bool(prev.get("draft")))
-        return item
+            fill["draft"] = bool(prev.get("draft"))
+        if "state" in partial:
+            fill["state"] = str(prev.get("state") or "")
+        for key in ("labels", "assignees"):
+            if key in partial:
+                fill[key] = tuple(str(x) for x in prev.get(key) or ())
+        return replace(item, **fill)
 
     def deliver_commands(
         self, comments: Iterable[Comment], config: RouterConfig, report: CycleReport

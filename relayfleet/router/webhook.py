@@ -113,6 +113,13 @@ def _change(event: str, action: str, payload: dict[str, Any], item: Item) -> str
     return words.get(action, action.replace("_", " "))
 
 
+def _missing(obj: dict[str, Any], *, pr: bool) -> frozenset[str]:
+    """Dedup-relevant fields this object leaves out (a review's PR has no `comments`, a pinned
+    issue's payload no `state`)."""
+    keys = ["comments", "state", "labels", "assignees"] + (["draft"] if pr else [])
+    return frozenset(k for k in keys if k not in obj)
+
+
 def parse_event(event: str, payload: Any) -> Intake:
     """A verified payload -> `Intake`. Raises ValueError for one that is not what it claims."""
     if not isinstance(payload, dict):
@@ -131,8 +138,7 @@ def parse_event(event: str, payload: Any) -> Intake:
         if not isinstance(obj, dict):
             raise ValueError(f"a {event} payload needs `issue`")
         item = item_from_rest("issues", repo, obj)
-        if item.kind == "pulls" and "draft" not in obj:
-            partial.add("draft")
+        partial |= _missing(obj, pr=item.kind == "pulls")
         items.append(item)
         comment = payload.get("comment")
         if event == "issue_comment" and action == "created" and isinstance(comment, dict):
@@ -144,14 +150,16 @@ def parse_event(event: str, payload: Any) -> Intake:
         # Polling reads PRs through the issues list, which has no head/base: leave them out so
         # both sightings of one version share a dedup key.
         item = replace(item_from_rest("pulls", repo, obj), head_sha="", branch="", base="")
-        partial |= {k for k in ("comments", "draft") if k not in obj}
+        partial |= _missing(obj, pr=True)
         items.append(item)
     elif event == "workflow_run":
         obj = payload.get("workflow_run")
         if not isinstance(obj, dict):
             raise ValueError("a workflow_run payload needs `workflow_run`")
         items.append(item_from_rest("runs", repo, obj))
-    items = [replace(i, change=_change(event, action, payload, i)) for i in items]
+    # The delivery's own repository is the truth (a run's object may name its head repo, a
+    # transferred issue its new home).
+    items = [replace(i, repo=repo, change=_change(event, action, payload, i)) for i in items]
     return Intake(event, action, repo, tuple(items), tuple(comments), frozenset(partial))
 
 
