@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from relayfleet.router.delivery import build_event, event_id
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
-from relayfleet.router.plan import ENDPOINT_OF_KIND, Stream, plan
+from relayfleet.router.plan import ENDPOINT_OF_KIND, Stream, comment_streams, plan
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -58,6 +58,7 @@ class RouterConfig:
     agents: tuple[str, ...]
     queries: dict[str, QueryLike]
     allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT  # associations whose `/fleet` commands count
+    command_repos: tuple[str, ...] = ()  # repos whose comments are polled for commands
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,8 @@ class Poller:
         streams = plan(config.watches)
         self._govern(streams, now)
         try:
-            for stream in streams:
-                if not (force or self.due(stream, now)):
+            for stream in self._with_comments(streams, config, now):
+                if stream.endpoint != "comments" and not (force or self.due(stream, now)):
                     continue
                 try:
                     self._poll(stream, config, report)
@@ -260,6 +261,22 @@ class Poller:
                 ],
             )
         return report
+
+    def _with_comments(
+        self, streams: list[Stream], config: RouterConfig, now: float
+    ) -> Iterator[Stream]:
+        """The due streams, then each comments stream an issues poll of this cycle (or an
+        earlier one) asked for: a repo's comments are read only when its issue list shows
+        more comments than before, so commands cost nothing while nobody comments."""
+        yield from streams
+        for cs in comment_streams(config.command_repos, config.watches):
+            st = self.cursor.streams.get(cs.key) or {}
+            if not (st.get("wanted") and st.get("born")):
+                continue
+            if any(w.name in self.broken for w in cs.watches):
+                continue
+            if not self.schedule.backing_off(cs.key, now):
+                yield cs
 
     def _retry_pending(self, report: CycleReport) -> None:
         still: list[dict[str, Any]] = []
@@ -306,7 +323,8 @@ class Poller:
         now = self.clock()
         state = self.cursor.stream(stream.key)
         if stream.endpoint != "runs" and not state.get("since"):
-            state["since"] = iso(now - FIRST_SINCE)
+            # A comments stream starts where its repo's snapshot ended (GitHub's clock).
+            state["since"] = state.get("born") or iso(now - FIRST_SINCE)
             self.cursor.dirty = True
         needs_me = any("@me" in w.filter for w in stream.watches)
         if needs_me and self.me is None:
@@ -332,9 +350,24 @@ class Poller:
             report.not_modified.append(stream.key)
         else:
             report.polled.append(stream.key)
-            self._deliver_page(stream, objs, config, report)
+            if stream.endpoint == "comments":
+                self._deliver_comments(stream, objs, config, report)
+            else:
+                self._deliver_page(stream, objs, config, report)
         if read is not None:
             self._after_read(stream, read, now)
+        if stream.endpoint == "comments":
+            if read is None or read.complete:
+                state["wanted"] = False
+                self.cursor.dirty = True
+            return
+        if stream.endpoint == "issues" and self._commands_on(stream.repo, config):
+            comments = self.cursor.stream(f"comments:{stream.repo.lower()}")
+            if not comments.get("born"):
+                # Comments up to now are not news: every one of them bumped its issue's
+                # `updated_at`, so none was created after the newest `updated_at` seen.
+                comments["born"] = state.get("max_seen") or iso(now)
+                self.cursor.dirty = True
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
@@ -379,7 +412,26 @@ class Poller:
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
     ) -> None:
         known_until = self._known_until(stream)
-        self.deliver_items(self._items(stream, objs), stream.watches, config, report, known_until)
+        items = self._items(stream, objs)
+        if stream.endpoint == "issues" and self._commands_on(stream.repo, config):
+            self._want_comments(stream.repo, items)
+        self.deliver_items(items, stream.watches, config, report, known_until)
+
+    @staticmethod
+    def _commands_on(repo: str, config: RouterConfig) -> bool:
+        return repo.lower() in {r.lower() for r in config.command_repos}
+
+    def _want_comments(self, repo: str, items: list[Item]) -> None:
+        """An item with more comments than at its last sighting: read the comments stream."""
+        state = self.cursor.stream(f"comments:{repo.lower()}")
+        if not state.get("born") or state.get("wanted"):
+            return
+        for item in items:
+            prev = (self.cursor.items.get(item.item_id) or {}).get("s") or {}
+            if item.comments > int(prev.get("comments") or 0):
+                state["wanted"] = True
+                self.cursor.dirty = True
+                return
 
     def deliver_items(
         self,
@@ -506,6 +558,19 @@ class Poller:
             self.cursor.record(cmd.agent, cmd.key)
             report.delivered.append((cmd.agent, event["id"]))
             log.info("command %s to %s: %s", event["id"], cmd.agent, event["body"][:200])
+
+    def _deliver_comments(
+        self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
+    ) -> None:
+        state = self.cursor.stream(stream.key)
+        found: list[Comment] = []
+        for obj in objs:
+            try:
+                found.append(commands.comment_from_rest(stream.repo, obj))
+            except (ValueError, TypeError) as exc:
+                log.warning("%s: skipped an unreadable comment: %s", stream.key, exc)
+        born = str(state.get("born") or "")
+        self.deliver_commands([c for c in found if c.created_at > born], config, report)
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`

@@ -192,7 +192,14 @@ def router_config(fleet: Fleet) -> RouterConfig:
         agents=tuple(sorted(fleet.agents)),
         queries=queries,
         allow=fleet.commands.allow,
+        command_repos=_command_repos(fleet),
     )
+
+
+def _command_repos(fleet: Fleet) -> tuple[str, ...]:
+    """Repos whose comments are polled for `/fleet` commands: those issue and PR watches see."""
+    repos = {w.repo for w in fleet.watches if w.kind in ("issues", "pulls") and "*" not in w.repo}
+    return tuple(sorted(repos))
 
 
 def transport_factory(paths: FleetPaths, load_fleet: Any) -> Any:
