@@ -54,6 +54,28 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
 
 
+def post_delivery(
+    url: str, secret: bytes, event: str, body: bytes, *, delivery: str, timeout: float = 30.0
+) -> tuple[int, str]:
+    """POST a delivery the way GitHub does (`gh fleet webhook test`): (status, body text)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "relayfleet-webhook-test",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(secret, body),
+    }
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return int(resp.status), resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")
+
+
 # -- payload -> items ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Intake:

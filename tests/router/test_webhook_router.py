@@ -104,15 +104,26 @@ def inbox(root: Path) -> list[dict[str, object]]:
 
 
 def test_a_webhook_reaches_the_inbox_and_status_says_healthy(root: Path, fake: FakeGitHub) -> None:
+    secret = {"FLEET_WEBHOOK_SECRET": SECRET}
     r = Router(root, fake)
     try:
         wait_until(r.listening)
         wait_until(lambda: r.paths.router_status.exists() and r.cycled())
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
-        body = hook_payload(fake, "issues", REPO, n, "opened")
-        assert post_hook(r.url, SECRET.encode(), "issues", body)[0] == 200
+        event_file = root / "opened.json"
+        event_file.write_text(json.dumps(hook_payload(fake, "issues", REPO, n, "opened")))
+        rc, out, err = cli(root, fake, "webhook", "test", str(event_file), env_extra=secret)
+        assert rc == 0 and out.startswith(f"issues -> {r.url}: 200 ok"), err
         wait_until(lambda: len(inbox(root)) == 1)
         wait_until(lambda: "webhook" in json.loads(r.paths.router_status.read_text()))
+        # signed with another secret: refused, one line, no traceback
+        rc, _, err = cli(root, fake, "webhook", "test", str(event_file),
+                         env_extra={"FLEET_WEBHOOK_SECRET": "wrong"})  # fmt: skip
+        assert rc == 1 and err.startswith("gh fleet: the receiver answered 401")
+        out = wait_until(lambda: (o := cli(root, fake, "webhook", "status")[1]) and
+                         "1 refused" in o and o)  # fmt: skip
+        assert "healthy, last delivery" in out
+        assert "env FLEET_WEBHOOK_SECRET" in out and SECRET not in out
         rc, out, _ = cli(root, fake, "router", "status")
         assert rc == 0 and "webhooks:" in out and "healthy, last delivery" in out
         rc, out, _ = cli(root, fake, "status")
@@ -125,6 +136,22 @@ def test_a_webhook_reaches_the_inbox_and_status_says_healthy(root: Path, fake: F
     # the poll of the same version delivers nothing more
     assert cli(root, fake, "router", "run", "--once")[0] == 0
     assert len(inbox(root)) == 1
+    rc, out, _ = cli(root, fake, "webhook", "status", "--json")
+    st = json.loads(out)
+    assert st["enabled"] is True and st["secret"] == "env FLEET_WEBHOOK_SECRET"
+    assert st["receiver"]["healthy"] is False  # the router (and its receiver) stopped
+
+
+def test_webhook_status_when_off_and_test_without_a_receiver(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    write_fleet(tmp_path, ["coder"], [watch("wms", "issues", REPO)], [route(1, "coder")])
+    rc, out, _ = cli(tmp_path, fake, "webhook", "status")
+    assert rc == 0 and out.startswith("webhooks:") and "off" in out
+    f = tmp_path / "ping.json"
+    f.write_text(json.dumps(hook_payload(fake, "ping", REPO)))
+    rc, _, err = cli(tmp_path, fake, "webhook", "test", str(f))
+    assert rc == 1 and "no [webhook] secret" in err
 
 
 def test_kill_9_between_the_200_and_the_inbox_append_loses_nothing(

@@ -327,6 +327,9 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
         holder = {"fleet": fleet}
         poller = build_poller(ctx, paths, holder)
         if once:
+            hooks = _webhooks(ctx, paths, fleet, poller, listen=False)
+            if hooks is not None:
+                _on_wake(poller, hooks)(config)  # what a stopped router left in the spool
             report = poller.run_once(config, force=True)
             print(
                 f"polled {len(report.polled)} stream(s), {len(report.not_modified)} unchanged "
@@ -378,18 +381,22 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
                 paths.router_pid.unlink()
 
 
-def _webhooks(ctx: Context, paths: FleetPaths, fleet: Fleet, poller: Poller) -> Any:
-    """The receiver when `[webhook] enabled`, listening; None otherwise."""
+def _webhooks(
+    ctx: Context, paths: FleetPaths, fleet: Fleet, poller: Poller, *, listen: bool = True
+) -> Any:
+    """The receiver when `[webhook] enabled` (listening unless `listen` is false: a one-shot
+    cycle only drains the spool); None otherwise."""
     if not fleet.webhook.enabled:
         return None
     from relayfleet.core.atomic import read_state_dict
     from relayfleet.router.webhook_loop import WebhookIntake, read_secret
 
-    secret = read_secret(fleet.webhook.secret, ctx.env, paths.fleet)
+    secret = read_secret(fleet.webhook.secret, ctx.env, paths.fleet) if listen else b""
     prev = read_state_dict(paths.router_status).get("webhook")
     hooks = WebhookIntake(paths.router_state, fleet.webhook, secret,
                           previous=prev if isinstance(prev, dict) else None)  # fmt: skip
-    hooks.start()
+    if listen:
+        hooks.start()
     poller.reconcile_sec = float(fleet.webhook.reconcile_sec)
     poller.extra_status = hooks.status
     return hooks
