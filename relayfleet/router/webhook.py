@@ -223,6 +223,7 @@ class Health:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 60  # a client that stalls mid-request must not hold a thread forever
 
     def log_message(self, format: str, *args: Any) -> None:  # our own log lines only
         pass

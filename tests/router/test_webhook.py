@@ -209,3 +209,44 @@ def test_what_was_spooled_but_not_drained_is_delivered_by_the_next_router(
     assert drain(fresh, rig, rig.poller()) == 1
     assert len(rig.inbox("coder")) == 1
     assert drain(fresh, rig, rig.poller()) == 0
+
+
+def test_a_drained_spool_is_compacted_and_still_knows_its_deliveries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relayfleet.router import spool as spool_mod
+
+    monkeypatch.setattr(spool_mod, "COMPACT_AT", 10)  # any drained file is "big"
+    s = Spool(tmp_path / "w")
+    assert s.add("d-1", "issues", b'{"a": 1}', 1.0) and s.add("d-2", "issues", b"{}", 2.0)
+    pending = s.pending()
+    s.drained(pending[-1].end)
+    assert s.path.stat().st_size == 0 and s.pending() == []
+    again = Spool(tmp_path / "w")
+    assert again.seen("d-1") and not again.add("d-2", "issues", b"{}", 3.0)
+    assert again.add("d-3", "issues", b"{}", 4.0)
+    assert [e.delivery for e in again.pending()] == ["d-3"]
+
+
+def test_a_torn_last_line_is_not_a_delivery_and_is_repaired(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "w")
+    s.add("d-1", "issues", b"{}", 1.0)
+    with s.path.open("ab") as f:
+        f.write(b'{"d": "d-2", "e": "iss')  # a crash mid-append, never answered 200
+    assert [e.delivery for e in Spool(tmp_path / "w").pending()] == ["d-1"]
+    again = Spool(tmp_path / "w")
+    assert again.add("d-2", "issues", b"{}", 2.0)
+    assert [e.delivery for e in again.pending()] == ["d-1", "d-2"]
+
+
+def test_validate_warns_when_the_receiver_listens_beyond_loopback() -> None:
+    from relayfleet.fleet.schema import load_fleet_from_texts
+    from relayfleet.fleet.validate import check_fleet
+
+    text = (
+        '[fleet]\nname = "x"\n[webhook]\nenabled = true\nlisten = "{}"\n'
+        'secret = {{ from_env = "S" }}\n'
+    )
+    open_ = check_fleet(load_fleet_from_texts({"fleet.toml": text.format("0.0.0.0:8790")}))
+    assert any("webhook.listen" in str(p) and p.level == "warning" for p in open_)
+    assert check_fleet(load_fleet_from_texts({"fleet.toml": text.format("127.0.0.1:8790")})) == []
