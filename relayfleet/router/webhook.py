@@ -346,3 +346,7 @@ class Receiver:
     def health_dict(self) -> dict[str, Any]:
         with self._lock:
             return self.health.to_dict()
+
+    def healthy_repos(self, now: float, window: float) -> set[str]:
+        with self._lock:  # the request threads update it
+            return self.health.healthy_repos(now, window)

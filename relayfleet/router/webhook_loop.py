@@ -82,7 +82,7 @@ class WebhookIntake:
 
     def _seed(self, prev: Mapping[str, Any]) -> None:
         """A restarted router remembers when deliveries last came (status stays truthful)."""
-        h = self.receiver.health
+        h = self.receiver.health  # (before the receiver's threads start)
         last = prev.get("last_delivery")
         if isinstance(last, (int, float)):
             h.last, h.last_event = float(last), str(prev.get("last_event") or "")
@@ -120,7 +120,7 @@ class WebhookIntake:
         """Of `repos`, those with a delivery or ping (theirs or their owner's organisation
         hook's) within `reconcile_sec`."""
         now = self.clock() if now is None else now
-        fresh = self.receiver.health.healthy_repos(now, float(self.cfg.reconcile_sec))
+        fresh = self.receiver.healthy_repos(now, float(self.cfg.reconcile_sec))
         out = set()
         for r in repos:
             low = r.lower()

@@ -124,6 +124,13 @@ def test_a_webhook_reaches_the_inbox_and_status_says_healthy(root: Path, fake: F
                          "1 refused" in o and o)  # fmt: skip
         assert "healthy, last delivery" in out
         assert "env FLEET_WEBHOOK_SECRET" in out and SECRET not in out
+
+        # healthy webhooks: the stream (poll_sec = 1) now only reconciles, every 600 s
+        def period() -> float:
+            st = json.loads(r.paths.router_status.read_text())
+            return float(st["streams"][f"issues:{REPO}"].get("period_s") or 0)
+
+        wait_until(lambda: period() >= 600)
         rc, out, _ = cli(root, fake, "router", "status")
         assert rc == 0 and "webhooks:" in out and "healthy, last delivery" in out
         rc, out, _ = cli(root, fake, "status")
