@@ -486,10 +486,12 @@ class Poller:
         config: RouterConfig,
         *,
         partial: frozenset[str] = frozenset(),
+        save: bool = True,
     ) -> CycleReport:
         """Items and comments that arrived outside a poll (a webhook): the same watches (those
         of the stream that would have polled the item), routes, dedup keys and ledger, as a
-        cycle of its own so a watch's snapshot never swallows them. Saves the cursor."""
+        cycle of its own so a watch's snapshot never swallows them. Saves the cursor unless
+        `save` is false (a batch saves once, at its end)."""
         report = CycleReport()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
@@ -504,7 +506,8 @@ class Poller:
             item = self._fill_partial(item, partial)
             self.deliver_items([item], stream.watches, config, report)
         self.deliver_commands(comments, config, report)
-        self.cursor.save(self.clock())
+        if save:
+            self.cursor.save(self.clock())
         return report
 
     def _fill_partial(self, item: Item, partial: frozenset[str]) -> Item:

@@ -102,8 +102,11 @@ class WebhookIntake:
     def stop(self) -> None:
         self.receiver.stop()
 
-    def drain(self, deliver: Callable[[Intake], None]) -> int:
-        """Every spooled delivery through `deliver`, then mark them drained. Returns how many."""
+    def drain(
+        self, deliver: Callable[[Intake], None], commit: Callable[[], None] | None = None
+    ) -> int:
+        """Every spooled delivery through `deliver`, then `commit` (the cursor's save), then mark
+        them drained. Returns how many."""
         entries = self.spool.pending()
         for e in entries:
             try:
@@ -113,6 +116,8 @@ class WebhookIntake:
                 continue
             deliver(intake)
         if entries:
+            if commit is not None:
+                commit()
             self.spool.drained(entries[-1].end)
         return len(entries)
 

@@ -407,10 +407,11 @@ def _on_wake(poller: Poller, hooks: Any) -> Any:
 
     def on_wake(config: RouterConfig) -> None:
         def deliver(intake: Any) -> None:
-            poller.intake(intake.items, intake.comments, config, partial=intake.partial)
+            poller.intake(intake.items, intake.comments, config, partial=intake.partial,
+                          save=False)  # fmt: skip
 
-        if hooks.drain(deliver):
-            poller.write_status()
+        # One cursor save per batch, after the appends (they are idempotent by event id).
+        hooks.drain(deliver, lambda: poller.cursor.save(poller.clock()))
         poller.reconcile_repos = hooks.healthy(w.repo for w in config.watches if w.repo)
 
     return on_wake
