@@ -250,3 +250,23 @@ def test_validate_warns_when_the_receiver_listens_beyond_loopback() -> None:
     open_ = check_fleet(load_fleet_from_texts({"fleet.toml": text.format("0.0.0.0:8790")}))
     assert any("webhook.listen" in str(p) and p.level == "warning" for p in open_)
     assert check_fleet(load_fleet_from_texts({"fleet.toml": text.format("127.0.0.1:8790")})) == []
+
+
+def test_webhook_settings_are_validated_and_the_secret_is_only_a_reference() -> None:
+    from relayfleet.fleet.schema import load_fleet_from_texts
+
+    def problems(body: str) -> list[str]:
+        out: list[object] = []
+        load_fleet_from_texts({"fleet.toml": '[fleet]\nname = "x"\n[webhook]\n' + body}, out)  # type: ignore[arg-type]
+        return [str(p) for p in out]
+
+    assert problems('enabled = true\nsecret = { from_env = "S" }\nreconcile_sec = 600\n') == []
+    [literal, *_] = problems('enabled = true\nsecret = "hunter2-the-value"\n')
+    assert "never the secret itself" in literal and "hunter2" not in literal
+    assert any("needs a secret" in p for p in problems("enabled = true\n"))
+    assert any(
+        "exactly one of" in p for p in problems('secret = { from_env = "A", from_file = "b" }\n')
+    )
+    assert any("reconcile_sec" in p for p in problems("reconcile_sec = 1\n"))
+    assert any("host:port" in p for p in problems('listen = "8790"\n'))
+    assert problems("enabled = false\n") == []  # off needs nothing else

@@ -193,3 +193,9 @@ def test_kill_9_between_the_200_and_the_inbox_append_loses_nothing(
     fake.clear_faults()
     assert cli(root, fake, "router", "run", "--once")[0] == 0
     assert len(inbox(root)) == 1
+
+
+def test_router_start_refuses_when_the_secret_cannot_be_read(root: Path, fake: FakeGitHub) -> None:
+    rc, _, err = cli(root, fake, "router", "start")  # FLEET_WEBHOOK_SECRET is not set
+    assert rc == 1 and "webhook secret: env FLEET_WEBHOOK_SECRET is empty or unset" in err
+    assert not FleetPaths(root).router_pid.exists()
