@@ -298,6 +298,8 @@ class Poller:
         now = self.clock()
         report.errors.append(f"{stream.key}: {exc}")
         transient = exc.transient or exc.status is None or exc.status >= 500
+        if stream.endpoint == "comments":
+            transient = True  # its watches are the issues stream's to judge; just back off
         self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": exc.status,
                                           "error": str(exc)}  # fmt: skip
         if transient:
@@ -493,6 +495,7 @@ class Poller:
         cycle of its own so a watch's snapshot never swallows them. Saves the cursor unless
         `save` is false (a batch saves once, at its end)."""
         report = CycleReport()
+        comments = list(comments)
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
         streams = {s.key: s for s in plan(config.watches)}
@@ -504,6 +507,12 @@ class Poller:
             if self.me is None and any("@me" in w.filter for w in stream.watches):
                 self.me = self.client.whoami()
             item = self._fill_partial(item, partial)
+            if self._commands_on(item.repo, config) and not any(
+                c.number == item.number for c in comments
+            ):
+                # More comments than known, but not the comment itself (its own delivery was
+                # lost?): the comments stream reads it, so a command in it is not missed.
+                self._want_comments(item.repo, [item])
             self.deliver_items([item], stream.watches, config, report)
         self.deliver_commands(comments, config, report)
         if save:

@@ -151,3 +151,23 @@ def test_commands_work_by_polling_alone_and_others_are_dropped_and_logged(
     fake.comment(REPO, n, "alice", "OWNER", "/fleet wms-coder again")
     rig.poller().run_once(cfg(polled=False), force=True)
     assert rig.inbox("wms-coder") == []
+
+
+def test_a_command_whose_webhook_was_lost_is_found_by_the_comments_poll(
+    fake: FakeGitHub, rig: Rig, clock: ManualClock
+) -> None:
+    p = rig.poller()
+    n = fake.open_issue(REPO, "Crash", author="bob")
+    p.run_once(cfg(), force=True)  # snapshots
+    clock.advance(5)
+    fake.comment(REPO, n, "alice", "MEMBER", "/fleet wms-coder take this one")  # (lost)
+    fake.label(REPO, n, "bug")
+    intake = parse_event(
+        "issues", hook_payload(fake, "issues", REPO, n, "labeled", label="bug")
+    )  # carries the grown comment count, not the comment
+    p.intake(intake.items, intake.comments, cfg(), partial=intake.partial)
+    assert commands_in(rig, "wms-coder") == []
+    p.run_once(cfg(), force=True)
+    assert commands_in(rig, "wms-coder") == [
+        f"[FROM github | command by @alice on {REPO}#{n}] take this one"
+    ]
