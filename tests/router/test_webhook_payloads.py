@@ -86,3 +86,16 @@ def test_an_example_parses_into_the_polls_item(name: str, i: int) -> None:
         )
     else:
         assert intake.comments == ()
+
+
+def test_webhook_test_guesses_the_event_of_every_example() -> None:
+    from relayfleet.cli.commands.webhook import guess_event
+
+    assert EXAMPLES is not None
+    wrong = [
+        (name, i, guess_event(ex))
+        for name in ACCEPTED
+        for i, ex in enumerate(EXAMPLES[name])
+        if guess_event(ex) != name
+    ]
+    assert wrong == []
