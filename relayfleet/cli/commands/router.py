@@ -404,6 +404,7 @@ def _webhooks(
 
 def _on_wake(poller: Poller, hooks: Any) -> Any:
     """Drain the spool into the pipeline; streams of repos with healthy webhooks reconcile."""
+    shown = [0.0]  # when a drain last wrote the status file
 
     def on_wake(config: RouterConfig) -> None:
         def deliver(intake: Any) -> None:
@@ -411,7 +412,11 @@ def _on_wake(poller: Poller, hooks: Any) -> Any:
                           save=False)  # fmt: skip
 
         # One cursor save per batch, after the appends (they are idempotent by event id).
-        hooks.drain(deliver, lambda: poller.cursor.save(poller.clock()))
+        if hooks.drain(deliver, lambda: poller.cursor.save(poller.clock())):
+            now = poller.clock()
+            if now - shown[0] >= 1.0:  # `status` sees the delivery now, not at the next cycle
+                shown[0] = now
+                poller.write_status()
         poller.reconcile_repos = hooks.healthy(w.repo for w in config.watches if w.repo)
 
     return on_wake
