@@ -314,7 +314,11 @@ class Receiver:
                      payload.get("hook_id") if isinstance(payload, dict) else "?")  # fmt: skip
             self.wake.set()
             return 200, "pong"
-        fresh = self.spool.add(delivery, event, body, now)
+        try:
+            fresh = self.spool.add(delivery, event, body, now)
+        except OSError as exc:  # full disk, read-only state dir: GitHub shows the failure
+            log.error("delivery %s (%s) not stored: %s (503)", delivery, event, exc)
+            return 503, "could not store the delivery"
         with self._lock:
             self.health.saw(repo, event, now)
             if fresh:

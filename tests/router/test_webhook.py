@@ -270,3 +270,14 @@ def test_webhook_settings_are_validated_and_the_secret_is_only_a_reference() -> 
     assert any("reconcile_sec" in p for p in problems("reconcile_sec = 1\n"))
     assert any("host:port" in p for p in problems('listen = "8790"\n'))
     assert problems("enabled = false\n") == []  # off needs nothing else
+
+
+def test_a_delivery_that_cannot_be_stored_is_503_not_200(
+    hooks: WebhookIntake, fake: FakeGitHub
+) -> None:
+    hooks.spool.path.unlink(missing_ok=True)
+    hooks.spool.path.mkdir()  # the spool cannot be appended to
+    fake.open_issue(REPO, "Crash", author="alice")
+    body = hook_payload(fake, "issues", REPO, 1, "opened")
+    assert post_hook(url(hooks), SECRET, "issues", body, delivery="d-9")[0] == 503
+    assert not hooks.spool.seen("d-9")  # a redelivery will be taken
