@@ -199,3 +199,15 @@ def test_router_start_refuses_when_the_secret_cannot_be_read(root: Path, fake: F
     rc, _, err = cli(root, fake, "router", "start")  # FLEET_WEBHOOK_SECRET is not set
     assert rc == 1 and "webhook secret: env FLEET_WEBHOOK_SECRET is empty or unset" in err
     assert not FleetPaths(root).router_pid.exists()
+
+
+def test_a_taken_port_is_one_clear_line(root: Path, fake: FakeGitHub) -> None:
+    text = FleetPaths(root).fleet_toml.read_text()
+    port = int(text.split('listen = "127.0.0.1:')[1].split('"')[0])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        rc, _, err = cli(root, fake, "router", "run", env_extra={"FLEET_WEBHOOK_SECRET": SECRET})
+    assert rc == 1 and err.startswith(
+        f"gh fleet: the webhook receiver cannot listen on 127.0.0.1:{port}"
+    )

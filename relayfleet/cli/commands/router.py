@@ -350,6 +350,7 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             for err in report.errors:  # some streams worked: the rest are warnings
                 print(f"  ! {err}", file=ctx.err)
             return 0
+        hooks = _webhooks(ctx, paths, fleet, poller)  # (a taken port fails before the PID file)
         daemon.mark_running(paths)
 
         def load() -> RouterConfig:
@@ -362,7 +363,6 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
 
         stop = daemon.Stop()
         stop.install()
-        hooks = _webhooks(ctx, paths, fleet, poller)
         try:
             return daemon.run_loop(
                 poller,
@@ -396,7 +396,15 @@ def _webhooks(
     hooks = WebhookIntake(paths.router_state, fleet.webhook, secret,
                           previous=prev if isinstance(prev, dict) else None)  # fmt: skip
     if listen:
-        hooks.start()
+        try:
+            hooks.start()
+        except OSError as exc:
+            from relayfleet.core.errors import BackendError
+
+            raise BackendError(
+                f"the webhook receiver cannot listen on {fleet.webhook.listen}: {exc.strerror}",
+                hints=["another process has the port? change [webhook] listen in fleet.toml"],
+            ) from None
     poller.reconcile_sec = float(fleet.webhook.reconcile_sec)
     poller.extra_status = hooks.status
     return hooks
