@@ -27,6 +27,10 @@ fi
 GH_FLEET_EXTRAS=dev ./gh-fleet --version >/dev/null
 py="${GH_FLEET_VENV:-$PWD/.venv}/bin/python"
 
+# Recorded GitHub webhook payloads for the receiver's tests (npm, cached beside Claude Code).
+"$py" -m tests.webhook_examples >/dev/null ||
+  echo "test.sh: @octokit/webhooks-examples not installed; its tests will skip" >&2
+
 "$py" -m ruff check .
 "$py" -m ruff format --check .
 "$py" -m mypy

@@ -434,6 +434,8 @@ class FakeGitHub(GitHubState):
                 return self._issues(repo, query, path)
             if rest == "pulls":
                 return self._pulls(repo, query, path)
+            if rest == "issues/comments":
+                return self._comments(repo, query, path)
             if rest == "actions/runs":
                 return self._runs(repo, query, path)
             if rest.startswith("actions/runs/") and rest.count("/") == 2:
@@ -496,6 +498,24 @@ class FakeGitHub(GitHubState):
         items.sort(key=lambda i: (getattr(i, key), i.number), reverse=desc)
         chunk, headers = self._page(items, q, path, 30, self.per_page_max)
         return Response(200, [self.render_issue(repo, i, self.base_url) for i in chunk], headers)
+
+    def _comments(self, repo: str, q: dict[str, str], path: str) -> Response:
+        """`GET /repos/{o}/{r}/issues/comments`: every issue and PR comment of the repo."""
+        from relayfleet.fakes.github_hooks import render_comment
+
+        rows = [(c, i.number) for i in self.repos[repo].issues.values() for c in i.comment_log]
+        if q.get("since"):
+            try:
+                since = parse_iso(q["since"])
+            except ValueError:
+                return Response(422, {"message": "Validation Failed", "documentation_url": DOCS})
+            rows = [(c, n) for c, n in rows if int(c.get("created_at") or 0) >= since]
+        desc = q.get("direction", "asc" if not q.get("sort") else "desc") != "asc"
+        rows.sort(key=lambda r: (int(r[0].get("created_at") or 0), int(r[0].get("id") or 0)),
+                  reverse=desc)  # fmt: skip
+        chunk, headers = self._page(rows, q, path, 30, self.per_page_max)
+        out = [render_comment(self, repo, n, c, self.base_url) for c, n in chunk]
+        return Response(200, out, headers)
 
     def _pulls(self, repo: str, q: dict[str, str], path: str) -> Response:
         state = q.get("state", "open")

@@ -242,7 +242,8 @@ class GitHubState:
     ) -> None:
         item = self.issue(repo, number)
         item.comments += 1
-        item.comment_log.append({"author": author, "association": association, "body": body})
+        item.comment_log.append({"author": author, "association": association, "body": body,
+                                 "id": self._next_id(), "created_at": self.now()})  # fmt: skip
         self._touch(item)
 
     def label(self, repo: str, number: int, name: str) -> None:

@@ -129,6 +129,49 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """Where a secret comes from (a reference: `.fleet/` never holds the value)."""
+
+    from_env: str = ""
+    from_file: str = ""
+    from_command: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.from_env or self.from_file or self.from_command)
+
+    def describe(self) -> str:
+        if self.from_env:
+            return f"env {self.from_env}"
+        if self.from_file:
+            return f"file {self.from_file}"
+        if self.from_command:
+            return "command " + " ".join(self.from_command)
+        return "(none)"
+
+
+# GitHub author associations allowed to address an agent with `/fleet <agent> <text>`.
+COMMAND_ALLOW_DEFAULT = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """`[webhook]`: the router's receiver for GitHub webhook deliveries (off by default)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8790"
+    secret: SecretRef = field(default_factory=SecretRef)
+    reconcile_sec: int = 600  # each stream's polling period while webhooks are healthy
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    """`[commands]`: who may address an agent from a comment."""
+
+    allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT
+
+
+@dataclass(frozen=True)
 class Fleet:
     name: str
     api_url: str = "https://api.github.com"
@@ -136,6 +179,8 @@ class Fleet:
     default_backend: str = "local"
     hosts: dict[str, Host] = field(default_factory=dict)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
     agents: dict[str, Agent] = field(default_factory=dict)
     watches: tuple[Watch, ...] = ()
     routes: tuple[Route, ...] = ()

@@ -20,6 +20,7 @@ from typing import Any
 from relayfleet.core.errors import ConfigError
 from relayfleet.fleet.model import (
     BACKENDS,
+    COMMAND_ALLOW_DEFAULT,
     ENDPOINT_MODES,
     ENGINES,
     KINDS,
@@ -28,6 +29,7 @@ from relayfleet.fleet.model import (
     TRANSPORTS,
     Agent,
     ClaudeConfig,
+    CommandsConfig,
     Credential,
     Endpoint,
     Fleet,
@@ -35,7 +37,9 @@ from relayfleet.fleet.model import (
     Host,
     Route,
     Runtime,
+    SecretRef,
     Watch,
+    WebhookConfig,
 )
 from relayfleet.fleet.toml_read import line_of, parse_plain
 
@@ -240,7 +244,7 @@ def _show(value: Any) -> str:
 
 # -- fleet.toml -------------------------------------------------------------------------------
 
-FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway")
+FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway", "webhook", "commands")
 
 
 def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
@@ -297,7 +301,61 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         "default_backend": backend,
         "hosts": hosts,
         "gateway": gateway,
+        "webhook": _webhook(r, data),
+        "commands": _commands(r, data),
     }
+
+
+def _listen_ok(listen: str) -> bool:
+    host, sep, port = listen.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _webhook(r: _Reader, data: Mapping[str, Any]) -> WebhookConfig:
+    p: Path_ = ("webhook",)
+    w = r.table(p, data.get("webhook", MISSING))
+    r.keys(p, w, ("enabled", "listen", "secret", "reconcile_sec"))
+    dflt = WebhookConfig()
+    listen = r.str_(w, p, "listen", dflt.listen)
+    if not _listen_ok(listen):
+        r.err((*p, "listen"), f"{_show(listen)} is not host:port (e.g. 127.0.0.1:8790)")
+    sp: Path_ = (*p, "secret")
+    raw = w.get("secret", MISSING)
+    if isinstance(raw, str):
+        # The value itself would end up in git: only references are accepted.
+        r.err(sp, "must be a reference like { from_env = \"FLEET_WEBHOOK_SECRET\" }, "
+                  "never the secret itself")  # fmt: skip
+        raw = MISSING
+    s = r.table(sp, raw)
+    r.keys(sp, s, ("from_env", "from_file", "from_command"))
+    secret = SecretRef(
+        from_env=r.str_(s, sp, "from_env"),
+        from_file=r.str_(s, sp, "from_file"),
+        from_command=r.strs(s, sp, "from_command"),
+    )
+    if s and len([x for x in (secret.from_env, secret.from_file, secret.from_command) if x]) != 1:
+        r.err(sp, "needs exactly one of from_env, from_file, from_command")
+    enabled = r.bool_(w, p, "enabled", dflt.enabled)
+    if enabled and secret.empty:
+        r.err(sp, "missing: an enabled receiver needs a secret, "
+                  "e.g. secret = { from_env = \"FLEET_WEBHOOK_SECRET\" }")  # fmt: skip
+    return WebhookConfig(
+        enabled=enabled,
+        listen=listen,
+        secret=secret,
+        reconcile_sec=r.int_(w, p, "reconcile_sec", dflt.reconcile_sec, 10, 86_400),
+    )
+
+
+def _commands(r: _Reader, data: Mapping[str, Any]) -> CommandsConfig:
+    p: Path_ = ("commands",)
+    c = r.table(p, data.get("commands", MISSING))
+    r.keys(p, c, ("allow",))
+    allow = r.strs(c, p, "allow", COMMAND_ALLOW_DEFAULT)
+    bad = [a for a in allow if a.upper() not in ASSOCIATIONS]
+    if bad:
+        r.err((*p, "allow"), f"{_show(bad[0])} is not one of {', '.join(ASSOCIATIONS)}")
+    return CommandsConfig(allow=tuple(a.upper() for a in allow))
 
 
 # -- routes.toml ------------------------------------------------------------------------------

@@ -201,7 +201,17 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+    _webhook_checks(fleet, s)
     return s.out
+
+
+def _webhook_checks(fleet: Fleet, s: _Sink) -> None:
+    wh = fleet.webhook
+    host = wh.listen.rpartition(":")[0].strip("[]")
+    if wh.enabled and host not in ("127.0.0.1", "localhost", "::1"):
+        s.add("warning", FLEET_TOML, ("webhook", "listen"),
+              f"{wh.listen} is reachable beyond this machine; a reverse proxy or tunnel in front "
+              "of a loopback address is safer (docs/webhooks.md)")  # fmt: skip
 
 
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:

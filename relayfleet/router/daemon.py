@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,8 +85,22 @@ def run_loop(
     stop: Stop,
     sleep: Callable[[float], None] = time.sleep,
     max_cycles: int | None = None,
+    wake: threading.Event | None = None,
+    on_wake: Callable[[RouterConfig], None] | None = None,
 ) -> int:
-    """Poll until stopped. Config edits are picked up between cycles, without a restart."""
+    """Poll until stopped. Config edits are picked up between cycles, without a restart.
+
+    `on_wake(config)` (webhook intake) runs before every cycle and whenever `wake` is set,
+    in this thread: the cursor has one writer."""
+
+    def woken() -> None:
+        if on_wake is None:
+            return
+        try:
+            on_wake(config)
+        except Exception as exc:  # the daemon's boundary: the spool keeps what was not drained
+            log.error("webhook intake failed: %s", exc)
+
     seen = stamp()  # before load(): an edit landing in between is picked up next turn
     config = load()
     cycles = 0
@@ -104,6 +119,9 @@ def run_loop(
                 # Keep routing with the last good config; `router status` shows the problem.
                 poller.last_error = f"config not reloaded: {exc}"
                 log.error("%s; still running the last good config", poller.last_error)
+        if wake is not None:
+            wake.clear()
+        woken()
         try:
             poller.run_once(config)
         except GitHubError as exc:
@@ -120,7 +138,12 @@ def run_loop(
         # Sleep in small steps so SIGTERM is honoured promptly.
         end = time.monotonic() + wait
         while not stop.requested and time.monotonic() < end:
-            sleep(min(0.2, max(0.0, end - time.monotonic())))
+            step = min(0.2, max(0.0, end - time.monotonic()))
+            if wake is None:
+                sleep(step)
+            elif wake.wait(step):
+                wake.clear()
+                woken()
     log.info("router stopped after %d cycle(s)", cycles)
     return 0
 
@@ -265,8 +288,34 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "catching_up_pages": sum(catching.values()),
         "pending": st.get("pending", 0),
         "error": st.get("error"),
+        "webhooks": _webhooks(st.get("webhook"), now, running=rec is not None),
         "streams": streams,
         "log": str(paths.router_log),
+    }
+
+
+def _webhooks(wh: Any, now: float, *, running: bool) -> dict[str, Any] | None:
+    """The receiver's health for `status`: None when the router has no receiver."""
+    from relayfleet.router.webhook_loop import health_line
+
+    if not isinstance(wh, dict):
+        return None
+    last = wh.get("last_delivery")
+    last = last if isinstance(last, (int, float)) else None
+    raw = wh.get("reconcile_sec")
+    window = int(raw) if isinstance(raw, int) else 600
+    return {
+        "listen": wh.get("listen"),
+        "healthy": running and last is not None and now - last <= window,
+        "last_delivery": _iso(last),
+        "last_delivery_age_s": round(now - last, 1) if last is not None else None,
+        "last_event": wh.get("last_event") or None,
+        "accepted": wh.get("accepted", 0),
+        "duplicates": wh.get("duplicates", 0),
+        "ignored": wh.get("ignored", 0),
+        "rejected": wh.get("rejected", 0),
+        "reconcile_sec": window,
+        "summary": health_line(wh, now) if running else "receiver stopped with the router",
     }
 
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from relayfleet.fleet.model import Watch
 
 ENDPOINT_OF_KIND = {"issues": "issues", "pulls": "issues", "runs": "runs"}
-PER_PAGE = {"issues": 100, "runs": 30, "notifications": 50}
+PER_PAGE = {"issues": 100, "runs": 30, "notifications": 50, "comments": 100}
 
 
 @dataclass(frozen=True)
 class Stream:
     key: str
-    endpoint: str  # issues | runs | notifications
+    endpoint: str  # issues | runs | notifications | comments (`/fleet` commands)
     repo: str  # "" for notifications
     watches: tuple[Watch, ...]
 
@@ -38,6 +38,8 @@ class Stream:
             return "/notifications"
         if self.endpoint == "runs":
             return f"/repos/{self.repo}/actions/runs"
+        if self.endpoint == "comments":
+            return f"/repos/{self.repo}/issues/comments"
         return f"/repos/{self.repo}/issues"
 
     def params(self, since: str | None) -> dict[str, str]:
@@ -48,6 +50,8 @@ class Stream:
         params = {"per_page": per_page}
         if self.endpoint == "issues":
             params.update(state="all", sort="updated", direction="desc")
+        elif self.endpoint == "comments":
+            params.update(sort="updated", direction="desc")
         else:
             params["all"] = "true"  # threads the user read in the web UI still count
         if since:
@@ -74,4 +78,17 @@ def plan(watches: tuple[Watch, ...] | list[Watch]) -> list[Stream]:
         endpoint = key.split(":", 1)[0]
         repo = "" if endpoint == "notifications" else ws[0].repo
         out.append(Stream(key=key, endpoint=endpoint, repo=repo, watches=tuple(ws)))
+    return out
+
+
+def comment_streams(repos: tuple[str, ...] | list[str], watches: tuple[Watch, ...]) -> list[Stream]:
+    """One `comments:{repo}` stream per repo whose comments may carry `/fleet` commands, at the
+    cadence of that repo's issue and PR watches."""
+    out: list[Stream] = []
+    for repo in sorted({r.lower(): r for r in repos}.values(), key=str.lower):
+        ws = tuple(w for w in watches if w.kind in ("issues", "pulls")
+                   and w.repo.lower() == repo.lower())  # fmt: skip
+        if ws:
+            out.append(Stream(key=f"comments:{repo.lower()}", endpoint="comments", repo=repo,
+                              watches=ws))  # fmt: skip
     return out

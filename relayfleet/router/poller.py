@@ -21,20 +21,22 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
-from relayfleet.fleet.model import Route, Watch
+from relayfleet.fleet.model import COMMAND_ALLOW_DEFAULT, Route, Watch
+from relayfleet.router import commands
+from relayfleet.router.commands import Comment
 from relayfleet.router.cursor import Cursor, route_sig
-from relayfleet.router.delivery import build_event
+from relayfleet.router.delivery import build_event, event_id
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
-from relayfleet.router.plan import Stream, plan
+from relayfleet.router.plan import ENDPOINT_OF_KIND, Stream, comment_streams, plan
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -59,6 +61,8 @@ class RouterConfig:
     routes: tuple[Route, ...]
     agents: tuple[str, ...]
     queries: dict[str, QueryLike]
+    allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT  # associations whose `/fleet` commands count
+    command_repos: tuple[str, ...] = ()  # repos whose comments are polled for commands
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,10 @@ class Poller:
         self.last_error: str | None = None
         self.cycles = 0
         self._dry = False
+        # Repos whose webhooks are healthy: their streams poll only every `reconcile_sec`.
+        self.reconcile_repos: set[str] = set()
+        self.reconcile_sec = 0.0
+        self.extra_status: Callable[[], dict[str, Any]] | None = None
         self._carry_over()
 
     def _carry_over(self) -> None:
@@ -156,6 +164,8 @@ class Poller:
     # -- scheduling -----------------------------------------------------------------------
     def period(self, stream: Stream) -> float:
         base = max(float(stream.period), self.min_period)
+        if stream.repo and stream.repo.lower() in self.reconcile_repos:
+            base = max(base, self.reconcile_sec)  # webhooks bring the news; this reconciles
         return max(base, float(self.poll_interval.get(stream.key, 0)))
 
     def due(self, stream: Stream, now: float) -> bool:
@@ -216,8 +226,8 @@ class Poller:
         streams = plan(config.watches)
         self._govern(streams, now)
         try:
-            for stream in streams:
-                if not (force or self.due(stream, now)):
+            for stream in self._with_comments(streams, config, now):
+                if stream.endpoint != "comments" and not (force or self.due(stream, now)):
                     continue
                 try:
                     self._poll(stream, config, report)
@@ -256,6 +266,22 @@ class Poller:
             )
         return report
 
+    def _with_comments(
+        self, streams: list[Stream], config: RouterConfig, now: float
+    ) -> Iterator[Stream]:
+        """The due streams, then each comments stream an issues poll of this cycle (or an
+        earlier one) asked for: a repo's comments are read only when its issue list shows
+        more comments than before, so commands cost nothing while nobody comments."""
+        yield from streams
+        for cs in comment_streams(config.command_repos, config.watches):
+            st = self.cursor.streams.get(cs.key) or {}
+            if not (st.get("wanted") and st.get("born")):
+                continue
+            if any(w.name in self.broken for w in cs.watches):
+                continue
+            if not self.schedule.backing_off(cs.key, now):
+                yield cs
+
     def _retry_pending(self, report: CycleReport) -> None:
         still: list[dict[str, Any]] = []
         for p in self.cursor.pending:
@@ -276,6 +302,8 @@ class Poller:
         now = self.clock()
         report.errors.append(f"{stream.key}: {exc}")
         transient = exc.transient or exc.status is None or exc.status >= 500
+        if stream.endpoint == "comments":
+            transient = True  # its watches are the issues stream's to judge; just back off
         self.stream_status[stream.key] = {"last_poll": iso(now), "last_status": exc.status,
                                           "error": str(exc)}  # fmt: skip
         if transient:
@@ -301,7 +329,8 @@ class Poller:
         now = self.clock()
         state = self.cursor.stream(stream.key)
         if stream.endpoint != "runs" and not state.get("since"):
-            state["since"] = iso(now - FIRST_SINCE)
+            # A comments stream starts where its repo's snapshot ended (GitHub's clock).
+            state["since"] = state.get("born") or iso(now - FIRST_SINCE)
             self.cursor.dirty = True
         needs_me = any("@me" in w.filter for w in stream.watches)
         if needs_me and self.me is None:
@@ -327,11 +356,26 @@ class Poller:
             report.not_modified.append(stream.key)
         else:
             report.polled.append(stream.key)
-            self._deliver_page(stream, objs, config, report)
+            if stream.endpoint == "comments":
+                self._deliver_comments(stream, objs, config, report)
+            else:
+                self._deliver_page(stream, objs, config, report)
         if read is not None:
             self._after_read(stream, read, now)
-            if not read.complete:
-                return  # a snapshot is only taken of a list read to its end (no backlog later)
+        if stream.endpoint == "comments":
+            if read is None or read.complete:
+                state["wanted"] = False
+                self.cursor.dirty = True
+            return
+        if read is not None and not read.complete:
+            return  # a snapshot is only taken of a list read to its end (no backlog later)
+        if stream.endpoint == "issues" and self._commands_on(stream.repo, config):
+            comments = self.cursor.stream(f"comments:{stream.repo.lower()}")
+            if not comments.get("born"):
+                # Comments up to now are not news: every one of them bumped its issue's
+                # `updated_at`, so none was created after the newest `updated_at` seen.
+                comments["born"] = state.get("max_seen") or iso(now)
+                self.cursor.dirty = True
         for w in stream.watches:
             if not self.cursor.watch_ready(w.name):
                 self.cursor.mark_snapshot(w.name)
@@ -375,16 +419,50 @@ class Poller:
     def _deliver_page(
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
     ) -> None:
-        agents = set(config.agents)
         known_until = self._known_until(stream)
-        for item in self._items(stream, objs):
+        items = self._items(stream, objs)
+        if stream.endpoint == "issues" and self._commands_on(stream.repo, config):
+            self._want_comments(stream.repo, items)
+        self.deliver_items(items, stream.watches, config, report, known_until)
+
+    @staticmethod
+    def _commands_on(repo: str, config: RouterConfig) -> bool:
+        return repo.lower() in {r.lower() for r in config.command_repos}
+
+    def _want_comments(self, repo: str, items: list[Item]) -> None:
+        """An item with more comments than at its last sighting: read the comments stream."""
+        state = self.cursor.stream(f"comments:{repo.lower()}")
+        if not state.get("born") or state.get("wanted"):
+            return
+        for item in items:
+            prev = (self.cursor.items.get(item.item_id) or {}).get("s") or {}
+            if item.comments > int(prev.get("comments") or 0):
+                state["wanted"] = True
+                self.cursor.dirty = True
+                return
+
+    def deliver_items(
+        self,
+        items: Iterable[Item],
+        watches: Iterable[Watch],
+        config: RouterConfig,
+        report: CycleReport,
+        known_until: str = "",
+    ) -> None:
+        """The one pipeline, for polled and webhook items alike: per item its dedup key, each
+        watch's filter, the routes, then the exactly-once ledger. An item that arrives with its
+        `change` already said (a webhook's action) keeps it."""
+        agents = set(config.agents)
+        watches = tuple(watches)
+        for item in items:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
-            item = with_change(item, prev, known_until=known_until)
+            if not item.change:
+                item = with_change(item, prev, known_until=known_until)
             # agent -> the sighting (through its first matching watch) that goes to it, and
             # the first route that sends it there
             chosen: dict[str, tuple[Item, int]] = {}
-            for w in stream.watches:
+            for w in watches:
                 if w.name in self.broken or not self._watch_keeps(w, item, config):
                     continue
                 if not self.cursor.watch_ready(w.name):
@@ -407,6 +485,110 @@ class Poller:
                 if self.cursor.is_delivered(agent, key):
                     continue
                 self._deliver(agent, *chosen[agent], key, report)
+
+    # -- webhook intake -------------------------------------------------------------------
+    def intake(
+        self,
+        items: Iterable[Item],
+        comments: Iterable[Comment],
+        config: RouterConfig,
+        *,
+        partial: frozenset[str] = frozenset(),
+        save: bool = True,
+    ) -> CycleReport:
+        """Items and comments that arrived outside a poll (a webhook): the same watches (those
+        of the stream that would have polled the item), routes, dedup keys and ledger, as a
+        cycle of its own so a watch's snapshot never swallows them. Saves the cursor unless
+        `save` is false (a batch saves once, at its end)."""
+        report = CycleReport()
+        comments = list(comments)
+        self.cursor.begin_cycle()
+        self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
+        streams = {s.key: s for s in plan(config.watches)}
+        for item in items:
+            endpoint = ENDPOINT_OF_KIND.get(item.kind)
+            stream = streams.get(f"{endpoint}:{item.repo.lower()}") if endpoint else None
+            if stream is None:
+                continue  # no watch would poll it
+            if self.me is None and any("@me" in w.filter for w in stream.watches):
+                self.me = self.client.whoami()
+            item = self._fill_partial(item, partial)
+            if self._commands_on(item.repo, config) and not any(
+                c.number == item.number for c in comments
+            ):
+                # More comments than known, but not the comment itself (its own delivery was
+                # lost?): the comments stream reads it, so a command in it is not missed.
+                self._want_comments(item.repo, [item])
+            self.deliver_items([item], stream.watches, config, report)
+        self.deliver_commands(comments, config, report)
+        if save:
+            self.cursor.save(self.clock())
+        return report
+
+    def _fill_partial(self, item: Item, partial: frozenset[str]) -> Item:
+        """Fields a payload lacks take their last polled value (same dedup key as a poll)."""
+        rec = self.cursor.items.get(item.item_id) or {}
+        prev = rec.get("s") if isinstance(rec.get("s"), dict) else None
+        if not partial or prev is None:
+            return item
+        fill: dict[str, Any] = {}
+        if "comments" in partial:
+            fill["comments"] = int(prev.get("comments") or 0)
+        if "draft" in partial:
+            fill["draft"] = bool(prev.get("draft"))
+        if "state" in partial:
+            fill["state"] = str(prev.get("state") or "")
+        for key in ("labels", "assignees"):
+            if key in partial:
+                fill[key] = tuple(str(x) for x in prev.get(key) or ())
+        return replace(item, **fill)
+
+    def deliver_commands(
+        self, comments: Iterable[Comment], config: RouterConfig, report: CycleReport
+    ) -> None:
+        """`/fleet <agent> <text>` comments from allowed associations -> command events."""
+        for comment in comments:
+            cmd, why = commands.decide(comment, config.agents, config.allow)
+            if cmd is None:
+                if why:
+                    log.warning("command on %s#%d dropped (comment %s): %s",
+                                comment.repo, comment.number, comment.id, why)  # fmt: skip
+                continue
+            if self.cursor.is_delivered(cmd.agent, cmd.key):
+                continue
+            event = commands.build_event(
+                cmd, ts=iso(self.clock()), event_id=event_id(cmd.agent, cmd.key)
+            )
+            if self._dry:
+                self.cursor.record(cmd.agent, cmd.key)
+                ref = f"{comment.repo}#{comment.number}"
+                report.would.append(
+                    WouldDeliver(cmd.agent, ref, "command", "command", "", 0, event["id"])
+                )
+                continue
+            try:
+                self.transport_for(cmd.agent).append(cmd.agent, event)
+            except Exception as exc:
+                log.warning("delivery of %s to %s failed (will retry): %s", event["id"],
+                            cmd.agent, exc)  # fmt: skip
+                self.cursor.add_pending(cmd.agent, event)
+                continue
+            self.cursor.record(cmd.agent, cmd.key)
+            report.delivered.append((cmd.agent, event["id"]))
+            log.info("command %s to %s: %s", event["id"], cmd.agent, event["body"][:200])
+
+    def _deliver_comments(
+        self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
+    ) -> None:
+        state = self.cursor.stream(stream.key)
+        found: list[Comment] = []
+        for obj in objs:
+            try:
+                found.append(commands.comment_from_rest(stream.repo, obj))
+            except (ValueError, TypeError) as exc:
+                log.warning("%s: skipped an unreadable comment: %s", stream.key, exc)
+        born = str(state.get("born") or "")
+        self.deliver_commands([c for c in found if c.created_at > born], config, report)
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -518,4 +700,5 @@ class Poller:
 
     def write_status(self, **extra: Any) -> None:
         if self.status_path is not None:
-            write_json_atomic(self.status_path, {**self.status(), **extra})
+            more = self.extra_status() if self.extra_status is not None else {}
+            write_json_atomic(self.status_path, {**self.status(), **more, **extra})

@@ -61,6 +61,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         fleet = ctx.load()
         router_config(fleet)
         resolve_token(ctx.env, api_host(resolve_api_url(ctx.env, fleet.api_url)))
+        if fleet.webhook.enabled:
+            from relayfleet.router.webhook_loop import read_secret
+
+            read_secret(fleet.webhook.secret, ctx.env, paths.fleet)
         if cmd == "restart":
             daemon.stop(paths)
         pid = daemon.start(paths, ctx.env)
@@ -127,6 +131,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
     if st["error"]:
         rows.append(("last error", st["error"]))
+    if st.get("webhooks"):
+        rows.append(("webhooks", st["webhooks"]["summary"]))
     broken = st["broken_watches"]
     rows.append(("broken watches", str(len(broken)) if broken else "none"))
     width = max(len(k) for k, _ in rows) + 2
@@ -185,7 +191,15 @@ def router_config(fleet: Fleet) -> RouterConfig:
         routes=fleet.routes,
         agents=tuple(sorted(fleet.agents)),
         queries=queries,
+        allow=fleet.commands.allow,
+        command_repos=_command_repos(fleet),
     )
+
+
+def _command_repos(fleet: Fleet) -> tuple[str, ...]:
+    """Repos whose comments are polled for `/fleet` commands: those issue and PR watches see."""
+    repos = {w.repo for w in fleet.watches if w.kind in ("issues", "pulls") and "*" not in w.repo}
+    return tuple(sorted(repos))
 
 
 def transport_factory(paths: FleetPaths, load_fleet: Any) -> Any:
@@ -312,6 +326,9 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
         holder = {"fleet": fleet}
         poller = build_poller(ctx, paths, holder)
         if once:
+            hooks = _webhooks(ctx, paths, fleet, poller, listen=False)
+            if hooks is not None:
+                _on_wake(poller, hooks)(config)  # what a stopped router left in the spool
             report = poller.run_once(config, force=True)
             print(
                 f"polled {len(report.polled)} stream(s), {len(report.not_modified)} unchanged "
@@ -335,6 +352,7 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             for err in report.errors:  # some streams worked: the rest are warnings
                 print(f"  ! {err}", file=ctx.err)
             return 0
+        hooks = _webhooks(ctx, paths, fleet, poller)  # (a taken port fails before the PID file)
         daemon.mark_running(paths)
 
         def load() -> RouterConfig:
@@ -348,9 +366,67 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
         stop = daemon.Stop()
         stop.install()
         try:
-            return daemon.run_loop(poller, load, lambda: daemon.config_stamp(paths), stop=stop)
+            return daemon.run_loop(
+                poller,
+                load,
+                lambda: daemon.config_stamp(paths),
+                stop=stop,
+                wake=hooks.wake if hooks else None,
+                on_wake=_on_wake(poller, hooks) if hooks else None,
+            )
         finally:
             import contextlib
 
+            if hooks is not None:
+                hooks.stop()
             with contextlib.suppress(FileNotFoundError):
                 paths.router_pid.unlink()
+
+
+def _webhooks(
+    ctx: Context, paths: FleetPaths, fleet: Fleet, poller: Poller, *, listen: bool = True
+) -> Any:
+    """The receiver when `[webhook] enabled` (listening unless `listen` is false: a one-shot
+    cycle only drains the spool); None otherwise."""
+    if not fleet.webhook.enabled:
+        return None
+    from relayfleet.core.atomic import read_state_dict
+    from relayfleet.router.webhook_loop import WebhookIntake, read_secret
+
+    secret = read_secret(fleet.webhook.secret, ctx.env, paths.fleet) if listen else b""
+    prev = read_state_dict(paths.router_status).get("webhook")
+    hooks = WebhookIntake(paths.router_state, fleet.webhook, secret,
+                          previous=prev if isinstance(prev, dict) else None)  # fmt: skip
+    if listen:
+        try:
+            hooks.start()
+        except OSError as exc:
+            from relayfleet.core.errors import BackendError
+
+            raise BackendError(
+                f"the webhook receiver cannot listen on {fleet.webhook.listen}: {exc.strerror}",
+                hints=["another process has the port? change [webhook] listen in fleet.toml"],
+            ) from None
+    poller.reconcile_sec = float(fleet.webhook.reconcile_sec)
+    poller.extra_status = hooks.status
+    return hooks
+
+
+def _on_wake(poller: Poller, hooks: Any) -> Any:
+    """Drain the spool into the pipeline; streams of repos with healthy webhooks reconcile."""
+    shown = [0.0]  # when a drain last wrote the status file
+
+    def on_wake(config: RouterConfig) -> None:
+        def deliver(intake: Any) -> None:
+            poller.intake(intake.items, intake.comments, config, partial=intake.partial,
+                          save=False)  # fmt: skip
+
+        # One cursor save per batch, after the appends (they are idempotent by event id).
+        if hooks.drain(deliver, lambda: poller.cursor.save(poller.clock())):
+            now = poller.clock()
+            if now - shown[0] >= 1.0:  # `status` sees the delivery now, not at the next cycle
+                shown[0] = now
+                poller.write_status()
+        poller.reconcile_repos = hooks.healthy(w.repo for w in config.watches if w.repo)
+
+    return on_wake

@@ -106,6 +106,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             + (f"; paused until {router['paused_until']}" if router.get("paused_until") else ""),
             file=ctx.out,
         )
+    if router.get("webhooks"):
+        print(f"webhooks: {router['webhooks']['summary']}", file=ctx.out)
     if router.get("catching_up"):
         from relayfleet.cli.commands.router import catching_up
 
