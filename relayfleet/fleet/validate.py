@@ -7,7 +7,7 @@ references, duplicates, unparseable watch filters, catch-all routes, missing per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -201,7 +201,33 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+    _branch_overlaps(s, fleet, changed_last)
     return s.out
+
+
+def _branch_overlaps(s: _Sink, fleet: Fleet, order: Callable[[str], tuple[float, str]]) -> None:
+    """Two agents with a workspace of the same repo never share a branch: neither's
+    branch_prefix may start the other's. The agent changed last is the one flagged."""
+    seen: list[tuple[str, str, str]] = []  # (repo, prefix, agent)
+    for name in sorted(fleet.agents, key=order):
+        a = fleet.agents[name]
+        if a.workspace.mode == "none":
+            continue
+        repo, prefix = a.workspace_repo, a.branch_prefix
+        for other_repo, other_prefix, other in seen:
+            if repo == other_repo and (
+                prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+            ):
+                s.add(
+                    "error",
+                    f"agents/{name}/agent.toml",
+                    ("workspace", "branch_prefix"),
+                    f"{prefix!r} overlaps {other}'s {other_prefix!r} on the same repo"
+                    " (two agents never share a branch)",
+                )
+                break
+        else:
+            seen.append((repo, prefix, name))
 
 
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:
