@@ -368,3 +368,21 @@ class Keeper:
             "fetch_error": self.fetch_error,
             "fetch_failed_at": self.fetch_failed_at,
         }
+
+
+def facts(p: Plan, reported: Mapping[str, Any] | None, local: bool) -> dict[str, Any]:
+    """`status --json`'s `workspace` of one agent: what git says of it now (when it is on this
+    machine) and what its runner last reported (fetch time and error)."""
+    out: dict[str, Any] = {"mode": p.mode, "path": str(p.path), "branch_prefix": p.prefix}
+    rep = dict(reported or {})
+    if local:
+        try:
+            out.update(inspect(p))
+        except FleetError as exc:
+            out["error"] = str(exc)
+    else:
+        out["path"] = rep.get("path") or out["path"]
+        out.update({k: rep[k] for k in ("branch", "ahead", "behind", "dirty") if k in rep})
+    for k in ("fetched_at", "fetch_error", "fetch_failed_at"):
+        out[k] = rep.get(k)
+    return out

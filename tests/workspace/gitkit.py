@@ -25,10 +25,8 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def gitenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def gitenv(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """git in this process (and its children) sees only a fresh HOME, with an identity."""
-    home = tmp_path / "home"
-    home.mkdir()
     for k in list(os.environ):
         if k.startswith(("GIT_", "FLEET_")) or k in ("GH_TOKEN", "GITHUB_TOKEN"):
             monkeypatch.delenv(k)
@@ -65,3 +63,21 @@ def push_change(root: Path, repo: str, name: str, text: str) -> str:
     sh(seed, "commit", "-q", "-m", f"change {name}")
     sh(seed, "push", "-q", "origin", "main")
     return sh(seed, "rev-parse", "HEAD").strip()
+
+
+def fleet_repo(tmp_path: Path, origin_root: Path) -> Path:
+    """An operator's repository holding an initialised fleet whose clone_url is `origin_root`."""
+    from relayfleet.fleet.scaffold import init_fleet
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh(repo, "init", "-q", "-b", "main")
+    root = init_fleet(repo, name="t")
+    toml = root / ".fleet" / "fleet.toml"
+    text = toml.read_text().replace(
+        'api_url = "https://api.github.com"',
+        f'api_url = "https://api.github.com"\nclone_url = "{origin_root}/{{repo}}.git"',
+    )
+    toml.write_text(text)
+    sh(root, "commit", "-q", "-am", "fleet: clone from the local origin")
+    return root

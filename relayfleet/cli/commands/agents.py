@@ -9,7 +9,10 @@ from relayfleet.cli.context import Context
 from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from relayfleet.fleet.model import Agent, Fleet
+    from relayfleet.runner.workspace import Plan
 
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
@@ -60,6 +63,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--prune-routes",
         action="store_true",
         help="also take it out of routes (dropping routes and watches left unused)",
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove its workspace when it holds commits not pushed or uncommitted changes",
     )
     r.add_argument("--no-commit", action="store_true", help="change the files but do not commit")
     add_edit_flags(r)
@@ -128,9 +136,17 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     opts = edit_options(ctx, args)
     fleet = ctx.load()
     agent = fleet.agent(args.name)  # an unknown name: NotFound listing the agents
+    from relayfleet.runner import workspace
+
+    ws = workspace.plan(paths, fleet, agent)
+    local_ws = agent.runtime.backend == "local" and ws.is_git
+    if local_ws and not args.force:
+        _refuse_unpushed(ctx, agent.name, ws)
     if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
         # A running agent removed from the config would run on, invisible to `stop`.
         _stop_first(ctx, fleet, agent)
+        if local_ws and not args.force:
+            _refuse_unpushed(ctx, agent.name, ws)  # what it committed while it stopped
     with txn.locked(paths, opts):  # so the commit it names is its own
         before = head_commit(paths.root)
         changed = remove_agent(
@@ -146,11 +162,36 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  {paths.rel(path)}", file=ctx.out)
     if last:
         print(f"Committed {last[0].short}: {last[0].subject}", file=ctx.out)
+    if local_ws and workspace.remove(ws):
+        print(f"  its workspace {_shown(ctx, ws.path)} is removed", file=ctx.out)
     if paths.agent_state(args.name).exists():
         print(
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
         )
     return 0
+
+
+def _shown(ctx: Context, path: Path) -> str:
+    root = ctx.paths.root
+    return ctx.paths.rel(path) if path.is_relative_to(root) else str(path)
+
+
+def _refuse_unpushed(ctx: Context, name: str, ws: Plan) -> None:
+    """remove-agent keeps a workspace that holds work no remote has (unless --force)."""
+    from relayfleet.core.errors import FleetError
+    from relayfleet.runner import workspace
+
+    lost = workspace.unpushed(ws)
+    if not lost:
+        return
+    shown = _shown(ctx, ws.path)
+    raise FleetError(
+        f"agent {name!r}'s workspace {shown} holds work that is not pushed: " + "; ".join(lost),
+        hints=[
+            f"push or drop it first (git -C {shown} status), or re-run with --force to remove"
+            " the workspace anyway"
+        ],
+    )
 
 
 def _stop_first(ctx: Context, fleet: Fleet, agent: Agent) -> None:
