@@ -25,6 +25,9 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 notices away: only `--debug-file` then says "Channel notifications registered");
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
 A turn containing `HANDOFF(<agent>): <message>` calls the `handoff` tool (transcript `tool`).
+`--fake-turn-shell CMD` / `FAKE_CLAUDE_TURN_SHELL`: each turn runs `sh -c CMD` in the session's
+cwd with the turn's text in `$FAKE_CLAUDE_TURN` (as a model running git and `gh fleet` would);
+recorded as `type: shell` (cwd, rc, output).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -85,6 +88,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-no-channels", action="store_true")
     p.add_argument("--fake-crash-after", type=int)
     p.add_argument("--fake-slow-start", type=float)
+    p.add_argument("--fake-turn-shell", default=os.environ.get("FAKE_CLAUDE_TURN_SHELL"))
     return p.parse_known_args(argv)
 
 
@@ -264,10 +268,29 @@ class FakeClaude:
         self.out("\x1b[1A\r\x1b[2K")  # the spinner line goes away when the turn is done
         self.out(f"● Received: {text}\n")
         await self.maybe_hand_off(text)
+        await self.maybe_run_shell(text)
         if self.crash_after is not None and self.turns >= self.crash_after:
             self.record(type="exit", code=70, reason="crash-after")
             self.out("fake claude: crashing as asked\n")
             os._exit(70)
+
+    async def maybe_run_shell(self, text: str) -> None:
+        """`--fake-turn-shell CMD`: the turn's work is `sh -c CMD` in the session's cwd."""
+        if not self.args.fake_turn_shell:
+            return
+        proc = await asyncio.create_subprocess_exec(
+            "sh",
+            "-c",
+            self.args.fake_turn_shell,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "FAKE_CLAUDE_TURN": text},
+        )
+        output, _ = await proc.communicate()
+        rc = await proc.wait()
+        self.record(type="shell", cwd=os.getcwd(), rc=rc, output=output.decode(errors="replace"))
+        self.out(f"● Bash → exit {rc}\n")
 
     async def maybe_hand_off(self, text: str) -> None:
         """A turn that says `HANDOFF(<agent>): <message>` calls the runner's `handoff` tool, as a

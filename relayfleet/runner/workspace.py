@@ -367,6 +367,7 @@ class Keeper:
             "fetched_at": self.fetched_at,
             "fetch_error": self.fetch_error,
             "fetch_failed_at": self.fetch_failed_at,
+            "deferred": self.deferred,
         }
 
 
@@ -383,6 +384,6 @@ def facts(p: Plan, reported: Mapping[str, Any] | None, local: bool) -> dict[str,
     else:
         out["path"] = rep.get("path") or out["path"]
         out.update({k: rep[k] for k in ("branch", "ahead", "behind", "dirty") if k in rep})
-    for k in ("fetched_at", "fetch_error", "fetch_failed_at"):
+    for k in ("fetched_at", "fetch_error", "fetch_failed_at", "deferred"):
         out[k] = rep.get(k)
     return out
