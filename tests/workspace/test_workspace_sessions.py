@@ -84,7 +84,7 @@ def runner_ws(fleet: FleetDir, name: str) -> dict:  # type: ignore[type-arg]
 
 
 def status_ws(fleet: FleetDir, name: str) -> dict:  # type: ignore[type-arg]
-    rc, out, _ = run_cli(fleet, "status", "--json")
+    _, out, _ = run_cli(fleet, "status", "--json")
     return {a["name"]: a for a in json.loads(out)["agents"]}[name]["workspace"]
 
 
@@ -180,7 +180,7 @@ def test_a_coder_commits_and_pushes_from_its_own_checkout_and_a_second_sees_a_cl
     wait_until(lambda: len(shells(t1)) == 4)
     wait_until(lambda: status_ws(fleet, "c1").get("fetch_error"))
     assert "git fetch failed" in status_ws(fleet, "c1")["fetch_error"]
-    rc, out, _ = run_cli(fleet, "status")
+    _, out, _ = run_cli(fleet, "status")
     assert "c1: workspace fetch failed: git fetch failed" in out
     assert "workspace fetch failed (delivery goes on)" in fleet.paths.runner_log("c1").read_text()
 
