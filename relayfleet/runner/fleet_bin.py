@@ -39,7 +39,7 @@ def write_bin(state_dir: Path, env: Mapping[str, str], python: str | None = None
     other = (
         f'exec {shlex.quote(real_gh)} "$@"\n'
         if real_gh
-        else 'echo "gh: not installed here (only `gh fleet` is available)" >&2\nexit 127\n'
+        else "echo 'gh: not installed here (only `gh fleet` is available)' >&2\nexit 127\n"
     )
     gh = f'if [ "${{1:-}}" = fleet ]; then\n  shift\n  {launcher} "$@"\nfi\n{other}'
     plain = f'{launcher} "$@"\n'
