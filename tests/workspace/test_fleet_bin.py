@@ -1,4 +1,4 @@
-"""runner/fleet_bin.py: `gh fleet` runs the runner's own relayfleet; any other `gh` is the real one."""
+"""runner/fleet_bin.py: `gh fleet` is the runner's own relayfleet; other `gh` is the real gh."""
 
 from __future__ import annotations
 
