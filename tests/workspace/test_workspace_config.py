@@ -122,8 +122,8 @@ def test_new_agent_scaffolds_clone_for_coder_and_reviewer_none_for_manager(
     }
     assert validate(paths) == []
     # The personas say where the session works and how its branches are named.
-    orch = paths.persona("o1").read_text()
+    orch = " ".join(paths.persona("o1").read_text().split())
     assert "your own git worktree of the fleet's repository" in orch
     assert "git switch -c fleet/o1/<short-topic> origin/main" in orch
     assert "gh fleet validate" in orch and "gh fleet diff main" in orch and "gh pr create" in orch
-    assert "starts with `fleet/c1/`" in paths.persona("c1").read_text()
+    assert "starts with `fleet/c1/`" in " ".join(paths.persona("c1").read_text().split())
