@@ -201,6 +201,16 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+    for name in sorted(fleet.agents):
+        a = fleet.agents[name]
+        if a.workspace.mode == "worktree" and not a.workspace_repo and a.runtime.backend != "local":
+            s.add(
+                "error",
+                f"agents/{name}/agent.toml",
+                ("workspace", "mode"),
+                "a worktree of the fleet's own repository needs a local agent"
+                f' (this one runs on {a.runtime.backend}): set [workspace] repo, or mode = "clone"',
+            )
     _branch_overlaps(s, fleet, changed_last)
     return s.out
 

@@ -6,6 +6,8 @@
 - `worktree`: a git worktree of a clone the fleet shares (`state/repos/<owner>/<name>.git`, bare),
   one per agent; with no repo at all, a worktree of the fleet's own repository, so an agent that
   changes the fleet never touches the operator's checkout, its HEAD or its index.
+  In a docker container the clone a worktree comes from lives in that agent's own state (a
+  container sees no other); the fleet's own repository is there only for local agents.
 - `none`: today's empty directory (`state/agents/<name>/work`).
 
 Each agent starts on its own branch `<branch_prefix>work` (`fleet/<agent>/work` by default), made
@@ -88,8 +90,14 @@ def plan(paths: FleetPaths, fleet: Fleet, agent: Agent) -> Plan:
     path = state / "workspace"
     url = clone_url(fleet, repo) if repo else ""
     shared: Path | None = None
-    if ws.mode == "worktree":
-        shared = shared_clone(paths, repo) if repo else paths.root
+    if ws.mode == "worktree" and not repo:
+        shared = paths.root
+    elif ws.mode == "worktree" and agent.runtime.backend == "docker":
+        # A container sees only its own agent's state: its "shared" clone is its own.
+        owner, name = repo.split("/", 1)
+        shared = state / "repos" / owner / f"{name}.git"
+    elif ws.mode == "worktree":
+        shared = shared_clone(paths, repo)
     return Plan(agent.name, ws.mode, path, repo, url, agent.branch_prefix, ws.fetch, shared)
 
 
@@ -320,6 +328,8 @@ class Keeper:
         self.fetch_error: str | None = None
         self.fetch_failed_at: float | None = None
         self.deferred = 0  # fetches skipped because the session was mid-turn
+        # What git said at the last look (status shows it for agents on other machines).
+        self.view: dict[str, Any] = {}
 
     async def prepare(self, credentials: Mapping[str, str] | None = None) -> Path:
         self.env = git_env(credentials)
@@ -335,7 +345,14 @@ class Keeper:
             )
         elif self.plan.fetch in ("on-start", "on-event"):
             await self.fetch()
+        await self.look()
         return path
+
+    async def look(self) -> None:
+        try:
+            self.view = await asyncio.to_thread(inspect, self.plan)
+        except FleetError as exc:
+            self.view = {"error": str(exc)}
 
     async def before_batch(self, mid_turn: bool) -> None:
         """`fetch = "on-event"`: fetch before the next batch is delivered, unless the session
@@ -346,6 +363,7 @@ class Keeper:
             self.deferred += 1
             return
         await self.fetch()
+        await self.look()
 
     async def fetch(self) -> None:
         try:
@@ -359,7 +377,9 @@ class Keeper:
             self.log.warning("workspace fetch failed (delivery goes on): %s", exc)
 
     def status(self) -> dict[str, Any]:
+        seen = ("branch", "upstream", "ahead", "behind", "dirty", "changes", "error")
         return {
+            **{k: self.view[k] for k in seen if k in self.view},
             "mode": self.plan.mode,
             "path": str(self.plan.path),
             "branch_prefix": self.plan.prefix,

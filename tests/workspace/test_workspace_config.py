@@ -127,3 +127,18 @@ def test_new_agent_scaffolds_clone_for_coder_and_reviewer_none_for_manager(
     assert "git switch -c fleet/o1/<short-topic> origin/main" in orch
     assert "gh fleet validate" in orch and "gh fleet diff main" in orch and "gh pr create" in orch
     assert "starts with `fleet/c1/`" in " ".join(paths.persona("c1").read_text().split())
+
+
+def test_a_worktree_of_the_fleets_own_repository_needs_a_local_agent() -> None:
+    texts = {
+        "fleet.toml": FLEET + '[hosts.vm]\nbackend = "ssh"\nhost = "u@h"\n',
+        "agents/o1/agent.toml": 'name = "o1"\nrole = "orchestrator"\nport = 8801\n'
+        '[runtime]\nbackend = "ssh"\nhost = "vm"\n[workspace]\nmode = "worktree"\n',
+    }
+    problems = check_fleet(load_fleet_from_texts(texts), texts)
+    assert [p.message for p in problems] == [
+        "workspace.mode: a worktree of the fleet's own repository needs a local agent (this one"
+        ' runs on ssh): set [workspace] repo, or mode = "clone"'
+    ]
+    texts["agents/o1/agent.toml"] += 'repo = "acme/fleet"\n'
+    assert check_fleet(load_fleet_from_texts(texts), texts) == []
