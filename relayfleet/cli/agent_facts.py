@@ -102,6 +102,11 @@ def _workspace(paths: FleetPaths, fleet: Fleet, agent: Agent, reported: Any) -> 
 
     p = workspace.plan(paths, fleet, agent)
     local = agent.runtime.backend == "local"
+    if not isinstance(reported, dict) and agent.runtime.backend == "docker":
+        # A container's runner.json is on this machine (its state is bind-mounted).
+        from relayfleet.core.atomic import read_json
+
+        reported = (read_json(paths.runner_status(agent.name), {}) or {}).get("workspace")
     return workspace.facts(p, reported if isinstance(reported, dict) else None, local)
 
 

@@ -84,3 +84,58 @@ def test_an_ssh_agent_works_and_pushes_in_a_clone_on_its_host(
         assert w["dirty"] is False
     finally:
         rs.cli(root, "stop", "coder")
+
+
+def test_a_docker_agent_works_and_pushes_in_a_clone_in_its_container(
+    dockerd: rs.Dockerd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in IDENTITY.items():
+        monkeypatch.setenv(k, v)
+    origin = tmp_path / "gh"
+    bare = make_origin(origin, "acme/WMS")
+    root = tmp_path / "op"
+    transcript = root / ".fleet/state/agents/coder/transcript.jsonl"  # bind-mounted
+    spec = rs.fake_claude_agent(
+        transcript, "docker", "engine", "file", 8842, image=rs.SKELETON_IMAGE
+    )
+    spec["claude"]["args"] += ["--fake-turn-shell", WORK]  # type: ignore[index]
+    spec["repo"] = "acme/WMS"
+    spec["workspace"] = {"mode": "clone"}
+    spec["credentials"] = {"gh": {"from_env": "RF_AGENT_GH", "as_env": "GH_TOKEN"}}
+    rs.write_fleet(
+        root,
+        name=f"wd{os.getpid() % 10000}",
+        hosts={"engine": {"backend": "docker", "host": dockerd.base_url}},
+        agents={"coder": spec},
+    )
+    with (root / ".fleet" / "fleet.toml").open("a") as f:
+        f.write(f'\n[github]\nclone_url = "{origin}/{{repo}}.git"\n')
+    # The skeleton image borrows this machine's /usr (git included) and venv; the stand-in
+    # GitHub is mounted where the clone URL says.
+    mounts = [*rs.runner_mounts(), f"{origin}:{origin}"]
+    monkeypatch.setenv("FLEET_DOCKER_MOUNTS", ",".join(mounts))
+    monkeypatch.setenv("RF_AGENT_GH", AGENT_TOKEN)
+    monkeypatch.setenv("GH_TOKEN", OPERATOR_TOKEN)
+
+    rc, out, err = rs.cli(root, "start", "coder")
+    assert rc == 0, err
+    try:
+        rs.wait_until(lambda: rs.transcript_ready(transcript), 180)
+        rc, out, err = rs.cli(root, "tell", "coder", "please", "fix-12")
+        assert rc == 0, err
+        rs.wait_until(lambda: shells(transcript), 90)
+        (shell,) = shells(transcript)
+        here = root / ".fleet/state/agents/coder/workspace"
+        assert shell["cwd"] == str(here), shell
+        assert shell["rc"] == 0, shell["output"]
+        assert f"token={AGENT_TOKEN}" in shell["output"]
+        assert OPERATOR_TOKEN not in shell["output"]
+        assert sh(bare, "log", "--format=%s", "fleet/coder/fix-12").splitlines() == [
+            "fix #12",
+            "first",
+        ]
+        rc, out, _ = rs.cli(root, "status", "--json")
+        (row,) = json.loads(out)["agents"]
+        assert row["workspace"]["branch"] == "fleet/coder/work"
+    finally:
+        rs.cli(root, "stop", "coder")
