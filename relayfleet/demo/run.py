@@ -116,6 +116,8 @@ class Demo:
             gh["as_env"] = "GH_TOKEN"
             creds = doc.setdefault("credentials", tomlkit.table())
             creds["gh"] = gh
+            # Offline: nothing to clone (the demo's repository exists only in the fake GitHub).
+            doc.setdefault("workspace", tomlkit.table())["mode"] = "none"
             toml_path.write_text(tomlkit.dumps(doc))
         self.paths.routes_toml.write_text(routes_toml(self.poll_sec))
         commit_fleet(self.paths.root, [self.paths.fleet], "fleet: demo topology")

@@ -75,9 +75,9 @@ def fleet_repo(tmp_path: Path, origin_root: Path) -> Path:
     root = init_fleet(repo, name="t")
     toml = root / ".fleet" / "fleet.toml"
     text = toml.read_text().replace(
-        'api_url = "https://api.github.com"',
-        f'api_url = "https://api.github.com"\nclone_url = "{origin_root}/{{repo}}.git"',
+        'clone_url = "https://github.com/{repo}.git"', f'clone_url = "{origin_root}/{{repo}}.git"'
     )
+    assert str(origin_root) in text
     toml.write_text(text)
     sh(root, "commit", "-q", "-am", "fleet: clone from the local origin")
     return root
