@@ -218,8 +218,11 @@ def test_the_orchestrator_prepares_a_fleet_change_in_its_own_worktree(
     assert shell["rc"] == 0, shell["output"]
     work = fleet.paths.agent_state("orch") / "workspace"
     assert shell["cwd"] == str(work)
-    assert "Created agent c9 (coder)" in shell["output"]
-    assert "c9" in shell["output"].split("Created agent", 1)[1]  # the semantic diff names it
+    out = shell["output"]
+    assert "Created agent c9 (coder)" in out
+    # validate and diff ran in the worktree, on its own .fleet/.
+    assert f"✓ {work}/.fleet is valid" in out
+    assert "+agent c9 (coder)" in out.split("is valid", 1)[1]  # gh fleet diff main
 
     # The change is on the orchestrator's branch in the fleet's remote, ready for a PR …
     files = sh(fleet_origin, "ls-tree", "-r", "--name-only", "fleet/orch/add-c9")
