@@ -93,11 +93,11 @@ def runner_facts(
         "channel_port": x.get("channel_port") if st.running else None,
         "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
-        "workspace": _workspace(paths, fleet, agent, x.get("workspace")),
+        "workspace": workspace_facts(paths, fleet, agent, x.get("workspace")),
     }
 
 
-def _workspace(paths: FleetPaths, fleet: Fleet, agent: Agent, reported: Any) -> dict[str, Any]:
+def workspace_facts(paths: FleetPaths, fleet: Fleet, agent: Agent, reported: Any) -> dict[str, Any]:
     from relayfleet.runner import workspace
 
     p = workspace.plan(paths, fleet, agent)

@@ -77,3 +77,34 @@ def test_remove_agent_with_everything_pushed_needs_no_force(
     assert rc == 0, err
     assert not p.path.exists()
     assert sh(root, "status", "--porcelain") == ""
+
+
+def test_doctor_reports_each_workspace_and_a_failing_fetch(
+    tmp_path: Path, gitenv: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from relayfleet.cli.commands.doctor import Doctor, check_workspaces
+    from relayfleet.cli.context import Context
+    from relayfleet.core.atomic import write_json_atomic
+
+    origin = tmp_path / "gh"
+    make_origin(origin, "acme/WMS")
+    root = fleet_repo(tmp_path, origin)
+    assert cli("new-agent", "c1", "--role", "coder", "--repo", "acme/WMS", cwd=root).rc == 0
+    assert cli("new-agent", "m1", "--role", "manager", "--repo", "acme/WMS", cwd=root).rc == 0
+
+    def lines() -> list[tuple[str, str]]:
+        ctx = Context(out=io.StringIO(), err=io.StringIO(), env={"FLEET_ROOT": str(root)}, cwd=root)
+        return [(r.status, r.detail) for r in check_workspaces(Doctor(ctx))]
+
+    where = "c1: clone .fleet/state/agents/c1/workspace"
+    assert lines() == [("ok", f"{where}: made from acme/WMS at the next start")]  # m1: none
+    paths = FleetPaths(root)
+    fleet = load_fleet(paths)
+    ws.ensure(ws.plan(paths, fleet, fleet.agent("c1")))
+    assert lines() == [("ok", f"{where} on fleet/c1/work (clean)")]
+    write_json_atomic(
+        paths.runner_status("c1"), {"workspace": {"fetch_error": "git fetch failed in …: gone"}}
+    )
+    assert lines()[1] == ("warn", "c1: the last fetch failed: git fetch failed in …: gone")

@@ -139,7 +139,8 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.runner import workspace
 
     ws = workspace.plan(paths, fleet, agent)
-    local_ws = agent.runtime.backend == "local" and ws.is_git
+    # A docker agent's workspace is in its bind-mounted state, on this machine too.
+    local_ws = agent.runtime.backend in ("local", "docker") and ws.is_git
     if local_ws and not args.force:
         _refuse_unpushed(ctx, agent.name, ws)
     if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
