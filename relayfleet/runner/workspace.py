@@ -407,3 +407,34 @@ def facts(p: Plan, reported: Mapping[str, Any] | None, local: bool) -> dict[str,
     for k in ("fetched_at", "fetch_error", "fetch_failed_at", "deferred"):
         out[k] = rep.get(k)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m relayfleet.runner.workspace <root> <agent> check|remove`: what remove-agent
+    asks of a workspace on another host (the ssh backend runs it there). Prints JSON:
+    `{"lost": [...]}` or `{"removed": true|false}`."""
+    import json
+    import sys
+
+    from relayfleet.fleet.load import load_fleet
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[2] not in ("check", "remove"):
+        print("usage: python -m relayfleet.runner.workspace <root> <agent> check|remove")
+        return 2
+    paths = FleetPaths(Path(args[0]).resolve())
+    try:
+        fleet = load_fleet(paths)
+        p = plan(paths, fleet, fleet.agent(args[1]))
+    except FleetError:  # the agent never ran here: there is no workspace
+        print(json.dumps({"lost": []} if args[2] == "check" else {"removed": False}))
+        return 0
+    if args[2] == "check":
+        print(json.dumps({"lost": unpushed(p)}))
+    else:
+        print(json.dumps({"removed": remove(p)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,7 +26,7 @@ git switch -q -c fleet/coder/fix-12 &&
 echo fixed > fix.txt && git add fix.txt &&
 git -c user.name=T -c user.email=t@example.com commit -q -m 'fix #12' &&
 git push -q -u origin HEAD &&
-echo "token=$GH_TOKEN" && gh fleet --version
+echo "token=$GH_TOKEN" && gh fleet --version && echo wip > wip.txt
 """
 
 
@@ -56,6 +56,9 @@ def test_an_ssh_agent_works_and_pushes_in_a_clone_on_its_host(
     rs.ssh_fleet(root, sshd, workdir, name=name, agents={"coder": spec})
     with (root / ".fleet" / "fleet.toml").open("a") as f:
         f.write(f'\n[github]\nclone_url = "{origin}/{{repo}}.git"\n')
+    sh(root, "init", "-q", "-b", "main")  # the fleet is code: remove-agent commits
+    sh(root, "add", ".fleet")
+    sh(root, "commit", "-q", "-m", "fleet")
     monkeypatch.setenv("RF_AGENT_GH", AGENT_TOKEN)
     monkeypatch.setenv("GH_TOKEN", OPERATOR_TOKEN)  # the operator's own: never the agent's
 
@@ -84,6 +87,14 @@ def test_an_ssh_agent_works_and_pushes_in_a_clone_on_its_host(
         assert w["dirty"] is False
     finally:
         rs.cli(root, "stop", "coder")
+    # remove-agent asks the host: the uncommitted file there makes it refuse; --force removes.
+    rc, out, err = rs.cli(root, "remove-agent", "coder")
+    assert rc == 1
+    assert "workspace on host 'vm' holds work that is not pushed: uncommitted wip.txt" in err
+    assert here.is_dir() and (root / ".fleet/agents/coder").is_dir()
+    rc, out, err = rs.cli(root, "remove-agent", "coder", "--force")
+    assert rc == 0, err
+    assert not here.exists() and "its workspace on host 'vm' is removed" in out
 
 
 def test_a_docker_agent_works_and_pushes_in_a_clone_in_its_container(

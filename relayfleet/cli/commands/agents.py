@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relayfleet.cli.context import Context
 from relayfleet.cli.edit_flags import add_edit_flags, edit_options
@@ -139,15 +139,13 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     from relayfleet.runner import workspace
 
     ws = workspace.plan(paths, fleet, agent)
-    # A docker agent's workspace is in its bind-mounted state, on this machine too.
-    local_ws = agent.runtime.backend in ("local", "docker") and ws.is_git
-    if local_ws and not args.force:
-        _refuse_unpushed(ctx, agent.name, ws)
+    if ws.is_git and not args.force:
+        _refuse_unpushed(ctx, fleet, agent, ws)
     if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
         # A running agent removed from the config would run on, invisible to `stop`.
         _stop_first(ctx, fleet, agent)
-        if local_ws and not args.force:
-            _refuse_unpushed(ctx, agent.name, ws)  # what it committed while it stopped
+        if ws.is_git and not args.force:
+            _refuse_unpushed(ctx, fleet, agent, ws)  # what it committed while it stopped
     with txn.locked(paths, opts):  # so the commit it names is its own
         before = head_commit(paths.root)
         changed = remove_agent(
@@ -163,8 +161,9 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  {paths.rel(path)}", file=ctx.out)
     if last:
         print(f"Committed {last[0].short}: {last[0].subject}", file=ctx.out)
-    if local_ws and workspace.remove(ws):
-        print(f"  its workspace {_shown(ctx, ws.path)} is removed", file=ctx.out)
+    if ws.is_git and _workspace_remove(ctx, fleet, agent, ws):
+        where = f"on host {agent.runtime.host!r}" if _on_host(agent) else _shown(ctx, ws.path)
+        print(f"  its workspace {where} is removed", file=ctx.out)
     if paths.agent_state(args.name).exists():
         print(
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
@@ -177,20 +176,49 @@ def _shown(ctx: Context, path: Path) -> str:
     return ctx.paths.rel(path) if path.is_relative_to(root) else str(path)
 
 
-def _refuse_unpushed(ctx: Context, name: str, ws: Plan) -> None:
+def _on_host(agent: Agent) -> bool:
+    """The workspace is on another machine (an ssh host); a docker agent's is in its
+    bind-mounted state, on this one."""
+    return agent.runtime.backend == "ssh"
+
+
+def _host_workspace(ctx: Context, fleet: Fleet, agent: Agent, action: str) -> dict[str, Any]:
+    """Ask the agent's host (ssh backend) to check or remove the workspace there."""
+    from relayfleet.backends.registry import backend_for
+
+    backend: Any = backend_for(agent, fleet)  # SshBackend.workspace
+    answer = backend.workspace(ctx.paths, fleet, agent, action)
+    return answer if isinstance(answer, dict) else {}
+
+
+def _workspace_remove(ctx: Context, fleet: Fleet, agent: Agent, ws: Plan) -> bool:
+    from relayfleet.runner import workspace
+
+    if _on_host(agent):
+        return bool(_host_workspace(ctx, fleet, agent, "remove").get("removed"))
+    return workspace.remove(ws)
+
+
+def _refuse_unpushed(ctx: Context, fleet: Fleet, agent: Agent, ws: Plan) -> None:
     """remove-agent keeps a workspace that holds work no remote has (unless --force)."""
     from relayfleet.core.errors import FleetError
     from relayfleet.runner import workspace
 
-    lost = workspace.unpushed(ws)
+    if _on_host(agent):
+        found = _host_workspace(ctx, fleet, agent, "check")
+        lost = [str(x) for x in found.get("lost") or []]
+        shown = f"on host {agent.runtime.host!r}"
+    else:
+        lost = workspace.unpushed(ws)
+        shown = _shown(ctx, ws.path)
     if not lost:
         return
-    shown = _shown(ctx, ws.path)
+    name = agent.name
     raise FleetError(
         f"agent {name!r}'s workspace {shown} holds work that is not pushed: " + "; ".join(lost),
         hints=[
-            f"push or drop it first (git -C {shown} status), or re-run with --force to remove"
-            " the workspace anyway"
+            "push or drop it first (`git status` in the workspace), or re-run with --force to"
+            " remove the workspace anyway"
         ],
     )
 
