@@ -4,7 +4,8 @@ A local bare repository (400 files of 4 KiB, 30 commits) stands in for GitHub, t
 file:// URL (so git copies objects as from a network remote, never hard-links them). For 6 agents
 it measures, per mode, the time to make every workspace and the bytes on disk they take (the
 worktree mode's shared bare clone included), then the cost of the on-event fetch with nothing new
-(what a delivery pays when the remote has not moved) against an empty directory's nothing.
+(what a delivery pays when the remote has not moved), and what `status` pays per workspace
+next to one plain `git status`.
 
     python benchmarks/workspaces.py
 """
@@ -96,6 +97,18 @@ def main() -> None:
             ws.fetch(p)
         fetch = (time.perf_counter() - t0) / FETCHES
         print(f"  on-event fetch with nothing new: {fetch * 1000:.1f} ms per batch (local remote)")
+        t0 = time.perf_counter()
+        for _ in range(FETCHES):
+            ws.inspect(p)
+        look = (time.perf_counter() - t0) / FETCHES
+        t0 = time.perf_counter()
+        for _ in range(FETCHES):
+            subprocess.run(["git", "status", "--porcelain"], cwd=p.path, capture_output=True)
+        plain = (time.perf_counter() - t0) / FETCHES
+        print(
+            f"  status's look at one workspace: {look * 1000:.1f} ms"
+            f" ({look / plain:.1f}x one `git status --porcelain`)"
+        )
 
 
 if __name__ == "__main__":

@@ -164,9 +164,10 @@ def _credential_args(url: str) -> list[str]:
 
 def default_ref(repo: Path) -> str:
     """The commit a new branch starts from: the remote's default branch, else HEAD."""
-    for ref in ("HEAD", "main", "master"):
-        ref = f"refs/remotes/origin/{ref}"
-        if _ok(["rev-parse", "--verify", "--quiet", ref], repo):
+    wanted = [f"refs/remotes/origin/{b}" for b in ("HEAD", "main", "master")]
+    found = set((_ok(["for-each-ref", "--format=%(refname)", *wanted], repo) or "").split())
+    for ref in wanted:
+        if ref in found:
             return ref
     head = _ok(["symbolic-ref", "--quiet", "HEAD"], repo)  # a bare clone: its default branch
     if head and head.startswith("refs/heads/"):
@@ -251,27 +252,41 @@ def fetch(p: Plan, env: Mapping[str, str] | None = None) -> bool:
 
 def inspect(p: Plan) -> dict[str, Any]:
     """`status`'s view: path, branch, ahead/behind (its upstream, else the remote's default
-    branch), dirty (uncommitted changes, untracked files included)."""
+    branch), dirty (uncommitted changes, untracked files included). One `git status` when the
+    branch has an upstream (`status` runs this for every agent), three when it has none."""
     out: dict[str, Any] = {"mode": p.mode, "path": str(p.path), "exists": p.path.is_dir()}
     if not p.is_git or not (p.path / ".git").exists():
         return out
-    branch = _ok(["rev-parse", "--abbrev-ref", "HEAD"], p.path)
-    upstream = _ok(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], p.path)
-    against = upstream or default_ref(p.path)
-    counts = (
-        _ok(["rev-list", "--left-right", "--count", f"HEAD...{against}"], p.path)
-        if against != "HEAD"
-        else None
+    text = git(["status", "--porcelain=v2", "--branch"], p.path, timeout=60)
+    heads = dict(
+        line[2:].split(" ", 1)
+        for line in text.splitlines()
+        if line.startswith("# ") and " " in line[2:]
     )
-    ahead, behind = (int(x) for x in counts.split()) if counts else (None, None)
-    changes = _ok(["status", "--porcelain"], p.path)
+    changes = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    branch = heads.get("branch.head")
+    upstream = heads.get("branch.upstream")
+    ahead = behind = None
+    if upstream and "branch.ab" in heads:
+        a, b = heads["branch.ab"].split()
+        ahead, behind = int(a.lstrip("+")), int(b.lstrip("-"))
+    else:
+        against = default_ref(p.path)
+        counts = (
+            _ok(["rev-list", "--left-right", "--count", f"HEAD...{against}"], p.path)
+            if against != "HEAD"
+            else None
+        )
+        if counts:
+            ahead, behind = (int(x) for x in counts.split())
+        upstream = upstream or against.removeprefix("refs/remotes/")
     out.update(
-        branch=branch,
-        upstream=upstream or against.removeprefix("refs/remotes/"),
+        branch="HEAD" if branch == "(detached)" else branch,
+        upstream=upstream,
         ahead=ahead,
         behind=behind,
-        dirty=bool(changes),
-        changes=len(changes.splitlines()) if changes else 0,
+        dirty=changes > 0,
+        changes=changes,
     )
     return out
 
