@@ -235,3 +235,22 @@ def test_the_orchestrator_prepares_a_fleet_change_in_its_own_worktree(
     assert sh(root, "status", "--porcelain") == status_before
     assert not (root / ".fleet" / "agents" / "c9").exists()
     assert sh(root, "branch", "--show-current").strip() == "main"
+
+
+def test_a_workspace_that_cannot_be_made_stops_the_start_and_says_why(
+    tmp_path: Path, gitenv: Path, stopper: list[FleetDir]
+) -> None:
+    fleet = make_fleet(tmp_path / "fleet")
+    stopper.append(fleet)
+    (fleet.root / ".fleet" / "fleet.toml").write_text(
+        f'[fleet]\nname = "t"\n[github]\nclone_url = "{tmp_path}/nowhere/{{repo}}.git"\n'
+    )
+    fake_agent(fleet, "c1", "true", "coder", 'mode = "clone"')
+    rc, _, err = run_cli(fleet, "start", "c1")
+    assert rc == 1 and "c1: the runner exited during start-up" in err
+    assert "workspace: making a clone of acme/WMS" in err  # the runner log's tail
+    _, out, _ = run_cli(fleet, "status", "--json")
+    (row,) = json.loads(out)["agents"]
+    assert row["running"] is False
+    assert row["error"].startswith("workspace: git clone failed in ")
+    assert "not starting: workspace: git clone failed" in fleet.paths.runner_log("c1").read_text()
