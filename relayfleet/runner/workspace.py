@@ -351,7 +351,9 @@ class Keeper:
         made = not (self.plan.path / ".git").exists() and self.plan.is_git
         what = self.plan.repo or "the fleet's repository"
         if made:  # a first clone of a big repository takes a while: say what is going on
-            self.log.info("workspace: making a %s of %s at %s", self.plan.mode, what, self.plan.path)
+            self.log.info(
+                "workspace: making a %s of %s at %s", self.plan.mode, what, self.plan.path
+            )
         path = await asyncio.to_thread(ensure, self.plan, self.env)
         if made:
             self.log.info("workspace: %s of %s ready on %s", self.plan.mode, what, self.plan.branch)
