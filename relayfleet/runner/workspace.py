@@ -186,7 +186,16 @@ def ensure(p: Plan, env: Mapping[str, str] | None = None) -> Path:
     if p.mode == "none":
         p.path.mkdir(parents=True, exist_ok=True)
         return p.path
-    if (p.path / ".git").exists():
+    dot_git = p.path / ".git"
+    if dot_git.exists():
+        # A clone has a .git directory, a worktree a .git file: a mode changed in agent.toml
+        # never silently keeps (or throws away) the other kind.
+        found = "clone" if dot_git.is_dir() else "worktree"
+        if found != p.mode:
+            raise WorkspaceError(
+                f"{p.path} holds a {found} but [workspace] mode is now {p.mode!r}: push its"
+                " work, then move that directory away (or delete it) to switch"
+            )
         return p.path
     if p.path.exists() and any(p.path.iterdir()):
         raise WorkspaceError(

@@ -138,3 +138,15 @@ def test_a_clone_that_fails_says_why(tmp_path: Path, gitenv: Path) -> None:
     paths = fleet_dir(tmp_path, {"c1": 'mode = "clone"'})  # no origin made
     with pytest.raises(WorkspaceError, match="git clone failed"):
         ws.ensure(plan_of(paths, "c1"))
+
+
+def test_a_mode_changed_later_never_silently_reuses_the_other_kind(
+    tmp_path: Path, gitenv: Path
+) -> None:
+    make_origin(tmp_path / "gh", "acme/WMS")
+    paths = fleet_dir(tmp_path, {"c1": 'mode = "clone"'})
+    ws.ensure(plan_of(paths, "c1"))
+    toml = paths.agent_toml("c1")
+    toml.write_text(toml.read_text().replace('mode = "clone"', 'mode = "worktree"'))
+    with pytest.raises(WorkspaceError, match="holds a clone but \\[workspace\\] mode is now"):
+        ws.ensure(plan_of(paths, "c1"))
