@@ -19,6 +19,7 @@ def test_status_shows_the_workspace_and_remove_agent_refuses_unpushed_work(
     root = fleet_repo(tmp_path, origin)
     rc, out, err = cli("new-agent", "c1", "--role", "coder", "--repo", "acme/WMS", cwd=root)
     assert rc == 0, err
+    assert "  workspace: a clone of acme/WMS on fleet/c1/work (made at its first start)" in out
     paths = FleetPaths(root)
     fleet = load_fleet(paths)
     p = ws.plan(paths, fleet, fleet.agent("c1"))

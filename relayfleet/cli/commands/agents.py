@@ -115,6 +115,13 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
         print(f"{verb} agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
         for path in changed:
             print(f"  {paths.rel(path)}", file=ctx.out)
+        if agent.workspace.mode != "none":
+            src = agent.workspace_repo or "the fleet's repository"
+            print(
+                f"  workspace: a {agent.workspace.mode} of {src} on {agent.branch_prefix}work"
+                " (made at its first start)",
+                file=ctx.out,
+            )
         if paths.routes_toml in changed:
             print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
         elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
