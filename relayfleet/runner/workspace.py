@@ -27,12 +27,13 @@ credential-helper handling is the reference.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class Plan:
     prefix: str  # every branch of this agent starts with it
     fetch: str  # on-event | on-start | never
     shared: Path | None = None  # worktree: the repository it is a worktree of
+    lock: Path | None = None  # worktree: held while the shared repository is changed
 
     @property
     def branch(self) -> str:
@@ -98,7 +100,11 @@ def plan(paths: FleetPaths, fleet: Fleet, agent: Agent) -> Plan:
         shared = state / "repos" / owner / f"{name}.git"
     elif ws.mode == "worktree":
         shared = shared_clone(paths, repo)
-    return Plan(agent.name, ws.mode, path, repo, url, agent.branch_prefix, ws.fetch, shared)
+    lock = None
+    if shared is not None:
+        key = shared.name if repo else "fleet-repository"
+        lock = (shared.parent if repo else paths.state / "repos") / f".{key}.lock"
+    return Plan(agent.name, ws.mode, path, repo, url, agent.branch_prefix, ws.fetch, shared, lock)
 
 
 def shared_clone(paths: FleetPaths, repo: str) -> Path:
@@ -204,10 +210,32 @@ def ensure(p: Plan, env: Mapping[str, str] | None = None) -> Path:
         )
     p.path.parent.mkdir(parents=True, exist_ok=True)
     if p.mode == "clone":
-        _clone(p, env)
+        try:
+            _clone(p, env)
+        except WorkspaceError:  # never leave half a clone for the next start to take as made
+            shutil.rmtree(p.path, ignore_errors=True)
+            raise
     else:
-        _worktree(p, env)
+        # Agents started together (`up`) share the clone: one at a time makes it or adds to it.
+        with _locked(p.lock):
+            _worktree(p, env)
     return p.path
+
+
+@contextlib.contextmanager
+def _locked(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _clone(p: Plan, env: Mapping[str, str]) -> None:

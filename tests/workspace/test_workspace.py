@@ -150,3 +150,19 @@ def test_a_mode_changed_later_never_silently_reuses_the_other_kind(
     toml.write_text(toml.read_text().replace('mode = "clone"', 'mode = "worktree"'))
     with pytest.raises(WorkspaceError, match="holds a clone but \\[workspace\\] mode is now"):
         ws.ensure(plan_of(paths, "c1"))
+
+
+def test_agents_started_together_share_the_clone_without_tripping_over_each_other(
+    tmp_path: Path, gitenv: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_origin(tmp_path / "gh", "acme/WMS")
+    names = [f"w{i}" for i in range(4)]
+    paths = fleet_dir(tmp_path, {n: 'mode = "worktree"' for n in names})
+    plans = [plan_of(paths, n) for n in names]
+    with ThreadPoolExecutor(len(plans)) as pool:
+        made = list(pool.map(ws.ensure, plans))
+    assert made == [p.path for p in plans]
+    for p in plans:
+        assert sh(p.path, "branch", "--show-current").strip() == f"fleet/{p.agent}/work"
