@@ -36,6 +36,8 @@ EXCEPTIONS = {
     ("runner.__main__", "backends.reach"),
     # run_agent is the runner process's entry point: it loads the fleet it was started for.
     ("runner.supervisor", "fleet.load"),
+    # `python -m relayfleet.runner.workspace` (remove-agent's check on an ssh host) is one too.
+    ("runner.workspace", "fleet.load"),
 }
 
 

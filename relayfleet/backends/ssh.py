@@ -349,6 +349,29 @@ class SshBackend:
             self._close_idle_tunnel(paths, fleet, r.host.name, agent.name)
         return st.running
 
+    def workspace(self, paths: FleetPaths, fleet: Fleet, agent: Agent, action: str) -> Any:
+        """remove-agent's look at (`check`: what would be lost) or removal of (`remove`) the
+        agent's workspace on its host, by runner/workspace.py run there."""
+        r = self.remote(paths, fleet, agent)
+        lay = r.layout
+        nothing = json.dumps({"lost": []} if action == "check" else {"removed": False})
+        res = self.pool.run(
+            r.target,
+            # Never started on this host: no runner installed, so no workspace either.
+            f"if [ ! -x {q(lay.python)} ]; then echo {q(nothing)}; exit 0; fi; "
+            f"{q(lay.python)} -m relayfleet.runner.workspace {q(lay.root)} {q(agent.name)} "
+            f"{q(action)}",
+            timeout=120,
+            step=f"workspace {action}",
+        )
+        if not res.ok:
+            why = (res.stderr or res.stdout).strip().splitlines()
+            raise BackendError(
+                f"host {r.host.name!r}: the workspace of {agent.name} could not be"
+                f" {'checked' if action == 'check' else 'removed'}: {why[-1] if why else '?'}"
+            )
+        return json.loads(res.stdout)
+
     def _close_idle_tunnel(self, paths: FleetPaths, fleet: Fleet, host: str, leaving: str) -> None:
         """The last gateway agent on `host` stopped: nothing there needs the tunnel any more."""
         from relayfleet.backends.tunnel import close_tunnel

@@ -93,7 +93,21 @@ def runner_facts(
         "channel_port": x.get("channel_port") if st.running else None,
         "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
+        "workspace": workspace_facts(paths, fleet, agent, x.get("workspace")),
     }
+
+
+def workspace_facts(paths: FleetPaths, fleet: Fleet, agent: Agent, reported: Any) -> dict[str, Any]:
+    from relayfleet.runner import workspace
+
+    p = workspace.plan(paths, fleet, agent)
+    local = agent.runtime.backend == "local"
+    if not isinstance(reported, dict) and agent.runtime.backend == "docker":
+        # A container's runner.json is on this machine (its state is bind-mounted).
+        from relayfleet.core.atomic import read_json
+
+        reported = (read_json(paths.runner_status(agent.name), {}) or {}).get("workspace")
+    return workspace.facts(p, reported if isinstance(reported, dict) else None, local)
 
 
 def stopped_backlog(paths: FleetPaths, name: str) -> tuple[int, int] | None:

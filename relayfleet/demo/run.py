@@ -123,6 +123,8 @@ class Demo:
                 ref["from_env"] = knob
                 ref["as_env"] = knob
                 creds[knob.lower()] = ref
+            # Offline: nothing to clone (the demo's repository exists only in the fake GitHub).
+            doc.setdefault("workspace", tomlkit.table())["mode"] = "none"
             toml_path.write_text(tomlkit.dumps(doc))
         self.paths.routes_toml.write_text(routes_toml(self.poll_sec))
         commit_fleet(self.paths.root, [self.paths.fleet], "fleet: demo topology")

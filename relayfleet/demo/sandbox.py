@@ -110,7 +110,7 @@ class Sandbox:
             save_doc(self.paths.routes_toml, routes)
 
         fake_claude = [sys.executable, "-m", "relayfleet.fakes.fake_claude"]
-        moved = []
+        moved, emptied = [], []
         for name in sorted(fleet.agents):
             path = self.paths.agent_toml(name)
             a = load_doc(path, f"agents/{name}/agent.toml")
@@ -134,7 +134,13 @@ class Sandbox:
                 as_file = str(cred.get("as_file") or "")
                 if as_file.startswith("/"):
                     cred["as_file"] = as_file.lstrip("/")  # into the agent's box, not over ours
+            ws = a.get("workspace")
+            if ws is not None and ws.get("mode", "none") != "none":
+                ws["mode"] = "none"  # offline: no clone of the real repository
+                emptied.append(name)
             save_doc(path, a)
+        if emptied:
+            self.notes.append(f"workspaces are empty directories here: {', '.join(emptied)}")
         if moved:
             self.notes.append(f"run locally here instead of docker/ssh: {', '.join(moved)}")
 

@@ -35,6 +35,9 @@ The trust dialog's answer is recorded (`trust`, accepted true/false).
 `FAKE_CLAUDE_RAW_INPUT=<file>` appends every byte read from the terminal to that file;
 `--fake-input-stamps <file>` appends `{"t", "via", "data"}` for every terminal read and every
 channel notification, stamped on arrival (benchmarks/delivery_latency.py).
+`--fake-turn-shell CMD` / `FAKE_CLAUDE_TURN_SHELL`: each turn runs `sh -c CMD` in the session's
+cwd with the turn's text in `$FAKE_CLAUDE_TURN` (as a model running git and `gh fleet` would);
+recorded as `type: shell` (cwd, rc, output).
 Sessions live in `$CLAUDE_CONFIG_DIR/fake-sessions/<id>.jsonl` (created by the first turn, as
 the real client creates its transcript), so `--resume` of an unknown id fails like the real one.
 """
@@ -97,6 +100,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-slow-start", type=float)
     p.add_argument("--fake-input-stamps")
     p.add_argument("--fake-unknown-dialog", action="store_true")
+    p.add_argument("--fake-turn-shell", default=os.environ.get("FAKE_CLAUDE_TURN_SHELL"))
     return p.parse_known_args(argv)
 
 
@@ -315,10 +319,29 @@ class FakeClaude:
         self.out("\x1b[1A\r\x1b[2K")  # the spinner line goes away when the turn is done
         self.out(f"● Received: {text}\n")
         await self.maybe_hand_off(text)
+        await self.maybe_run_shell(text)
         if self.crash_after is not None and self.turns >= self.crash_after:
             self.record(type="exit", code=70, reason="crash-after")
             self.out("fake claude: crashing as asked\n")
             os._exit(70)
+
+    async def maybe_run_shell(self, text: str) -> None:
+        """`--fake-turn-shell CMD`: the turn's work is `sh -c CMD` in the session's cwd."""
+        if not self.args.fake_turn_shell:
+            return
+        proc = await asyncio.create_subprocess_exec(
+            "sh",
+            "-c",
+            self.args.fake_turn_shell,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "FAKE_CLAUDE_TURN": text},
+        )
+        output, _ = await proc.communicate()
+        rc = await proc.wait()
+        self.record(type="shell", cwd=os.getcwd(), rc=rc, output=output.decode(errors="replace"))
+        self.out(f"● Bash → exit {rc}\n")
 
     async def maybe_hand_off(self, text: str) -> None:
         """A turn that says `HANDOFF(<agent>): <message>` calls the runner's `handoff` tool, as a

@@ -13,6 +13,10 @@ BACKENDS = ("local", "docker", "ssh")
 TRANSPORTS = ("file", "shared", "ssh", "http")
 ENDPOINT_MODES = ("default", "custom", "gateway")
 ENGINES = ("claude", "command")
+WORKSPACE_MODES = ("clone", "worktree", "none")
+FETCH_MODES = ("on-event", "on-start", "never")
+# `[github] clone_url`: where a workspace is cloned from; `{repo}` is owner/name.
+DEFAULT_CLONE_URL = "https://github.com/{repo}.git"
 MATCH_KEYS = (
     "watch",
     "repo",
@@ -104,6 +108,16 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class Workspace:
+    """`[workspace]`: the checkout the agent's session starts in (runner/workspace.py)."""
+
+    mode: str = "none"  # clone | worktree | none (an empty directory)
+    repo: str = ""  # "" = the agent's repo; worktree with no repo at all = the fleet's own repo
+    branch_prefix: str = ""  # "" = fleet/<agent>/
+    fetch: str = "on-event"  # on-event | on-start | never
+
+
+@dataclass(frozen=True)
 class Agent:
     name: str
     role: str
@@ -115,6 +129,17 @@ class Agent:
     claude: ClaudeConfig = field(default_factory=ClaudeConfig)
     credentials: tuple[Credential, ...] = ()
     ack_timeout_sec: int = 600  # re-send an unacknowledged event after this long
+    workspace: Workspace = field(default_factory=Workspace)
+
+    @property
+    def workspace_repo(self) -> str:
+        """owner/name the workspace checks out; "" = the fleet's own repository."""
+        return self.workspace.repo or self.repo
+
+    @property
+    def branch_prefix(self) -> str:
+        """Every branch this agent makes starts with this: two agents never share a branch."""
+        return self.workspace.branch_prefix or f"fleet/{self.name}/"
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,7 @@ class CommandsConfig:
 class Fleet:
     name: str
     api_url: str = "https://api.github.com"
+    clone_url: str = DEFAULT_CLONE_URL
     default_model: str = "sonnet"
     default_backend: str = "local"
     hosts: dict[str, Host] = field(default_factory=dict)

@@ -311,6 +311,8 @@ def _new_agent_locked(
         "endpoint": endpoint,
         "endpoint_url": url,
         "via_gateway": endpoint == "gateway",
+        "workspace_mode": workspace_mode(role, repo),
+        "branch_prefix": f"fleet/{name}/",
     }
     tpl = templates_dir()
     agent_text = render((tpl / "agent.toml").read_text(), values, toml=True)
@@ -347,6 +349,16 @@ def _new_agent_locked(
         what = "re-scaffold" if existing else "+agent"
         txn.commit(paths, changed, f"fleet: {what} {name} ({role})", pending)
     return changed
+
+
+def workspace_mode(role: str, repo: str) -> str:
+    """What new-agent scaffolds: coders and reviewers get a clone of their repo, the
+    orchestrator a worktree of the fleet's own repository, everyone else an empty directory."""
+    if role in ("coder", "reviewer") and repo:
+        return "clone"
+    if role == "orchestrator":
+        return "worktree"
+    return "none"
 
 
 def persona_text(name: str, role: str, repo: str) -> str:

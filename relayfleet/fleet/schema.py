@@ -21,12 +21,15 @@ from relayfleet.core.errors import ConfigError
 from relayfleet.fleet.model import (
     BACKENDS,
     COMMAND_ALLOW_DEFAULT,
+    DEFAULT_CLONE_URL,
     ENDPOINT_MODES,
     ENGINES,
+    FETCH_MODES,
     KINDS,
     MATCH_KEYS,
     ROLES,
     TRANSPORTS,
+    WORKSPACE_MODES,
     Agent,
     ClaudeConfig,
     CommandsConfig,
@@ -40,6 +43,7 @@ from relayfleet.fleet.model import (
     SecretRef,
     Watch,
     WebhookConfig,
+    Workspace,
 )
 from relayfleet.fleet.toml_read import line_of, parse_plain
 
@@ -256,10 +260,13 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
     name = r.str_(f, ("fleet",), "name", "", required=True)
     r.str_(f, ("fleet",), "description")
     gh = r.table(("github",), data.get("github", MISSING))
-    r.keys(("github",), gh, ("api_url",))
+    r.keys(("github",), gh, ("api_url", "clone_url"))
     api_url = r.str_(gh, ("github",), "api_url", "https://api.github.com")
     if api_url and not api_url.startswith(("http://", "https://")):
         r.err(("github", "api_url"), f"{_show(api_url)} is not an http(s) URL")
+    clone_url = r.str_(gh, ("github",), "clone_url", DEFAULT_CLONE_URL) or DEFAULT_CLONE_URL
+    if "{repo}" not in clone_url:
+        r.err(("github", "clone_url"), f"{_show(clone_url)} has no {{repo}} (owner/name) in it")
     de = r.table(("defaults",), data.get("defaults", MISSING))
     r.keys(("defaults",), de, ("model", "backend"))
     model = r.str_(de, ("defaults",), "model", "sonnet") or "sonnet"
@@ -297,6 +304,7 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
     return {
         "name": name,
         "api_url": api_url,
+        "clone_url": clone_url,
         "default_model": model,
         "default_backend": backend,
         "hosts": hosts,
@@ -446,6 +454,7 @@ AGENT_KEYS = (
     "runtime",
     "claude",
     "credentials",
+    "workspace",
     "plugin",  # [plugin.<name>]: each plugin's own settings, free-form (runner/plugins.py)
 )
 
@@ -493,7 +502,35 @@ def agent_from(
         claude=_claude(r, data),
         credentials=_credentials(r, data),
         ack_timeout_sec=r.int_(data, (), "ack_timeout_sec", 600, 1, 7 * 86400),
+        workspace=_workspace(r, data, repo),
     )
+
+
+# A branch prefix is the start of a git ref name: no spaces, no `..`, none of ~^:?*[\ .
+BRANCH_PREFIX_RE = re.compile(r"^(?![/.-])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+/\Z")
+
+
+def _workspace(r: _Reader, data: Mapping[str, Any], agent_repo: str) -> Workspace:
+    p: Path_ = ("workspace",)
+    w = r.table(p, data.get("workspace", MISSING))
+    r.keys(p, w, ("mode", "repo", "branch_prefix", "fetch"))
+    ws = Workspace(
+        mode=r.enum(w, p, "mode", WORKSPACE_MODES, "none"),
+        repo=r.str_(w, p, "repo"),
+        branch_prefix=r.str_(w, p, "branch_prefix"),
+        fetch=r.enum(w, p, "fetch", FETCH_MODES, "on-event"),
+    )
+    if ws.repo and not REPO_RE.match(ws.repo):
+        r.err((*p, "repo"), f"{_show(ws.repo)} is not owner/name")
+    if ws.branch_prefix and not BRANCH_PREFIX_RE.match(ws.branch_prefix):
+        r.err(
+            (*p, "branch_prefix"),
+            f'{_show(ws.branch_prefix)} is not a branch prefix like "fleet/<agent>/"'
+            " (letters, digits, . _ - /, ending in /)",
+        )
+    if ws.mode == "clone" and not (ws.repo or agent_repo):
+        r.err((*p, "repo"), 'required when mode = "clone" and the agent has no repo')
+    return ws
 
 
 def _claude(r: _Reader, data: Mapping[str, Any]) -> ClaudeConfig:

@@ -7,7 +7,7 @@ references, duplicates, unparseable watch filters, catch-all routes, missing per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -201,6 +201,17 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+    for name in sorted(fleet.agents):
+        a = fleet.agents[name]
+        if a.workspace.mode == "worktree" and not a.workspace_repo and a.runtime.backend != "local":
+            s.add(
+                "error",
+                f"agents/{name}/agent.toml",
+                ("workspace", "mode"),
+                "a worktree of the fleet's own repository needs a local agent"
+                f' (this one runs on {a.runtime.backend}): set [workspace] repo, or mode = "clone"',
+            )
+    _branch_overlaps(s, fleet, changed_last)
     _webhook_checks(fleet, s)
     return s.out
 
@@ -212,6 +223,31 @@ def _webhook_checks(fleet: Fleet, s: _Sink) -> None:
         s.add("warning", FLEET_TOML, ("webhook", "listen"),
               f"{wh.listen} is reachable beyond this machine; a reverse proxy or tunnel in front "
               "of a loopback address is safer (docs/webhooks.md)")  # fmt: skip
+
+
+def _branch_overlaps(s: _Sink, fleet: Fleet, order: Callable[[str], tuple[float, str]]) -> None:
+    """Two agents with a workspace of the same repo never share a branch: neither's
+    branch_prefix may start the other's. The agent changed last is the one flagged."""
+    seen: list[tuple[str, str, str]] = []  # (repo, prefix, agent)
+    for name in sorted(fleet.agents, key=order):
+        a = fleet.agents[name]
+        if a.workspace.mode == "none":
+            continue
+        repo, prefix = a.workspace_repo, a.branch_prefix
+        for other_repo, other_prefix, other in seen:
+            if repo == other_repo and (
+                prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+            ):
+                s.add(
+                    "error",
+                    f"agents/{name}/agent.toml",
+                    ("workspace", "branch_prefix"),
+                    f"{prefix!r} overlaps {other}'s {other_prefix!r} on the same repo"
+                    " (two agents never share a branch)",
+                )
+                break
+        else:
+            seen.append((repo, prefix, name))
 
 
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:

@@ -41,6 +41,8 @@ from relayfleet.runner.tools import (
     RunnerTools,
     read_event_at,
 )
+from relayfleet.runner.workspace import Keeper
+from relayfleet.runner.workspace import plan as workspace_plan
 
 CHANNEL_NAME = "relay"
 BACKOFF_MIN = 1.0
@@ -163,6 +165,8 @@ class Runner:
         self._deliver_lock = asyncio.Lock()
         self._tail: InboxTail | None = None
         self.http_inbox: Any = None
+        self.workspace = Keeper(workspace_plan(paths, fleet, agent), self.log)
+        self.workdir: Path | None = None  # the workspace, once made
 
     def _compactor(self) -> Compactor:
         """Bounded inbox (runner/compaction.py); first finish whatever a killed runner left."""
@@ -226,7 +230,9 @@ class Runner:
         self._stop.set()
 
     def spec(self) -> EngineSpec:
-        workdir = self.state_dir / "work"
+        from relayfleet.runner.fleet_bin import session_path
+
+        workdir = self.workdir or self.state_dir / "work"
         workdir.mkdir(parents=True, exist_ok=True)
         return EngineSpec(
             agent=self.agent,
@@ -243,6 +249,7 @@ class Runner:
                 **(self.credentials.env if self.credentials is not None else {}),
                 "RELAYFLEET_AGENT": self.name,
                 "RELAYFLEET_MCP_CONFIG": str(self.mcp_config),
+                "PATH": session_path(self.state_dir, os.environ),  # `gh fleet` is on it
             },
             redact=tuple(self.credentials.secrets) if self.credentials is not None else (),
             on_spawn=self._on_spawn,
@@ -288,6 +295,7 @@ class Runner:
             "port_notice": getattr(self.channel, "port_notice", "") or None,
             "credentials": [c.name for c in self.agent.credentials],  # names, never values
             "error": self.start_error,
+            "workspace": self.workspace.status(),
         }
 
     @staticmethod
@@ -343,6 +351,8 @@ class Runner:
         try:
             if not await self._resolve_credentials():
                 return 1
+            if not await self._prepare_workspace():
+                return 1
             await self._start_services()
             self.write_status()
             tasks = [
@@ -379,6 +389,19 @@ class Runner:
             self.log.error("not starting: %s", exc)
             return False
         self.log.info("credentials resolved: %s", [c.name for c in self.agent.credentials])
+        return True
+
+    async def _prepare_workspace(self) -> bool:
+        """The checkout the session starts in (runner/workspace.py); False if it cannot be made."""
+        from relayfleet.core.errors import FleetError
+
+        creds = self.credentials.env if self.credentials is not None else {}
+        try:
+            self.workdir = await self.workspace.prepare(creds)
+        except FleetError as exc:
+            self.start_error = f"workspace: {exc}"
+            self.log.error("not starting: workspace: %s", exc)
+            return False
         return True
 
     async def _start_services(self) -> None:
@@ -622,6 +645,8 @@ class Runner:
             if not isinstance(event_id, str) or self.ledger.already_delivered(event_id):
                 self.ledger.skip(item.end)
                 continue
+            # A fresh view of the remote before the session works on it (never mid-turn).
+            await self.workspace.before_batch(mid_turn=bool(self.ledger.pending))
             await self._deliver(item, resend=False)
 
     async def _resend_loop(self) -> None:

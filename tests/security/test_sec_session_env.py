@@ -96,7 +96,9 @@ def test_no_session_sees_an_undeclared_secret_and_none_leaks_anywhere(fleet: Fle
                 assert value not in seen, f"{name} (pid {pid}) sees {key}"
             assert "DECLARED_SRC" not in env and env["TOOL_TOKEN"] == DECLARED
             assert env["LC_ALL"] == "C.UTF-8" and env["HOME"] == os.environ["HOME"]
-            assert env["PATH"] == os.environ["PATH"]
+            # The runner's PATH, after the agent's own bin/ (`gh fleet`: runner/fleet_bin.py).
+            agent_bin = str(fleet.paths.agent_state(name) / "bin")
+            assert env["PATH"] == agent_bin + os.pathsep + os.environ["PATH"]
             if mode == "default":  # the machine's own login: what inherit_auth asks for
                 assert env["ANTHROPIC_API_KEY"] == ANTHROPIC, name
             else:

@@ -60,6 +60,8 @@ def test_up_sandbox_runs_the_fleet_offline_and_touches_nothing_real(
         out = log.read_text()
         assert "fake GitHub at http://127.0.0.1:" in out and "with acme/app" in out
         assert 'gh fleet sandbox issue "Scanner crashes" --repo acme/app --assign @me' in out
+        # Offline: the coder's clone of acme/app becomes an empty directory in the copy.
+        assert "sandbox: workspaces are empty directories here: coder" in out
         pointer = json.loads((git_repo / ".fleet" / "state" / "sandbox.json").read_text())
         assert CANARY_GH not in json.dumps(pointer) and "token" not in pointer
         root = Path(pointer["root"])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relayfleet.cli.context import Context
 from relayfleet.cli.edit_flags import add_edit_flags, edit_options
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from relayfleet.fleet.model import Agent, Fleet
+    from relayfleet.runner.workspace import Plan
 
 ROLES = ("coder", "reviewer", "manager", "orchestrator", "base")
 
@@ -61,6 +64,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also take it out of routes (dropping routes and watches left unused)",
     )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove its workspace when it holds commits not pushed or uncommitted changes",
+    )
     r.add_argument("--no-commit", action="store_true", help="change the files but do not commit")
     add_edit_flags(r)
     r.set_defaults(func=run_remove)
@@ -107,6 +115,13 @@ def run_new(ctx: Context, args: argparse.Namespace) -> int:
         print(f"{verb} agent {agent.name} ({agent.role}) on port {agent.port}", file=ctx.out)
         for path in changed:
             print(f"  {paths.rel(path)}", file=ctx.out)
+        if agent.workspace.mode != "none":
+            src = agent.workspace_repo or "the fleet's repository"
+            print(
+                f"  workspace: a {agent.workspace.mode} of {src} on {agent.branch_prefix}work"
+                " (made at its first start)",
+                file=ctx.out,
+            )
         if paths.routes_toml in changed:
             print("  starter watch + route added (see `gh fleet route`)", file=ctx.out)
         elif args.role in ("coder", "reviewer", "manager") and not args.repo and not args.no_route:
@@ -128,9 +143,16 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
     opts = edit_options(ctx, args)
     fleet = ctx.load()
     agent = fleet.agent(args.name)  # an unknown name: NotFound listing the agents
+    from relayfleet.runner import workspace
+
+    ws = workspace.plan(paths, fleet, agent)
+    if ws.is_git and not args.force:
+        _refuse_unpushed(ctx, fleet, agent, ws)
     if args.prune_routes or not any(agent.name in r.to for r in fleet.routes):
         # A running agent removed from the config would run on, invisible to `stop`.
         _stop_first(ctx, fleet, agent)
+        if ws.is_git and not args.force:
+            _refuse_unpushed(ctx, fleet, agent, ws)  # what it committed while it stopped
     with txn.locked(paths, opts):  # so the commit it names is its own
         # (--no-commit works outside a git repository too: no HEAD is read then)
         before = None if args.no_commit else head_commit(paths.root)
@@ -148,11 +170,66 @@ def run_remove(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  {paths.rel(path)}", file=ctx.out)
     if last:
         print(f"Committed {last[0].short}: {last[0].subject}", file=ctx.out)
+    if ws.is_git and _workspace_remove(ctx, fleet, agent, ws):
+        where = f"on host {agent.runtime.host!r}" if _on_host(agent) else _shown(ctx, ws.path)
+        print(f"  its workspace {where} is removed", file=ctx.out)
     if paths.agent_state(args.name).exists():
         print(
             f"  its runtime state stays in {paths.rel(paths.agent_state(args.name))}/", file=ctx.out
         )
     return 0
+
+
+def _shown(ctx: Context, path: Path) -> str:
+    root = ctx.paths.root
+    return ctx.paths.rel(path) if path.is_relative_to(root) else str(path)
+
+
+def _on_host(agent: Agent) -> bool:
+    """The workspace is on another machine (an ssh host); a docker agent's is in its
+    bind-mounted state, on this one."""
+    return agent.runtime.backend == "ssh"
+
+
+def _host_workspace(ctx: Context, fleet: Fleet, agent: Agent, action: str) -> dict[str, Any]:
+    """Ask the agent's host (ssh backend) to check or remove the workspace there."""
+    from relayfleet.backends.registry import backend_for
+
+    backend: Any = backend_for(agent, fleet)  # SshBackend.workspace
+    answer = backend.workspace(ctx.paths, fleet, agent, action)
+    return answer if isinstance(answer, dict) else {}
+
+
+def _workspace_remove(ctx: Context, fleet: Fleet, agent: Agent, ws: Plan) -> bool:
+    from relayfleet.runner import workspace
+
+    if _on_host(agent):
+        return bool(_host_workspace(ctx, fleet, agent, "remove").get("removed"))
+    return workspace.remove(ws)
+
+
+def _refuse_unpushed(ctx: Context, fleet: Fleet, agent: Agent, ws: Plan) -> None:
+    """remove-agent keeps a workspace that holds work no remote has (unless --force)."""
+    from relayfleet.core.errors import FleetError
+    from relayfleet.runner import workspace
+
+    if _on_host(agent):
+        found = _host_workspace(ctx, fleet, agent, "check")
+        lost = [str(x) for x in found.get("lost") or []]
+        shown = f"on host {agent.runtime.host!r}"
+    else:
+        lost = workspace.unpushed(ws)
+        shown = _shown(ctx, ws.path)
+    if not lost:
+        return
+    name = agent.name
+    raise FleetError(
+        f"agent {name!r}'s workspace {shown} holds work that is not pushed: " + "; ".join(lost),
+        hints=[
+            "push or drop it first (`git status` in the workspace), or re-run with --force to"
+            " remove the workspace anyway"
+        ],
+    )
 
 
 def _stop_first(ctx: Context, fleet: Fleet, agent: Agent) -> None:

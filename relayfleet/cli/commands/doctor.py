@@ -309,6 +309,44 @@ def check_github(doc: Doctor) -> list[Result]:
     return out
 
 
+def check_workspaces(doc: Doctor) -> list[Result]:
+    """Each local agent's workspace: made and on which branch, or where it will come from; a
+    fetch its runner reported failing."""
+    from pathlib import Path
+
+    from relayfleet.cli.agent_facts import workspace_facts
+    from relayfleet.core.atomic import read_json
+
+    fleet, paths = doc.fleet, doc.paths
+    if fleet is None or paths is None:
+        return []
+    out = []
+    for a in sorted(fleet.agents.values(), key=lambda a: a.name):
+        if a.workspace.mode == "none" or a.runtime.backend != "local":
+            continue
+        reported = (read_json(paths.runner_status(a.name), {}) or {}).get("workspace")
+        w = workspace_facts(paths, fleet, a, reported)
+        where = f"{a.name}: {a.workspace.mode} {paths.rel(Path(w['path']))}"
+        if w.get("error"):
+            out.append(Result(FAIL, "workspace", f"{where}: {w['error']}"))
+        elif w.get("branch"):
+            state = "dirty" if w.get("dirty") else "clean"
+            out.append(Result(OK, "workspace", f"{where} on {w['branch']} ({state})"))
+        else:
+            src = a.workspace_repo or "the fleet's repository"
+            out.append(Result(OK, "workspace", f"{where}: made from {src} at the next start"))
+        if w.get("fetch_error"):
+            out.append(
+                Result(
+                    WARN,
+                    "workspace",
+                    f"{a.name}: the last fetch failed: {w['fetch_error']}",
+                    ("check [github] clone_url in .fleet/fleet.toml and the agent's credentials",),
+                )
+            )
+    return out
+
+
 CHECKS: list[Check] = [
     check_claude,
     _tool(
@@ -322,6 +360,7 @@ CHECKS: list[Check] = [
     check_ports,
     check_routes,
     check_hosts,
+    check_workspaces,
 ]
 
 

@@ -139,4 +139,27 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             )
         if r.get("channel_notice") and r.get("running"):
             print(f"{r['name']}: delivery {r.get('delivery')}: {r['channel_notice']}", file=ctx.out)
+        for line in workspace_lines(ctx, r.get("workspace") or {}):
+            print(f"{r['name']}: {line}", file=ctx.out)
     return 0
+
+
+def workspace_lines(ctx: Context, w: dict[str, Any]) -> list[str]:
+    """`workspace <path> on <branch> (ahead 1, behind 0, dirty)`; a failed fetch on its own line."""
+    if w.get("mode", "none") == "none":
+        return []
+    from pathlib import Path
+
+    path = Path(w["path"])
+    shown = (
+        ctx.paths.rel(path) if path.is_absolute() and path.is_relative_to(ctx.paths.root) else path
+    )
+    if w.get("branch") is None:
+        lines = [f"workspace {shown} ({w['mode']}): not made yet (the runner makes it at start)"]
+    else:
+        counts = ", ".join(f"{k} {w[k]}" for k in ("ahead", "behind") if w.get(k) is not None)
+        state = ", ".join(x for x in (counts, "dirty" if w.get("dirty") else "clean") if x)
+        lines = [f"workspace {shown} on {w['branch']} ({state})"]
+    if w.get("fetch_error"):
+        lines.append(f"workspace fetch failed: {w['fetch_error']}")
+    return lines

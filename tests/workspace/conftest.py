@@ -1,0 +1,3 @@
+from tests.workspace.gitkit import gitenv
+
+__all__ = ["gitenv"]
