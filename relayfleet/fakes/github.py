@@ -34,6 +34,7 @@ import argparse
 import functools
 import hashlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -434,6 +435,13 @@ class FakeGitHub(GitHubState):
                 return self._issues(repo, query, path)
             if rest == "pulls":
                 return self._pulls(repo, query, path)
+            m = re.fullmatch(r"issues/(\d+)/comments", rest)
+            if m and int(m.group(1)) in self.repos[repo].issues:
+                since = query.get("since", "")
+                rows = self.render_comments(repo, int(m.group(1)), self.base_url)
+                rows = [c for c in rows if not since or c["updated_at"] >= since]
+                chunk, headers = self._page(rows, query, path, 30, 100)
+                return Response(200, chunk, headers)
             if rest == "actions/runs":
                 return self._runs(repo, query, path)
             if rest.startswith("actions/runs/") and rest.count("/") == 2:

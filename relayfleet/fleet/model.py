@@ -13,6 +13,9 @@ BACKENDS = ("local", "docker", "ssh")
 TRANSPORTS = ("file", "shared", "ssh", "http")
 ENDPOINT_MODES = ("default", "custom", "gateway")
 ENGINES = ("claude", "command")
+UNTRUSTED = ("drop", "hold")  # what a route does with items from authors outside its gate
+# Who may steer the fleet from a comment (`/fleet ok`, `[commands] allow`) by default.
+TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 MATCH_KEYS = (
     "watch",
     "repo",
@@ -45,10 +48,18 @@ class Route:
     index: int  # 1-based position in routes.toml, as shown by `gh fleet route`
     match: dict[str, tuple[str, ...]]  # every value normalised to a tuple (any-of)
     to: tuple[str, ...]
+    # Items that match every key but `association` (an author outside the gate): "drop" them,
+    # or "hold" them in the quarantine for a trusted person to release (router/quarantine.py).
+    untrusted: str = "drop"
 
     @property
     def catch_all(self) -> bool:
         return not self.match
+
+    @property
+    def gated(self) -> bool:
+        """Whether the route lets only some authors through (has an `association` key)."""
+        return "association" in self.match
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,8 @@ class Fleet:
     agents: dict[str, Agent] = field(default_factory=dict)
     watches: tuple[Watch, ...] = ()
     routes: tuple[Route, ...] = ()
+    # `[commands] allow`: the author associations whose comments count as commands.
+    commands_allow: tuple[str, ...] = TRUSTED_ASSOCIATIONS
 
     def agent(self, name: str) -> Agent:
         from relayfleet.core.errors import NotFound

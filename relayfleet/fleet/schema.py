@@ -26,6 +26,8 @@ from relayfleet.fleet.model import (
     MATCH_KEYS,
     ROLES,
     TRANSPORTS,
+    TRUSTED_ASSOCIATIONS,
+    UNTRUSTED,
     Agent,
     ClaudeConfig,
     Credential,
@@ -240,7 +242,7 @@ def _show(value: Any) -> str:
 
 # -- fleet.toml -------------------------------------------------------------------------------
 
-FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway")
+FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway", "commands")
 
 
 def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
@@ -290,6 +292,14 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         upstream=r.str_(g, ("gateway",), "upstream", dflt.upstream),
         stages=stages,
     )
+    cmd = r.table(("commands",), data.get("commands", MISSING))
+    r.keys(("commands",), cmd, ("allow",))
+    allow = r.strs(cmd, ("commands",), "allow", TRUSTED_ASSOCIATIONS, single_ok=True)
+    for v in allow:
+        if v not in ASSOCIATIONS:
+            r.err(("commands", "allow"), f"{_show(v)} is not one of {', '.join(ASSOCIATIONS)}")
+            allow = TRUSTED_ASSOCIATIONS
+            break
     return {
         "name": name,
         "api_url": api_url,
@@ -297,6 +307,7 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         "default_backend": backend,
         "hosts": hosts,
         "gateway": gateway,
+        "commands_allow": tuple(allow),
     }
 
 
@@ -333,8 +344,9 @@ def routes_from(
     for i, raw in enumerate(_aot(r, "route", data)):
         p = ("route", i)
         t = r.table(p, raw)
-        r.keys(p, t, ("to", "match"))
+        r.keys(p, t, ("to", "match", "untrusted"))
         to = r.strs(t, p, "to", (), single_ok=True, nonempty=True, required=True)
+        untrusted = r.enum(t, p, "untrusted", UNTRUSTED, "drop")
         m = r.table((*p, "match"), t.get("match", MISSING))
         r.keys((*p, "match"), m, MATCH_KEYS)
         match: dict[str, tuple[str, ...]] = {}
@@ -349,7 +361,7 @@ def routes_from(
                 r.err((*p, "match", key), bad)
                 continue
             match[key] = values
-        routes.append(Route(index=i + 1, match=match, to=to))
+        routes.append(Route(index=i + 1, match=match, to=to, untrusted=untrusted))
     return tuple(watches), tuple(routes)
 
 

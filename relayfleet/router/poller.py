@@ -24,13 +24,14 @@ from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
-from relayfleet.fleet.model import Route, Watch
+from relayfleet.fleet.model import TRUSTED_ASSOCIATIONS, Route, Watch
 from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
 from relayfleet.router.plan import Stream, plan
+from relayfleet.router.quarantine import Quarantine, held_by, ok_author, why_held
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -55,6 +56,8 @@ class RouterConfig:
     routes: tuple[Route, ...]
     agents: tuple[str, ...]
     queries: dict[str, QueryLike]
+    # `[commands] allow`: whose `/fleet ok` releases a held item
+    commands_allow: tuple[str, ...] = TRUSTED_ASSOCIATIONS
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     would: list[WouldDeliver] = field(default_factory=list)  # dry run only
     snapshots: list[str] = field(default_factory=list)  # watches whose first poll this was
+    held: list[tuple[str, str]] = field(default_factory=list)  # (quarantine id, item ref)
+    released: list[tuple[str, str]] = field(default_factory=list)  # (quarantine id, by login)
 
 
 def iso(ts: float) -> str:
@@ -104,7 +109,9 @@ class Poller:
         before_cycle: Callable[[], None] | None = None,
         rng: Callable[[], float] = random.random,
         cadence: Cadence | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
+        self.quarantine = quarantine
         self.before_cycle = before_cycle
         self.client = client
         self.cursor = cursor
@@ -377,7 +384,8 @@ class Poller:
             item = with_change(item, prev, known_until=known_until)
             # agent -> the sighting (through its first matching watch) that goes to it, and
             # the first route that sends it there
-            chosen: dict[str, tuple[Item, int]] = {}
+            chosen: dict[str, tuple[Item, int, str]] = {}
+            held: dict[str, tuple[Item, int, str]] = {}  # routes that hold it (router/quarantine)
             for w in stream.watches:
                 if w.name in self.broken or not self._watch_keeps(w, item, config):
                     continue
@@ -387,20 +395,25 @@ class Poller:
                     continue  # a version the snapshot already saw
                 seen = replace(item, watch=w.name)
                 for route in config.routes:
+                    into = chosen
                     if not route_matches(route, seen):
-                        continue
+                        if self.quarantine is None or not held_by(route, seen):
+                            continue
+                        into = held  # its author is outside the gate: hold, do not drop
                     if first_seen < self.cursor.born_gen(route_sig(route)):
                         continue  # backlog for a route added after this version appeared
                     for agent in route.to:
-                        if agent not in agents or agent in chosen:
+                        if agent not in agents or agent in into:
                             continue
                         if first_seen < self.cursor.born_gen(f"agent:{agent}"):
                             continue  # backlog for a newly added agent
-                        chosen[agent] = (seen, route.index)
+                        into[agent] = (seen, route.index, why_held(route, seen))
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
-                self._deliver(agent, *chosen[agent], key, report)
+                self._deliver(agent, *chosen[agent][:2], key, report)
+            self._quarantine(item, key, {a: h for a, h in held.items() if a not in chosen},
+                             config, report)  # fmt: skip
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -445,6 +458,64 @@ class Poller:
         self.cursor.record(agent, key)
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
+
+    # -- the quarantine (router/quarantine.py) --------------------------------------------
+    def _quarantine(
+        self,
+        item: Item,
+        key: str,
+        held: dict[str, tuple[Item, int, str]],
+        config: RouterConfig,
+        report: CycleReport,
+    ) -> None:
+        """Hold this version for the agents whose routes hold it; then, if the item has a held
+        entry and new comments, look for a trusted `/fleet ok` among them."""
+        q = self.quarantine
+        if q is None or self._dry:
+            if held:
+                report.held.append(("(dry run)", item.ref))
+            return
+        if held:
+            seen = next(iter(held.values()))[0]
+            agents = {a: {"route": h[1], "why": h[2]} for a, h in held.items()}
+            entry = q.hold(seen, key, agents, now=iso(self.clock()))
+            if entry is not None:
+                report.held.append((entry["id"], item.ref))
+                log.info("held %s as %s: %s", item.ref, entry["id"], held[min(held)][2])
+        entry = q.held_for(item.item_id)
+        if entry is None or item.kind not in ("issues", "pulls"):
+            return
+        if item.comments <= int(entry.get("comments_seen") or 0):
+            return
+        path = f"/repos/{item.repo}/issues/{item.number}/comments"
+        try:
+            params = {
+                "per_page": "100",
+                **({"since": entry["since"]} if entry.get("since") else {}),
+            }
+            page = self.client.get(path, params)
+        except Exception as exc:  # the comment check is retried on the next change
+            log.warning("%s: could not read comments for /fleet ok: %s", item.ref, exc)
+            return
+        ok = ok_author(page.items, config.commands_allow, str(entry.get("since") or ""))
+        if ok is None:
+            q.seen_comments(entry["id"], item.comments)
+            return
+        by, ok_at = ok
+        q.release(entry["id"], by, self._release_to, now=iso(self.clock()),
+                  agents=config.agents, ok_at=ok_at)  # fmt: skip
+        report.released.append((entry["id"], by))
+        log.info("released %s (%s) on /fleet ok by @%s", entry["id"], item.ref, by)
+
+    def _release_to(self, agent: str, event: dict[str, Any]) -> None:
+        try:
+            self.transport_for(agent).append(agent, event)
+        except Exception as exc:  # as `_deliver`: keep the event, retry every cycle
+            log.warning("delivery of %s to %s failed (will retry): %s", event["id"], agent, exc)
+            self.cursor.add_pending(agent, event)
+            return
+        self.cursor.record(agent, event["metadata"]["dedup_key"])
+        self.cursor.dirty = True
 
     def _move_watermark(
         self, stream: Stream, objs: list[dict[str, Any]], now: float, mark: str = ""

@@ -185,6 +185,7 @@ def router_config(fleet: Fleet) -> RouterConfig:
         routes=fleet.routes,
         agents=tuple(sorted(fleet.agents)),
         queries=queries,
+        commands_allow=fleet.commands_allow,
     )
 
 
@@ -228,6 +229,7 @@ def build_poller(
         token_fingerprint,
     )
     from relayfleet.router.poller import Poller
+    from relayfleet.router.quarantine import Quarantine, quarantine_path
 
     fleet = holder["fleet"]
     api_url = resolve_api_url(ctx.env, fleet.api_url)
@@ -256,6 +258,7 @@ def build_poller(
         status_path=None if dry_run else paths.router_status,
         min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", str(ROUTER_MIN_POLL_SEC))),
         before_cycle=None if dry_run else drain,
+        quarantine=Quarantine(quarantine_path(paths)),
     )
 
 
@@ -288,6 +291,9 @@ def _dry_run(ctx: Context, paths: FleetPaths) -> int:
     for w in report.would:
         what = f"{w.kind} {w.ref}" + (f" {w.change}" if w.change else "")
         print(f"  -> {w.agent}: {what} (watch {w.watch}, route #{w.route})", file=out)
+    for _, ref in report.held:
+        print(f"  would hold {ref}: its author is outside a route's gate (untrusted = \"hold\")",
+              file=out)  # fmt: skip
     for name in report.snapshots:
         print(f"  watch {name}: first poll, a snapshot (its current items are not news)", file=out)
     catching = poller.catching_up()
@@ -321,6 +327,8 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             )
             for agent, evt in report.delivered:
                 print(f"  -> {agent}: {evt}", file=ctx.out)
+            for qid, ref in report.held:
+                print(f"  held {ref} as {qid} (`gh fleet quarantine list`)", file=ctx.out)
             if report.errors and not (report.polled or report.not_modified):
                 # Nothing got through (no token, GitHub unreachable, paused): the cycle failed.
                 from relayfleet.core.errors import GitHubError
