@@ -264,10 +264,20 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "catching_up": catching,
         "catching_up_pages": sum(catching.values()),
         "pending": st.get("pending", 0),
+        "held": _held(paths),  # items in the quarantine, waiting for a person
         "error": st.get("error"),
         "streams": streams,
         "log": str(paths.router_log),
     }
+
+
+def _held(paths: FleetPaths) -> int:
+    from relayfleet.router.quarantine import Quarantine, quarantine_path
+
+    try:
+        return Quarantine(quarantine_path(paths)).count()
+    except OSError:
+        return 0
 
 
 def tail_log(path: Path, n: int = 20) -> list[str]:

@@ -125,6 +125,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         rows.append(("catching up", catching_up(st)))
     if st["pending"]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
+    if st.get("held"):
+        rows.append(("quarantine", f"{st['held']} item(s) held (gh fleet quarantine list)"))
     if st["error"]:
         rows.append(("last error", st["error"]))
     broken = st["broken_watches"]
