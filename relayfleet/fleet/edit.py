@@ -317,11 +317,13 @@ def add_route(
     *,
     to: Sequence[str],
     match: Mapping[str, str | Sequence[str] | None],
+    untrusted: str | None = None,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
-    """Append a route; `match` holds flag values (lists or comma-separated strings)."""
+    """Append a route; `match` holds flag values (lists or comma-separated strings).
+    `untrusted` ("drop" | "hold"): what happens to items from authors outside the gate."""
     from relayfleet.fleet import toml_splice
 
     agents = _values(to)
@@ -343,7 +345,12 @@ def add_route(
             warnings.append(
                 "this route is a catch-all: every item of every watch goes to " + ", ".join(agents)
             )
-        values: dict[str, Any] = {"to": list(dict.fromkeys(agents)), "match": table}
+        if untrusted == "hold" and "association" not in table:
+            raise FleetError("--untrusted hold needs --association (the gate it holds for)")
+        values: dict[str, Any] = {"to": list(dict.fromkeys(agents))}
+        if untrusted:
+            values["untrusted"] = untrusted
+        values["match"] = table
         text = toml_splice.append(text, ROUTES, "route", _table(values))
         index = len(fleet.routes) + 1
         return text, f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"

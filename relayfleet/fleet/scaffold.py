@@ -17,13 +17,21 @@ from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import FleetError, NotFound
 from relayfleet.core.paths import FleetPaths, package_dir
 from relayfleet.fleet import txn
-from relayfleet.fleet.model import BACKENDS, ENDPOINT_MODES, ROLES, TRANSPORTS, Agent, Fleet
+from relayfleet.fleet.model import (
+    BACKENDS,
+    ENDPOINT_MODES,
+    ROLES,
+    TRANSPORTS,
+    TRUSTED_ASSOCIATIONS,
+    Agent,
+    Fleet,
+)
 from relayfleet.fleet.schema import REPO_RE
 from relayfleet.fleet.txn import EditOptions
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 FIRST_PORT = 8801
-TRUSTED = ["OWNER", "MEMBER", "COLLABORATOR"]  # the prompt-injection gate on starter routes
+TRUSTED = list(TRUSTED_ASSOCIATIONS)  # the prompt-injection gate on every starter route
 
 
 def templates_dir() -> Path:
@@ -212,12 +220,11 @@ def starters(name: str, role: str, repo: str) -> list[Starter]:
 
 
 def _route_comment(name: str, role: str) -> str:
-    if role in ("coder", "reviewer"):
-        return (
-            f"# -> {name}, only items written by trusted authors (the prompt-injection gate;\n"
-            "# drop `association` to also accept outside contributors).\n"
-        )
-    return f"# -> {name}\n"
+    return (
+        f"# -> {name}, only items written by trusted authors (the prompt-injection gate).\n"
+        "# Items by anyone else are held, not delivered: `gh fleet quarantine list`, then\n"
+        "# `release <id>` or a `/fleet ok` comment by a trusted author on the item.\n"
+    )
 
 
 def new_agent(
@@ -428,12 +435,14 @@ def _add_starters(doc: Any, fleet: Fleet, name: str, role: str, repo: str, appen
         return added
     r = tomlkit.table()
     r["to"] = [name]
+    # Every starter route is gated, the manager's too (an outsider's @mention is an item like
+    # any other), and holds what the gate stops for a person to decide on.
+    r["untrusted"] = "hold"
     m = tomlkit.table()
     m["watch"] = watch_names[0] if len(watch_names) == 1 else watch_names
-    if role in ("coder", "reviewer"):
-        arr = tomlkit.array()
-        arr.extend(TRUSTED)
-        m["association"] = arr
+    arr = tomlkit.array()
+    arr.extend(TRUSTED)
+    m["association"] = arr
     r["match"] = m
     r.trivia.indent = _route_comment(name, role)
     append(doc, "route", r)

@@ -155,7 +155,8 @@ def _named(kind: str, old: dict[str, Any], new: dict[str, Any], label: Any) -> l
 def describe_route(route: Route) -> str:
     """`watch=wms-prs label=bug → wms-reviewer` (or `(catch-all) → …`)."""
     match = " ".join(f"{k}={','.join(_show(x) for x in v)}" for k, v in route.match.items())
-    return f"{match or '(catch-all)'} {ARROW} {', '.join(route.to)}"
+    held = " (untrusted: hold)" if route.untrusted == "hold" else ""
+    return f"{match or '(catch-all)'} {ARROW} {', '.join(route.to)}{held}"
 
 
 def _route_key(route: Route) -> tuple[Any, ...]:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
+from relayfleet.core.visibility import RECHECK_S, read_visibility, record_visibility
 from relayfleet.fleet.model import TRUSTED_ASSOCIATIONS, Route, Watch
 from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
@@ -110,8 +111,10 @@ class Poller:
         rng: Callable[[], float] = random.random,
         cadence: Cadence | None = None,
         quarantine: Quarantine | None = None,
+        visibility_path: Any = None,
     ) -> None:
         self.quarantine = quarantine
+        self.visibility_path = visibility_path
         self.before_cycle = before_cycle
         self.client = client
         self.cursor = cursor
@@ -233,6 +236,8 @@ class Poller:
                         fatal = exc
                         break
                     self._stream_failed(stream, exc, report)
+            if not dry_run and fatal is None:
+                self._learn_visibility(streams)
         except BaseException:
             clean = False  # a bug or a kill mid-stream: never save validators for it
             raise
@@ -458,6 +463,29 @@ class Poller:
         self.cursor.record(agent, key)
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
+
+    def _learn_visibility(self, streams: list[Stream]) -> None:
+        """Record whether each polled repository is public (core/visibility.py), at most once
+        a day per repository, so `validate` and `route` can flag ungated routes offline."""
+        if self.visibility_path is None:
+            return
+        known = read_visibility(self.visibility_path)
+        now = self.clock()
+        for repo in sorted({s.repo.lower() for s in streams if s.repo}):
+            seen = known.get(repo) or {}
+            if now - float(seen.get("checked_at") or 0) < RECHECK_S:
+                continue
+            try:
+                page = self.client.get_object(f"/repos/{repo}")
+            except Exception as exc:  # best effort: the next cycle asks again
+                log.info("could not read the visibility of %s: %s", repo, exc)
+                continue
+            obj = page.items[0] if page.items else {}
+            private = obj.get("private") if isinstance(obj, dict) else None
+            if private is None:
+                private = seen.get("private")  # a 304: unchanged
+            if isinstance(private, bool):
+                record_visibility(self.visibility_path, repo, private, now)
 
     # -- the quarantine (router/quarantine.py) --------------------------------------------
     def _quarantine(

@@ -68,8 +68,12 @@ def test_new_agent_per_role_allocates_ports_and_starter_routes(
     }
     coder_route, _reviewer_route, boss_route = fleet.routes
     assert coder_route.to == ("wms-coder",)
-    assert coder_route.match["association"] == ("OWNER", "MEMBER", "COLLABORATOR")
-    assert boss_route.match == {"watch": ("boss-mentions", "boss-needs-human")}
+    trusted = ("OWNER", "MEMBER", "COLLABORATOR")
+    # Every starter route is gated and holds what its gate stops, the manager's included.
+    for r in fleet.routes:
+        assert r.match["association"] == trusted and r.untrusted == "hold"
+    assert boss_route.match == {"watch": ("boss-mentions", "boss-needs-human"),
+                                "association": trusted}  # fmt: skip
     assert "ack_event" in paths.persona("wms-coder").read_text()
     assert "acme/WMS" in paths.persona("wms-coder").read_text()
     assert validate(paths) == []

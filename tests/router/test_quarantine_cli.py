@@ -97,3 +97,58 @@ def test_list_release_drop_and_status(root: Path, fake: FakeGitHub) -> None:
     assert sorted(r["status"] for r in json.loads(out)) == ["dropped", "released"]
     rc, out, _ = cli(root, fake, "status", "--json")
     assert json.loads(out)["router"]["held"] == 0
+
+
+def ungated_fleet(root: Path) -> None:
+    (root / ".fleet" / "routes.toml").write_text(
+        '[[watch]]\nname = "wms-prs"\nkind = "pulls"\nrepo = "acme/wms"\npoll_sec = 30\n\n'
+        '[[watch]]\nname = "intra"\nkind = "issues"\nrepo = "acme/intra"\npoll_sec = 30\n\n'
+        '[[route]]\nto = ["reviewer"]\n[route.match]\nwatch = "wms-prs"\n\n'
+        '[[route]]\nto = ["reviewer"]\n[route.match]\nwatch = "intra"\n\n'
+        '[[route]]\nto = ["reviewer"]\nuntrusted = "hold"\n[route.match]\nwatch = "intra"\n'
+    )
+
+
+def test_route_and_validate_warn_about_an_ungated_route_on_a_public_repo(
+    root: Path, fake: FakeGitHub
+) -> None:
+    fake.add_repo("acme/intra", private=True)
+    ungated_fleet(root)
+    _, out, _ = cli(root, fake, "route", "--json")
+    msgs = [p["message"] for p in json.loads(out)["problems"]]
+    # Before the router has looked, visibility is unknown: no network in `route`, no guess.
+    assert not any("public" in m for m in msgs)
+    assert any('untrusted = "hold" does nothing' in m for m in msgs)
+    before = len(fake.requests)
+
+    assert cli(root, fake, "router", "run", "--once")[0] == 0
+    assert cli(root, fake, "router", "run", "--once")[0] == 0  # once a day, not every cycle
+    looked = [r.path for r in fake.requests[before:] if r.path.count("/") == 3]
+    assert sorted(looked) == ["/repos/acme/intra", "/repos/acme/wms"]
+
+    after = len(fake.requests)
+    _rc, out, _ = cli(root, fake, "route", "--json")
+    gate = json.loads(out)
+    public = [p for p in gate["problems"] if "public" in p["message"]]
+    assert [p["line"] for p in public] == [gate_line(root, 1)]
+    assert "acme/wms is public" in public[0]["message"] and "reviewer" in public[0]["message"]
+    assert [r["untrusted"] for r in gate["routes"]] == ["drop", "drop", "hold"]
+    _, out, err = cli(root, fake, "validate")
+    assert "acme/wms is public" in out + err and "acme/intra is public" not in out + err
+    assert len(fake.requests) == after  # neither command touched the network
+
+
+def gate_line(root: Path, n: int) -> int:
+    lines = (root / ".fleet" / "routes.toml").read_text().splitlines()
+    return [i + 1 for i, line in enumerate(lines) if line == "[[route]]"][n - 1]
+
+
+def test_route_add_untrusted_hold(root: Path, fake: FakeGitHub) -> None:
+    rc, _, err = cli(root, fake, "route", "add", "--to", "reviewer", "--watch", "wms-prs",
+                     "--untrusted", "hold", "--no-commit")  # fmt: skip
+    assert rc == 1 and "needs --association" in err
+    rc, out, err = cli(root, fake, "route", "add", "--to", "reviewer", "--watch", "wms-prs",
+                       "--association", "OWNER", "--untrusted", "hold", "--no-commit")  # fmt: skip
+    assert rc == 0, err
+    _, out, _ = cli(root, fake, "route")
+    assert "#2  watch=wms-prs association=OWNER → reviewer (untrusted: hold)" in out

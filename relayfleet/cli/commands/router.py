@@ -220,6 +220,7 @@ def build_poller(
     """The poller, wired: token, API URL, HTTP cache, cursor, transports, outbox draining.
     `holder["fleet"]` is the current fleet (the loop swaps it on reload). `dry_run`: nothing
     that writes is wired in (no transports, no status file, no outbox draining)."""
+    from relayfleet.core.visibility import visibility_path
     from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC
     from relayfleet.router.cursor import Cursor
     from relayfleet.router.github import (
@@ -261,6 +262,7 @@ def build_poller(
         min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", str(ROUTER_MIN_POLL_SEC))),
         before_cycle=None if dry_run else drain,
         quarantine=Quarantine(quarantine_path(paths)),
+        visibility_path=None if dry_run else visibility_path(paths),
     )
 
 
