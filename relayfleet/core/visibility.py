@@ -2,9 +2,10 @@
 `validate` and `route` (a file contract, so those commands never touch the network).
 
 The router learns a repository's `private` flag from `GET /repos/{owner}/{name}` (conditional,
-at most once a day per repository it polls) and records it here:
-`{"repos": {"acme/wms": {"private": false, "checked_at": "2026-…Z"}}}`. A repository the router
-has not looked at yet is simply unknown: no warning is made up for it.
+at most once a day per repository) and records it here:
+`{"repos": {"acme/wms": {"private": false, "checked_at": 1767225600.0}}}`. Only repositories
+that feed a route without an association gate are looked up. One the router has not looked at
+(or could not) is simply unknown: no warning is made up for it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def public_repos(paths: FleetPaths) -> frozenset[str]:
     return frozenset(name for name, v in repos.items() if v.get("private") is False)
 
 
-def record_visibility(path: Path, repo: str, private: bool, checked_at: float) -> None:
+def record_visibility(path: Path, repo: str, private: bool | None, checked_at: float) -> None:
+    """`private` None: the lookup failed; it is not repeated before RECHECK_S."""
     repos = read_visibility(path)
     repos[repo.lower()] = {"private": private, "checked_at": checked_at}
     write_json_atomic(path, {"repos": repos})

@@ -237,7 +237,7 @@ class Poller:
                         break
                     self._stream_failed(stream, exc, report)
             if not dry_run and fatal is None:
-                self._learn_visibility(streams)
+                self._learn_visibility(streams, config)
         except BaseException:
             clean = False  # a bug or a kill mid-stream: never save validators for it
             raise
@@ -381,44 +381,80 @@ class Poller:
     def _deliver_page(
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
     ) -> None:
-        agents = set(config.agents)
         known_until = self._known_until(stream)
         for item in self._items(stream, objs):
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             item = with_change(item, prev, known_until=known_until)
-            # agent -> the sighting (through its first matching watch) that goes to it, and
-            # the first route that sends it there
-            chosen: dict[str, tuple[Item, int, str]] = {}
-            held: dict[str, tuple[Item, int, str]] = {}  # routes that hold it (router/quarantine)
-            for w in stream.watches:
-                if w.name in self.broken or not self._watch_keeps(w, item, config):
-                    continue
-                if not self.cursor.watch_ready(w.name):
-                    continue  # this poll is the watch's snapshot: seen, not delivered
-                if first_seen <= self.cursor.ready_gen(w.name):
-                    continue  # a version the snapshot already saw
-                seen = replace(item, watch=w.name)
-                for route in config.routes:
-                    into = chosen
-                    if not route_matches(route, seen):
-                        if self.quarantine is None or not held_by(route, seen):
-                            continue
-                        into = held  # its author is outside the gate: hold, do not drop
-                    if first_seen < self.cursor.born_gen(route_sig(route)):
-                        continue  # backlog for a route added after this version appeared
-                    for agent in route.to:
-                        if agent not in agents or agent in into:
-                            continue
-                        if first_seen < self.cursor.born_gen(f"agent:{agent}"):
-                            continue  # backlog for a newly added agent
-                        into[agent] = (seen, route.index, why_held(route, seen))
+            chosen, held = self._targets(stream, item, first_seen, config)
+            if held and item.kind == "notifications" and not item.association:
+                # A notification names no author: learn who wrote the comment that caused it,
+                # so a member's @mention passes a gated route and only an outsider's is held.
+                who = self._who_triggered(item)
+                if who is not None:
+                    item = who
+                    chosen, held = self._targets(stream, item, first_seen, config)
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
                 self._deliver(agent, *chosen[agent][:2], key, report)
             self._quarantine(item, key, {a: h for a, h in held.items() if a not in chosen},
                              config, report)  # fmt: skip
+
+    def _targets(
+        self, stream: Stream, item: Item, first_seen: int, config: RouterConfig
+    ) -> tuple[dict[str, tuple[Item, int, str]], dict[str, tuple[Item, int, str]]]:
+        """agent -> (the sighting through its first matching watch, the first route that sends
+        it there, why it is held): the agents it goes to, and those whose routes hold it."""
+        agents = set(config.agents)
+        chosen: dict[str, tuple[Item, int, str]] = {}
+        held: dict[str, tuple[Item, int, str]] = {}  # routes that hold it (router/quarantine)
+        for w in stream.watches:
+            if w.name in self.broken or not self._watch_keeps(w, item, config):
+                continue
+            if not self.cursor.watch_ready(w.name):
+                continue  # this poll is the watch's snapshot: seen, not delivered
+            if first_seen <= self.cursor.ready_gen(w.name):
+                continue  # a version the snapshot already saw
+            seen = replace(item, watch=w.name)
+            for route in config.routes:
+                into = chosen
+                if not route_matches(route, seen):
+                    if self.quarantine is None or not held_by(route, seen):
+                        continue
+                    into = held  # its author is outside the gate: hold, do not drop
+                if first_seen < self.cursor.born_gen(route_sig(route)):
+                    continue  # backlog for a route added after this version appeared
+                for agent in route.to:
+                    if agent not in agents or agent in into:
+                        continue
+                    if first_seen < self.cursor.born_gen(f"agent:{agent}"):
+                        continue  # backlog for a newly added agent
+                    into[agent] = (seen, route.index, why_held(route, seen))
+        return chosen, held
+
+    def _who_triggered(self, item: Item) -> Item | None:
+        """The notification's item with the author and association of the newest comment made
+        by the time of the notification (None when there is none, or it cannot be read)."""
+        if not item.number or not item.updated_at:
+            return None
+        start = _parse_iso(item.updated_at)
+        since = iso(start - 300) if start is not None else item.updated_at
+        path = f"/repos/{item.repo}/issues/{item.number}/comments"
+        try:
+            page = self.client.get(path, {"since": since, "per_page": "100"})
+        except Exception as exc:
+            log.info("%s: could not read who triggered the notification: %s", item.ref, exc)
+            return None
+        made = [c for c in page.items if isinstance(c, dict)
+                and str(c.get("created_at") or "") <= item.updated_at]  # fmt: skip
+        if not made:
+            return None
+        last = made[-1]
+        user = last.get("user")
+        login = user.get("login") if isinstance(user, dict) else ""
+        return replace(item, author=str(login or ""),
+                       association=str(last.get("author_association") or ""))  # fmt: skip
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -464,28 +500,42 @@ class Poller:
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
 
-    def _learn_visibility(self, streams: list[Stream]) -> None:
-        """Record whether each polled repository is public (core/visibility.py), at most once
-        a day per repository, so `validate` and `route` can flag ungated routes offline."""
+    def _learn_visibility(self, streams: list[Stream], config: RouterConfig) -> None:
+        """Record whether a repository is public (core/visibility.py), so `validate` and
+        `route` can flag ungated routes without the network. Only repositories that feed a
+        route without an association gate are looked up (nowhere else does it matter), at most
+        once a day each, and not while their watches are broken."""
         if self.visibility_path is None:
             return
+        ungated = [r for r in config.routes if not r.gated]
+        if not ungated:
+            return
+        fed = {n for r in ungated for n in r.match.get("watch", ())}
+        everything = any("watch" not in r.match for r in ungated)
+        repos = {
+            w.repo.lower()
+            for s in streams
+            for w in s.watches
+            if w.repo not in ("", "*") and w.name not in self.broken
+            and (everything or w.name in fed)
+        }  # fmt: skip
         known = read_visibility(self.visibility_path)
         now = self.clock()
-        for repo in sorted({s.repo.lower() for s in streams if s.repo}):
+        for repo in sorted(repos):
             seen = known.get(repo) or {}
             if now - float(seen.get("checked_at") or 0) < RECHECK_S:
                 continue
             try:
                 page = self.client.get_object(f"/repos/{repo}")
-            except Exception as exc:  # best effort: the next cycle asks again
+            except Exception as exc:  # best effort: asked again tomorrow
                 log.info("could not read the visibility of %s: %s", repo, exc)
+                record_visibility(self.visibility_path, repo, None, now)
                 continue
             obj = page.items[0] if page.items else {}
             private = obj.get("private") if isinstance(obj, dict) else None
             if private is None:
                 private = seen.get("private")  # a 304: unchanged
-            if isinstance(private, bool):
-                record_visibility(self.visibility_path, repo, private, now)
+            record_visibility(self.visibility_path, repo, private, now)
 
     # -- the quarantine (router/quarantine.py) --------------------------------------------
     def _quarantine(
