@@ -87,3 +87,34 @@ def test_route_test_items_are_cleaned_the_same_way() -> None:
     item = item_from_dict({"repo": REPO, "title": "ﬁx <!-- x -->it", "body": "a\u200bb"})
     assert item.title == "fix it" and item.body_excerpt == "ab"
     assert dict(item.hygiene) == {"html_comments": 1, "invisible": 1}
+
+
+def test_get_event_returns_the_cleaned_text_and_the_counts(
+    rig: Rig, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    """The runner's `get_event` tool, reading what the real router wrote: never the raw body."""
+    import asyncio
+    import json
+
+    from relayfleet.fleet.model import Agent, Fleet
+    from relayfleet.runner.ledger import Ledger
+    from relayfleet.runner.tools import RunnerTools
+
+    p = rig.poller()
+    p.run_once(cfg(), force=True)
+    fake.open_issue(REPO, "Crash", author="mallory", association="NONE",
+                    body=f"Steps below.<!-- {INJECTION} -->\u2066 [a](u 'b')")  # fmt: skip
+    p.run_once(cfg(), force=True)
+    [stored] = rig.inbox("coder")
+    tools = RunnerTools(
+        paths=rig.paths,
+        fleet=Fleet(name="t", agents={"coder": Agent(name="coder", role="coder")}),
+        agent="coder",
+        ledger=Ledger(path=tmp_path / "runner-state.json"),
+        on_ack=lambda *_: None,
+    )
+    got = asyncio.run(tools.get_event(stored["id"]))
+    text = json.dumps(got, ensure_ascii=False)
+    assert INJECTION not in text and "<!--" not in text and "\u2066" not in text
+    assert got["metadata"]["excerpt"] == "Steps below. [a](u)"
+    assert got["metadata"]["hygiene"] == {"html_comments": 1, "invisible": 1, "link_titles": 1}
