@@ -222,8 +222,14 @@ def _gate_checks(s: _Sink, fleet: Fleet, r: Route, public: Collection[str]) -> N
     if r.gated or not public:
         return
     names = set(r.match.get("watch", ())) or {w.name for w in fleet.watches}
+    # Workflow runs carry no author association (a gate would stop every run), and their
+    # text is the workflow's, not an outsider's: only issues, PRs and notifications count.
     exposed = sorted(
-        {w.repo for w in fleet.watches if w.name in names and w.repo.lower() in public}
+        {
+            w.repo
+            for w in fleet.watches
+            if w.name in names and w.kind != "runs" and w.repo.lower() in public
+        }
     )
     if exposed:
         s.add(

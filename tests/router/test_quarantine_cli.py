@@ -152,3 +152,13 @@ def test_route_add_untrusted_hold(root: Path, fake: FakeGitHub) -> None:
     assert rc == 0, err
     _, out, _ = cli(root, fake, "route")
     assert "#2  watch=wms-prs association=OWNER → reviewer (untrusted: hold)" in out
+
+
+def test_a_runs_route_is_not_asked_for_a_gate(root: Path, fake: FakeGitHub) -> None:
+    (root / ".fleet" / "routes.toml").write_text(
+        '[[watch]]\nname = "ci"\nkind = "runs"\nrepo = "acme/wms"\npoll_sec = 30\n\n'
+        '[[route]]\nto = ["reviewer"]\n[route.match]\nwatch = "ci"\n'
+    )
+    assert cli(root, fake, "router", "run", "--once")[0] == 0
+    _, out, _ = cli(root, fake, "route", "--json")
+    assert not any("public" in p["message"] for p in json.loads(out)["problems"])
