@@ -114,6 +114,7 @@ class Poller:
         visibility_path: Any = None,
     ) -> None:
         self.quarantine = quarantine
+        self._held_ids: set[str] | None = None  # item ids with a held entry, read once a cycle
         self.visibility_path = visibility_path
         self.before_cycle = before_cycle
         self.client = client
@@ -204,6 +205,7 @@ class Poller:
         is written: no inbox, no outbox draining, no cursor, no HTTP cache, no status file."""
         report = CycleReport()
         self._dry = dry_run
+        self._held_ids = None
         now = self.clock()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
@@ -553,13 +555,18 @@ class Poller:
             if held:
                 report.held.append(("(dry run)", item.ref))
             return
+        if self._held_ids is None:
+            self._held_ids = {str(e.get("item_id")) for e in q.entries()}
         if held:
             seen = next(iter(held.values()))[0]
             agents = {a: {"route": h[1], "why": h[2]} for a, h in held.items()}
             entry = q.hold(seen, key, agents, now=iso(self.clock()))
             if entry is not None:
+                self._held_ids.add(item.item_id)
                 report.held.append((entry["id"], item.ref))
                 log.info("held %s as %s: %s", item.ref, entry["id"], held[min(held)][2])
+        if item.item_id not in self._held_ids:
+            return  # the common case: one set lookup, no file read
         entry = q.held_for(item.item_id)
         if entry is None or item.kind not in ("issues", "pulls"):
             return

@@ -218,6 +218,12 @@ class Quarantine:
             current["agents"] = {**current.get("agents", {}), **agents}
             return dict(current)
 
+    def held_for_issue(self, repo: str, number: int) -> dict[str, Any] | None:
+        """The held entry of issue or pull request `repo#number`, if any (a comment event names
+        the issue, not whether it is a PR)."""
+        ids = {f"{kind}:{repo.lower()}#{number}" for kind in ("issues", "pulls")}
+        return next((e for e in self.entries() if e.get("item_id") in ids), None)
+
     def seen_comments(self, entry: str, count: int) -> None:
         with self._locked() as entries:
             if entry in entries:
@@ -300,3 +306,27 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
         "hygiene": dict(item.get("hygiene") or []),
         **({"decided_by": entry["decided_by"]} if entry.get("decided_by") else {}),
     }
+
+
+def release_on_comment(
+    store: Quarantine,
+    repo: str,
+    number: int,
+    comment: dict[str, Any],
+    allow: Iterable[str],
+    deliver: Callable[[str, dict[str, Any]], object],
+    *,
+    now: str,
+    agents: Iterable[str] | None = None,
+) -> dict[str, Any] | None:
+    """One new comment (REST/webhook shape) on `repo#number`: when it is a trusted `/fleet ok`
+    and the item has a held entry, release that entry. Returns the released entry, else None.
+    For intake that sees comments one at a time (a webhook); the poller reads them in bulk."""
+    entry = store.held_for_issue(repo, number)
+    if entry is None:
+        return None
+    ok = ok_author([comment], allow, str(entry.get("since") or ""))
+    if ok is None:
+        return None
+    by, ok_at = ok
+    return store.release(entry["id"], by, deliver, now=now, agents=agents, ok_at=ok_at)

@@ -261,3 +261,33 @@ def test_a_gated_mention_route_holds_an_outsiders_mention_and_passes_a_members(
     [entry] = q(rig).entries()
     s = summary(entry)
     assert (s["number"], s["author"], s["association"]) == (b, "mallory", "NONE")
+
+
+def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
+    rig: Rig, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    """The entry point for intake that sees one comment at a time (a webhook)."""
+    from relayfleet.router.quarantine import release_on_comment
+
+    p, cfg = poller(rig), gated()
+    p.run_once(cfg, force=True)
+    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
+    p.run_once(cfg, force=True)
+    inboxes = FileTransport(rig.paths.inbox)
+
+    def comment(login: str, assoc: str, body: str) -> dict:
+        return {"user": {"login": login}, "author_association": assoc, "body": body,
+                "created_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+
+    args = (REPO.upper(), n)
+    assert release_on_comment(q(rig), *args, comment("mallory", "NONE", "/fleet ok"), TRUSTED,
+                              inboxes.append, now="t") is None  # fmt: skip
+    assert release_on_comment(q(rig), *args, comment("bob", "MEMBER", "lgtm"), TRUSTED,
+                              inboxes.append, now="t") is None  # fmt: skip
+    done = release_on_comment(q(rig), *args, comment("bob", "MEMBER", "/fleet ok"), TRUSTED,
+                              inboxes.append, now="t")  # fmt: skip
+    assert done is not None and done["decided_by"] == "bob"
+    [event] = rig.inbox("reviewer")
+    assert event["metadata"]["released_by"] == "bob"
+    assert release_on_comment(q(rig), *args, comment("bob", "MEMBER", "/fleet ok"), TRUSTED,
+                              inboxes.append, now="t") is None  # fmt: skip

@@ -162,3 +162,23 @@ def test_a_runs_route_is_not_asked_for_a_gate(root: Path, fake: FakeGitHub) -> N
     assert cli(root, fake, "router", "run", "--once")[0] == 0
     _, out, _ = cli(root, fake, "route", "--json")
     assert not any("public" in p["message"] for p in json.loads(out)["problems"])
+
+
+def test_route_test_and_dry_run_say_an_outsiders_item_would_be_held(
+    root: Path, fake: FakeGitHub
+) -> None:
+    _, out, _ = cli(root, fake, "route", "test", "--repo", REPO, "--kind", "pulls",
+                    "--author", "mallory", "--association", "NONE")  # fmt: skip
+    assert "route #1 → reviewer: held: the author is outside its gate" in out
+    assert "Recipients: (none)" in out and "Held for: reviewer" in out
+    _, out, _ = cli(root, fake, "route", "test", "--repo", REPO, "--kind", "pulls",
+                    "--author", "alice", "--association", "MEMBER", "--json")  # fmt: skip
+    report = json.loads(out)
+    assert report["recipients"] == ["reviewer"] and report["held_for"] == []
+
+    assert cli(root, fake, "router", "run", "--once")[0] == 0
+    fake.open_pr(REPO, "Outside", author="mallory", association="NONE")
+    _, out, _ = cli(root, fake, "router", "run", "--once", "--dry-run")
+    assert f"would hold {REPO}#1" in out
+    _, out, _ = cli(root, fake, "quarantine", "list", "--json")
+    assert json.loads(out) == []  # a dry run writes nothing
