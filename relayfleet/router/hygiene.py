@@ -52,7 +52,7 @@ _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 
 # Attributes that only show on hover or to screen readers, inside any HTML tag.
-_TAG_RE = re.compile(r"""<[A-Za-z][A-Za-z0-9-]*(?:"[^"]*"|'[^']*'|[^<>"'])*>""")
+_TAG_RE = re.compile(r"""<[A-Za-z][A-Za-z0-9-]*+(?:"[^"]*+"|'[^']*+'|[^<>"'])*+>""")
 _HIDDEN_ATTR_RE = re.compile(
     r"""\s(?:alt|title|aria-label|aria-description|data-[A-Za-z0-9-]*)\s*=\s*"""
     r"""(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+)""",
@@ -61,12 +61,15 @@ _HIDDEN_ATTR_RE = re.compile(
 
 # Markdown: `![alt](url)` / `![alt][ref]`, and a link's (or image's) `"title"` / `'title'` /
 # `(title)` after its URL, inline or in a reference definition.
-_IMAGE_ALT_RE = re.compile(r"!\[([^\[\]]+)\](?=[(\[])")
+_IMAGE_ALT_RE = re.compile(r"!\[([^\[\]]++)\](?=[(\[])")
+# Possessive quantifiers (`*+`, `++`) keep these linear: the text is an attacker's, and a plain
+# `\s*…\s+` pair backtracks quadratically over a long run of spaces.
 _LINK_TITLE_RE = re.compile(
-    r"""(\]\(\s*<?[^\s()<>]*>?)\s+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\))\s*\)"""
+    r"""(\]\(\s*+<?[^\s()<>]*+>?)\s++(?:"[^"\n]*+"|'[^'\n]*+'|\([^()\n]*+\))\s*+\)"""
 )
 _REF_TITLE_RE = re.compile(
-    r"""^(\s{0,3}\[[^\]\n]+\]:\s*<?\S+>?)[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\))[ \t]*$""",
+    r"""^([ ]{0,3}\[[^\]\n]++\]:[ \t]*+<?\S++)[ \t]++"""
+    r"""(?:"[^"\n]*+"|'[^'\n]*+'|\([^()\n]*+\))[ \t]*+$""",
     re.MULTILINE,
 )
 
