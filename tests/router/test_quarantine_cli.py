@@ -91,6 +91,8 @@ def test_list_release_drop_and_status(root: Path, fake: FakeGitHub) -> None:
     [event] = inbox(root, fake)
     assert event["metadata"]["number"] == a and event["metadata"]["released_by"] == "operator"
     assert "released by @operator" in event["body"]
+    _, out, _ = cli(root, fake, "inbox", "reviewer")
+    assert out.rstrip().endswith("[hidden: html_comments 1]")  # the operator sees it too
     rc, out, _ = cli(root, fake, "quarantine", "list")
     assert out.strip() == "nothing held"
     rc, out, _ = cli(root, fake, "quarantine", "list", "--all", "--json")
