@@ -28,6 +28,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "image alt starts": lambda n: "![" * (n // 2),
     "unclosed image alt": lambda n: "![" + "a" * n,
     "comment starts": lambda n: "<!--" * (n // 4),
+    "nested comments": lambda n: "<!" * (n // 16) + "-- x -->" + "-- y -->" * (n // 16),
     "reference, then spaces": lambda n: "[r]: " + " " * n + "x",
     "entity starts": lambda n: "&#" * (n // 2),
     "invisible characters": lambda n: "a\u200b" * (n // 2),

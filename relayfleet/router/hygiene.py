@@ -48,8 +48,6 @@ def is_invisible(ch: str) -> bool:
 # `&#8203;`, `&#x200B;`, `&zwj;`…: an entity GitHub renders as an invisible character.
 _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
-# An HTML comment; an unclosed one hides the rest of the text (as a markdown HTML block does).
-_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 
 # Attributes that only show on hover or to screen readers, inside any HTML tag.
 _TAG_RE = re.compile(r"""<[A-Za-z][A-Za-z0-9-]*+(?:"[^"]*+"|'[^']*+'|[^<>"'])*+>""")
@@ -94,10 +92,36 @@ def _entity(m: re.Match[str]) -> str:
     return raw
 
 
+def strip_comments(text: str) -> tuple[str, int]:
+    """`text` without HTML comments, and how many there were. An unclosed comment hides the rest
+    of the text (as a markdown HTML block does). One left-to-right scan, so removing a comment
+    that brings `<!` and `--` together (`<!<!-- x -->-- y -->`) removes the new one too, in
+    linear time however deeply an attacker nests them."""
+    if "<!--" not in text:
+        return text, 0
+    out: list[str] = []
+    opened: int | None = None  # where in `out` the comment being read began
+    n = 0
+    for ch in text:
+        out.append(ch)
+        if opened is None:
+            if ch == "-" and len(out) >= 4 and out[-4:] == ["<", "!", "-", "-"]:
+                opened = len(out) - 4
+        elif ch == ">" and len(out) - opened >= 7 and out[-3:] == ["-", "-", ">"]:
+            del out[opened:]
+            opened = None
+            n += 1
+    if opened is not None:
+        del out[opened:]
+        n += 1
+    return "".join(out), n
+
+
 def _pass(text: str, counts: Counter[str]) -> str:
-    # Comments first, so what hides inside one counts as the comment it is.
+    # Entities that render invisible become the characters they are; comments go before the
+    # invisible characters, so what hides inside a comment counts as the comment it is.
     text = _ENTITY_RE.sub(_entity, text)
-    text, n = _COMMENT_RE.subn("", text)
+    text, n = strip_comments(text)
     counts[HTML_COMMENTS] += n
     kept = "".join(c for c in text if not is_invisible(c))
     counts[INVISIBLE] += len(text) - len(kept)

@@ -109,3 +109,14 @@ def test_counts_merge() -> None:
         "html_comments": 1,
         "invisible": 3,
     }
+
+
+def test_comments_nested_any_depth_go_in_one_scan() -> None:
+    from relayfleet.router.hygiene import strip_comments
+
+    deep = "keep " + "<!" * 5000 + "-- x -->" + "-- y -->" * 4999 + " end"
+    assert strip_comments(deep) == ("keep  end", 5000)
+    assert clean(deep).text == "keep  end"
+    assert strip_comments("a <!-- b --> c <!-- d") == ("a  c ", 2)
+    assert strip_comments("<!---->x<!-- -- -->y") == ("xy", 2)
+    assert strip_comments("no comment -->") == ("no comment -->", 0)
