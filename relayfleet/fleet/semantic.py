@@ -160,7 +160,7 @@ def describe_route(route: Route) -> str:
 
 
 def _route_key(route: Route) -> tuple[Any, ...]:
-    return (tuple(sorted(route.match.items())), route.to)
+    return (tuple(sorted(route.match.items())), route.to, route.untrusted)
 
 
 def _routes(old: tuple[Route, ...], new: tuple[Route, ...]) -> list[str]:
@@ -199,6 +199,8 @@ def _route_changes(old: Route, new: Route) -> list[str]:
             match.append(f"{key} {_show(_one(va))}{ARROW}{_show(_one(vb))}")
     if match:
         parts.append("match: " + ", ".join(match))
+    if old.untrusted != new.untrusted:
+        parts.append(f"untrusted {old.untrusted}{ARROW}{new.untrusted}")
     return parts or ["to: reordered"]
 
 
