@@ -212,9 +212,9 @@ class Quarantine:
                     "agents": {},
                 }
                 entries[current["id"]] = current
-            if current.get("key") != key:
+            if current.get("key") != key:  # a new version (seen again: nothing to write)
                 current["versions"] = int(current.get("versions") or 0) + 1
-            current.update(key=key, updated_at=now, item=item_to_json(item))
+                current.update(key=key, updated_at=now, item=item_to_json(item))
             current["agents"] = {**current.get("agents", {}), **agents}
             return dict(current)
 
