@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
-from relayfleet.core.visibility import RECHECK_S, read_visibility, record_visibility
 from relayfleet.fleet.model import TRUSTED_ASSOCIATIONS, Route, Watch
 from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
+from relayfleet.router.holding import Holding, learn_visibility
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
 from relayfleet.router.plan import Stream, plan
-from relayfleet.router.quarantine import Quarantine, held_by, ok_author, why_held
+from relayfleet.router.quarantine import Quarantine, held_by, why_held
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -114,7 +114,9 @@ class Poller:
         visibility_path: Any = None,
     ) -> None:
         self.quarantine = quarantine
-        self._held_ids: set[str] | None = None  # item ids with a held entry, read once a cycle
+        self.holding = (
+            None if quarantine is None else Holding(quarantine, client, self._release_to, clock)
+        )
         self.visibility_path = visibility_path
         self.before_cycle = before_cycle
         self.client = client
@@ -205,7 +207,8 @@ class Poller:
         is written: no inbox, no outbox draining, no cursor, no HTTP cache, no status file."""
         report = CycleReport()
         self._dry = dry_run
-        self._held_ids = None
+        if self.holding is not None:
+            self.holding.begin_cycle()
         now = self.clock()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
@@ -238,8 +241,10 @@ class Poller:
                         fatal = exc
                         break
                     self._stream_failed(stream, exc, report)
-            if not dry_run and fatal is None:
-                self._learn_visibility(streams, config)
+            if not dry_run and fatal is None and self.visibility_path is not None:
+                watches = [w for st in streams for w in st.watches]
+                learn_visibility(self.client, self.visibility_path, watches, config.routes,
+                                 self.broken, self.clock())  # fmt: skip
         except BaseException:
             clean = False  # a bug or a kill mid-stream: never save validators for it
             raise
@@ -392,7 +397,7 @@ class Poller:
             if held and item.kind == "notifications" and not item.association:
                 # A notification names no author: learn who wrote the comment that caused it,
                 # so a member's @mention passes a gated route and only an outsider's is held.
-                who = self._who_triggered(item)
+                who = self.holding.who_triggered(item) if self.holding else None
                 if who is not None:
                     item = who
                     chosen, held = self._targets(stream, item, first_seen, config)
@@ -434,30 +439,6 @@ class Poller:
                         continue  # backlog for a newly added agent
                     into[agent] = (seen, route.index, why_held(route, seen))
         return chosen, held
-
-    def _who_triggered(self, item: Item) -> Item | None:
-        """The notification's item with the author and association of the newest comment made
-        by the time of the notification (None when there is none, or it cannot be read)."""
-        if not item.number or not item.updated_at:
-            return None
-        start = _parse_iso(item.updated_at)
-        since = iso(start - 300) if start is not None else item.updated_at
-        path = f"/repos/{item.repo}/issues/{item.number}/comments"
-        try:
-            # A one-off URL (its `since` moves with each notification): keep no validators.
-            page = self.client.get(path, {"since": since, "per_page": "100"}, store=False)
-        except Exception as exc:
-            log.info("%s: could not read who triggered the notification: %s", item.ref, exc)
-            return None
-        made = [c for c in page.items if isinstance(c, dict)
-                and str(c.get("created_at") or "") <= item.updated_at]  # fmt: skip
-        if not made:
-            return None
-        last = made[-1]
-        user = last.get("user")
-        login = user.get("login") if isinstance(user, dict) else ""
-        return replace(item, author=str(login or ""),
-                       association=str(last.get("author_association") or ""))  # fmt: skip
 
     def _known_until(self, stream: Stream) -> str:
         """Up to when (GitHub's clock) this stream has seen every item: the newest `updated_at`
@@ -503,44 +484,7 @@ class Poller:
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
 
-    def _learn_visibility(self, streams: list[Stream], config: RouterConfig) -> None:
-        """Record whether a repository is public (core/visibility.py), so `validate` and
-        `route` can flag ungated routes without the network. Only repositories that feed a
-        route without an association gate are looked up (nowhere else does it matter), at most
-        once a day each, and not while their watches are broken."""
-        if self.visibility_path is None:
-            return
-        ungated = [r for r in config.routes if not r.gated]
-        if not ungated:
-            return
-        fed = {n for r in ungated for n in r.match.get("watch", ())}
-        everything = any("watch" not in r.match for r in ungated)
-        repos = {
-            w.repo.lower()
-            for s in streams
-            for w in s.watches
-            if w.repo not in ("", "*") and w.name not in self.broken
-            and (everything or w.name in fed)
-        }  # fmt: skip
-        known = read_visibility(self.visibility_path)
-        now = self.clock()
-        for repo in sorted(repos):
-            seen = known.get(repo) or {}
-            if now - float(seen.get("checked_at") or 0) < RECHECK_S:
-                continue
-            try:
-                page = self.client.get_object(f"/repos/{repo}")
-            except Exception as exc:  # best effort: asked again tomorrow
-                log.info("could not read the visibility of %s: %s", repo, exc)
-                record_visibility(self.visibility_path, repo, None, now)
-                continue
-            obj = page.items[0] if page.items else {}
-            private = obj.get("private") if isinstance(obj, dict) else None
-            if private is None:
-                private = seen.get("private")  # a 304: unchanged
-            record_visibility(self.visibility_path, repo, private, now)
-
-    # -- the quarantine (router/quarantine.py) --------------------------------------------
+    # -- the quarantine (router/quarantine.py, router/holding.py) --------------------------
     def _quarantine(
         self,
         item: Item,
@@ -549,49 +493,13 @@ class Poller:
         config: RouterConfig,
         report: CycleReport,
     ) -> None:
-        """Hold this version for the agents whose routes hold it; then, if the item has a held
-        entry and new comments, look for a trusted `/fleet ok` among them."""
-        q = self.quarantine
-        if q is None or self._dry:
+        if self.holding is None or self._dry:
             if held:
                 report.held.append(("(dry run)", item.ref))
             return
-        if self._held_ids is None:
-            self._held_ids = {str(e.get("item_id")) for e in q.entries()}
-        if held:
-            seen = next(iter(held.values()))[0]
-            agents = {a: {"route": h[1], "why": h[2]} for a, h in held.items()}
-            entry = q.hold(seen, key, agents, now=iso(self.clock()))
-            if entry is not None:
-                self._held_ids.add(item.item_id)
-                report.held.append((entry["id"], item.ref))
-                log.info("held %s as %s: %s", item.ref, entry["id"], held[min(held)][2])
-        if item.item_id not in self._held_ids:
-            return  # the common case: one set lookup, no file read
-        entry = q.held_for(item.item_id)
-        if entry is None or item.kind not in ("issues", "pulls"):
-            return
-        if item.comments <= int(entry.get("comments_seen") or 0):
-            return
-        path = f"/repos/{item.repo}/issues/{item.number}/comments"
-        try:
-            params = {
-                "per_page": "100",
-                **({"since": entry["since"]} if entry.get("since") else {}),
-            }
-            page = self.client.get(path, params)
-        except Exception as exc:  # the comment check is retried on the next change
-            log.warning("%s: could not read comments for /fleet ok: %s", item.ref, exc)
-            return
-        ok = ok_author(page.items, config.commands_allow, str(entry.get("since") or ""))
-        if ok is None:
-            q.seen_comments(entry["id"], item.comments)
-            return
-        by, ok_at = ok
-        q.release(entry["id"], by, self._release_to, now=iso(self.clock()),
-                  agents=config.agents, ok_at=ok_at)  # fmt: skip
-        report.released.append((entry["id"], by))
-        log.info("released %s (%s) on /fleet ok by @%s", entry["id"], item.ref, by)
+        got, released = self.holding.settle(item, key, held, config.commands_allow, config.agents)
+        report.held += got
+        report.released += released
 
     def _release_to(self, agent: str, event: dict[str, Any]) -> None:
         try:
