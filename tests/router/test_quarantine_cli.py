@@ -138,6 +138,12 @@ def test_route_and_validate_warn_about_an_ungated_route_on_a_public_repo(
     _, out, err = cli(root, fake, "validate")
     assert "acme/wms is public" in out + err and "acme/intra is public" not in out + err
     assert len(fake.requests) == after  # neither command touched the network
+    rc, _, err = cli(root, fake, "route", "add", "--to", "reviewer", "--watch", "wms-prs",
+                     "--label", "bug", "--no-commit")  # fmt: skip
+    assert rc == 0 and "warning: no --association gate, and acme/wms is public" in err
+    rc, _, err = cli(root, fake, "route", "add", "--to", "reviewer", "--watch", "intra",
+                     "--label", "bug", "--no-commit")  # fmt: skip
+    assert rc == 0 and "public" not in err  # acme/intra is private
 
 
 def gate_line(root: Path, n: int) -> int:
