@@ -435,6 +435,11 @@ class FakeGitHub(GitHubState):
                 return self._issues(repo, query, path)
             if rest == "pulls":
                 return self._pulls(repo, query, path)
+            if rest == "actions/runs":
+                return self._runs(repo, query, path)
+            if rest.startswith("actions/runs/") and rest.count("/") == 2:
+                return self._run(repo, rest.rsplit("/", 1)[1], path)
+            # One issue's (or PR's) comments, oldest first.
             m = re.fullmatch(r"issues/(\d+)/comments", rest)
             if m and int(m.group(1)) in self.repos[repo].issues:
                 since = query.get("since", "")
@@ -442,10 +447,6 @@ class FakeGitHub(GitHubState):
                 rows = [c for c in rows if not since or c["updated_at"] >= since]
                 chunk, headers = self._page(rows, query, path, 30, 100)
                 return Response(200, chunk, headers)
-            if rest == "actions/runs":
-                return self._runs(repo, query, path)
-            if rest.startswith("actions/runs/") and rest.count("/") == 2:
-                return self._run(repo, rest.rsplit("/", 1)[1], path)
         return self._not_found(path)
 
     def _not_found(self, path: str) -> Response:

@@ -14,8 +14,6 @@ TRANSPORTS = ("file", "shared", "ssh", "http")
 ENDPOINT_MODES = ("default", "custom", "gateway")
 ENGINES = ("claude", "command")
 UNTRUSTED = ("drop", "hold")  # what a route does with items from authors outside its gate
-# Who may steer the fleet from a comment (`/fleet ok`, `[commands] allow`) by default.
-TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 MATCH_KEYS = (
     "watch",
     "repo",
@@ -139,6 +137,17 @@ class GatewayConfig:
     stages: dict[str, str] = field(default_factory=dict)
 
 
+# GitHub author associations allowed to address an agent with `/fleet <agent> <text>`.
+COMMAND_ALLOW_DEFAULT = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    """`[commands]`: who may address an agent from a comment."""
+
+    allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT
+
+
 @dataclass(frozen=True)
 class Fleet:
     name: str
@@ -150,8 +159,7 @@ class Fleet:
     agents: dict[str, Agent] = field(default_factory=dict)
     watches: tuple[Watch, ...] = ()
     routes: tuple[Route, ...] = ()
-    # `[commands] allow`: the author associations whose comments count as commands.
-    commands_allow: tuple[str, ...] = TRUSTED_ASSOCIATIONS
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
 
     def agent(self, name: str) -> Agent:
         from relayfleet.core.errors import NotFound

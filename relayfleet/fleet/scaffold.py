@@ -17,21 +17,13 @@ from relayfleet.core.atomic import write_atomic
 from relayfleet.core.errors import FleetError, NotFound
 from relayfleet.core.paths import FleetPaths, package_dir
 from relayfleet.fleet import txn
-from relayfleet.fleet.model import (
-    BACKENDS,
-    ENDPOINT_MODES,
-    ROLES,
-    TRANSPORTS,
-    TRUSTED_ASSOCIATIONS,
-    Agent,
-    Fleet,
-)
+from relayfleet.fleet.model import BACKENDS, ENDPOINT_MODES, ROLES, TRANSPORTS, Agent, Fleet
 from relayfleet.fleet.schema import REPO_RE
 from relayfleet.fleet.txn import EditOptions
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 FIRST_PORT = 8801
-TRUSTED = list(TRUSTED_ASSOCIATIONS)  # the prompt-injection gate on every starter route
+TRUSTED = ["OWNER", "MEMBER", "COLLABORATOR"]  # the prompt-injection gate on starter routes
 
 
 def templates_dir() -> Path:

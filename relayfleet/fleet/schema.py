@@ -20,16 +20,17 @@ from typing import Any
 from relayfleet.core.errors import ConfigError
 from relayfleet.fleet.model import (
     BACKENDS,
+    COMMAND_ALLOW_DEFAULT,
     ENDPOINT_MODES,
     ENGINES,
     KINDS,
     MATCH_KEYS,
     ROLES,
     TRANSPORTS,
-    TRUSTED_ASSOCIATIONS,
     UNTRUSTED,
     Agent,
     ClaudeConfig,
+    CommandsConfig,
     Credential,
     Endpoint,
     Fleet,
@@ -292,14 +293,6 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         upstream=r.str_(g, ("gateway",), "upstream", dflt.upstream),
         stages=stages,
     )
-    cmd = r.table(("commands",), data.get("commands", MISSING))
-    r.keys(("commands",), cmd, ("allow",))
-    allow = r.strs(cmd, ("commands",), "allow", TRUSTED_ASSOCIATIONS, single_ok=True)
-    for v in allow:
-        if v not in ASSOCIATIONS:
-            r.err(("commands", "allow"), f"{_show(v)} is not one of {', '.join(ASSOCIATIONS)}")
-            allow = TRUSTED_ASSOCIATIONS
-            break
     return {
         "name": name,
         "api_url": api_url,
@@ -307,8 +300,19 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         "default_backend": backend,
         "hosts": hosts,
         "gateway": gateway,
-        "commands_allow": tuple(allow),
+        "commands": _commands(r, data),
     }
+
+
+def _commands(r: _Reader, data: Mapping[str, Any]) -> CommandsConfig:
+    p: Path_ = ("commands",)
+    c = r.table(p, data.get("commands", MISSING))
+    r.keys(p, c, ("allow",))
+    allow = r.strs(c, p, "allow", COMMAND_ALLOW_DEFAULT)
+    bad = [a for a in allow if a.upper() not in ASSOCIATIONS]
+    if bad:
+        r.err((*p, "allow"), f"{_show(bad[0])} is not one of {', '.join(ASSOCIATIONS)}")
+    return CommandsConfig(allow=tuple(a.upper() for a in allow))
 
 
 # -- routes.toml ------------------------------------------------------------------------------

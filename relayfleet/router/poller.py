@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import GitHubError, RateLimited
-from relayfleet.fleet.model import TRUSTED_ASSOCIATIONS, Route, Watch
+from relayfleet.fleet.model import COMMAND_ALLOW_DEFAULT, Route, Watch
 from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event
 from relayfleet.router.holding import Holding, learn_visibility
@@ -57,8 +57,7 @@ class RouterConfig:
     routes: tuple[Route, ...]
     agents: tuple[str, ...]
     queries: dict[str, QueryLike]
-    # `[commands] allow`: whose `/fleet ok` releases a held item
-    commands_allow: tuple[str, ...] = TRUSTED_ASSOCIATIONS
+    allow: tuple[str, ...] = COMMAND_ALLOW_DEFAULT  # associations whose `/fleet` commands count
 
 
 @dataclass(frozen=True)
@@ -393,14 +392,14 @@ class Poller:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             item = with_change(item, prev, known_until=known_until)
-            chosen, held = self._targets(stream, item, first_seen, config)
+            chosen, held = self._targets(stream.watches, item, first_seen, config)
             if held and item.kind == "notifications" and not item.association:
                 # A notification names no author: learn who wrote the comment that caused it,
                 # so a member's @mention passes a gated route and only an outsider's is held.
                 who = self.holding.who_triggered(item) if self.holding else None
                 if who is not None:
                     item = who
-                    chosen, held = self._targets(stream, item, first_seen, config)
+                    chosen, held = self._targets(stream.watches, item, first_seen, config)
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
@@ -409,14 +408,14 @@ class Poller:
                              config, report)  # fmt: skip
 
     def _targets(
-        self, stream: Stream, item: Item, first_seen: int, config: RouterConfig
+        self, watches: Iterable[Watch], item: Item, first_seen: int, config: RouterConfig
     ) -> tuple[dict[str, tuple[Item, int, str]], dict[str, tuple[Item, int, str]]]:
         """agent -> (the sighting through its first matching watch, the first route that sends
         it there, why it is held): the agents it goes to, and those whose routes hold it."""
         agents = set(config.agents)
         chosen: dict[str, tuple[Item, int, str]] = {}
         held: dict[str, tuple[Item, int, str]] = {}  # routes that hold it (router/quarantine)
-        for w in stream.watches:
+        for w in watches:
             if w.name in self.broken or not self._watch_keeps(w, item, config):
                 continue
             if not self.cursor.watch_ready(w.name):
@@ -497,7 +496,7 @@ class Poller:
             if held:
                 report.held.append(("(dry run)", item.ref))
             return
-        got, released = self.holding.settle(item, key, held, config.commands_allow, config.agents)
+        got, released = self.holding.settle(item, key, held, config.allow, config.agents)
         report.held += got
         report.released += released
 

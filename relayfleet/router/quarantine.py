@@ -312,19 +312,24 @@ def release_on_comment(
     store: Quarantine,
     repo: str,
     number: int,
-    comment: dict[str, Any],
+    *,
+    author: str,
+    association: str,
+    body: str,
+    created_at: str,
     allow: Iterable[str],
     deliver: Callable[[str, dict[str, Any]], object],
-    *,
     now: str,
     agents: Iterable[str] | None = None,
 ) -> dict[str, Any] | None:
-    """One new comment (REST/webhook shape) on `repo#number`: when it is a trusted `/fleet ok`
-    and the item has a held entry, release that entry. Returns the released entry, else None.
-    For intake that sees comments one at a time (a webhook); the poller reads them in bulk."""
+    """One new comment on `repo#number` (as a webhook or a comments poll sees it): when it is
+    a trusted `/fleet ok` and the item has a held entry, release that entry. Returns the
+    released entry, else None. The poller's own check reads a held item's comments in bulk."""
     entry = store.held_for_issue(repo, number)
     if entry is None:
         return None
+    comment = {"user": {"login": author}, "author_association": association, "body": body,
+               "created_at": created_at}  # fmt: skip
     ok = ok_author([comment], allow, str(entry.get("since") or ""))
     if ok is None:
         return None

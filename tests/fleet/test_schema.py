@@ -145,11 +145,11 @@ def test_notifications_watch_needs_no_repo_but_others_do() -> None:
 def test_untrusted_and_commands_allow() -> None:
     fleet = load_fleet_from_texts(texts())
     assert fleet.routes[0].untrusted == "drop"  # today's behaviour by default
-    assert fleet.commands_allow == ("OWNER", "MEMBER", "COLLABORATOR")
+    assert fleet.commands.allow == ("OWNER", "MEMBER", "COLLABORATOR")
     held = ROUTES.replace('to = "wms-coder"\n', 'to = "wms-coder"\nuntrusted = "hold"\n')
     allow = FLEET + '\n[commands]\nallow = ["OWNER"]\n'
     fleet = load_fleet_from_texts(texts(**{"routes.toml": held, "fleet.toml": allow}))
-    assert fleet.routes[0].untrusted == "hold" and fleet.commands_allow == ("OWNER",)
+    assert fleet.routes[0].untrusted == "hold" and fleet.commands.allow == ("OWNER",)
     bad = ROUTES.replace('to = "wms-coder"\n', 'to = "wms-coder"\nuntrusted = "keep"\n')
     assert 'route[1].untrusted: "keep" is not one of drop, hold' in error_of(
         texts(**{"routes.toml": bad})

@@ -275,19 +275,15 @@ def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
     p.run_once(cfg, force=True)
     inboxes = FileTransport(rig.paths.inbox)
 
-    def comment(login: str, assoc: str, body: str) -> dict:
-        return {"user": {"login": login}, "author_association": assoc, "body": body,
-                "created_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+    def ok(login: str, assoc: str, body: str) -> dict | None:
+        return release_on_comment(q(rig), REPO.upper(), n, author=login, association=assoc,
+                                  body=body, created_at="2030-01-01T00:00:00Z", allow=TRUSTED,
+                                  deliver=inboxes.append, now="t")  # fmt: skip
 
-    args = (REPO.upper(), n)
-    assert release_on_comment(q(rig), *args, comment("mallory", "NONE", "/fleet ok"), TRUSTED,
-                              inboxes.append, now="t") is None  # fmt: skip
-    assert release_on_comment(q(rig), *args, comment("bob", "MEMBER", "lgtm"), TRUSTED,
-                              inboxes.append, now="t") is None  # fmt: skip
-    done = release_on_comment(q(rig), *args, comment("bob", "MEMBER", "/fleet ok"), TRUSTED,
-                              inboxes.append, now="t")  # fmt: skip
+    assert ok("mallory", "NONE", "/fleet ok") is None
+    assert ok("bob", "MEMBER", "lgtm") is None
+    done = ok("bob", "MEMBER", "/fleet ok")
     assert done is not None and done["decided_by"] == "bob"
     [event] = rig.inbox("reviewer")
     assert event["metadata"]["released_by"] == "bob"
-    assert release_on_comment(q(rig), *args, comment("bob", "MEMBER", "/fleet ok"), TRUSTED,
-                              inboxes.append, now="t") is None  # fmt: skip
+    assert ok("bob", "MEMBER", "/fleet ok") is None  # released already: nothing held

@@ -187,7 +187,7 @@ def router_config(fleet: Fleet) -> RouterConfig:
         routes=fleet.routes,
         agents=tuple(sorted(fleet.agents)),
         queries=queries,
-        commands_allow=fleet.commands_allow,
+        allow=fleet.commands.allow,
     )
 
 
