@@ -130,7 +130,16 @@ class Starter:
     comment: str
 
 
+# Words a `/fleet <word>` comment uses for itself, so no agent may be called that.
+RESERVED_NAMES = ("ok",)
+
+
 def check_agent_name(name: str) -> None:
+    if name in RESERVED_NAMES:
+        raise FleetError(
+            f"agent name {name!r} is reserved: a `/fleet {name}` comment releases a held item "
+            "(gh fleet quarantine)"
+        )
     if not NAME_RE.match(name or ""):
         raise FleetError(
             f"invalid agent name {name!r}: use lowercase letters, digits and '-', starting with "
