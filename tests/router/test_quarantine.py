@@ -287,3 +287,17 @@ def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
     [event] = rig.inbox("reviewer")
     assert event["metadata"]["released_by"] == "bob"
     assert ok("bob", "MEMBER", "/fleet ok") is None  # released already: nothing held
+
+
+def test_the_held_set_survives_a_router_restart(
+    rig: Rig, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    cfg = gated()
+    poller(rig).run_once(cfg, force=True)
+    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
+    poller(rig).run_once(cfg, force=True)  # held by one router process...
+    clock.advance(5)
+    fake.comment(REPO, n, "carol", "COLLABORATOR", "/fleet ok")
+    report = poller(rig).run_once(cfg, force=True)  # ...released by the next
+    assert [by for _, by in report.released] == ["carol"]
+    assert [e["metadata"]["released_by"] for e in rig.inbox("reviewer")] == ["carol"]
