@@ -439,6 +439,10 @@ class FakeGitHub(GitHubState):
                 return self._runs(repo, query, path)
             if rest.startswith("actions/runs/") and rest.count("/") == 2:
                 return self._run(repo, rest.rsplit("/", 1)[1], path)
+            m = re.fullmatch(r"issues/(\d+)", rest)
+            if m and int(m.group(1)) in self.repos[repo].issues:
+                issue = self.repos[repo].issues[int(m.group(1))]
+                return Response(200, self.render_issue(repo, issue, self.base_url))
             # One issue's (or PR's) comments, oldest first.
             m = re.fullmatch(r"issues/(\d+)/comments", rest)
             if m and int(m.group(1)) in self.repos[repo].issues:

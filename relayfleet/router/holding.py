@@ -100,7 +100,8 @@ class Holding:
 
     def who_triggered(self, item: Item) -> Item | None:
         """A notification's item with the author and association of the newest comment made
-        by the time of the notification (None when there is none, or it cannot be read)."""
+        by the time of the notification, or else of the issue or PR itself (None when neither
+        can be read)."""
         if not item.number or not item.updated_at:
             return None
         start = _ts(item.updated_at)
@@ -114,12 +115,21 @@ class Holding:
             return None
         made = [c for c in page.items if isinstance(c, dict)
                 and str(c.get("created_at") or "") <= item.updated_at]  # fmt: skip
-        if not made:
+        source = made[-1] if made else None
+        if source is None:
+            # No comment: the mention is in the issue or PR itself, written by its author.
+            try:
+                got = self.client.get_object(f"/repos/{item.repo}/issues/{item.number}")
+            except Exception as exc:
+                log.info("%s: could not read who triggered the notification: %s", item.ref, exc)
+                return None
+            source = got.items[0] if got.items else None
+        if not isinstance(source, dict):
             return None
-        user = made[-1].get("user")
+        user = source.get("user")
         login = user.get("login") if isinstance(user, dict) else ""
         return replace(item, author=str(login or ""),
-                       association=str(made[-1].get("author_association") or ""))  # fmt: skip
+                       association=str(source.get("author_association") or ""))  # fmt: skip
 
 
 def learn_visibility(
