@@ -164,6 +164,7 @@ def explain_item(fleet: Fleet, item: Item, watch: str | None = None) -> dict[str
     """Which watches fetch `item`, which routes match each sighting, and who gets it: the
     router's own order (per agent the first watch, then the first route, that sends it)."""
     from relayfleet.router.match import explain, route_matches
+    from relayfleet.router.quarantine import held_by
 
     watch = watch or item.watch or None
     seen = [(w, *watch_sees(w, item)) for w in fleet.watches]
@@ -183,14 +184,19 @@ def explain_item(fleet: Fleet, item: Item, watch: str | None = None) -> dict[str
     fetching = [w.name for w, ok, _ in seen if ok]
     sightings = [dataclasses.replace(item, watch=name) for name in fetching]
     routes = []
+    held_to: set[str] = set()
     deliveries: dict[str, dict[str, Any]] = {}
     for r in fleet.routes:
         hit = next((s for s in sightings if route_matches(r, s)), None)
-        shown = hit or (sightings[0] if sightings else item)
+        hold = None if hit else next((s for s in sightings if held_by(r, s)), None)
+        via = hit or hold
+        shown = via or (sightings[0] if sightings else item)
         checks = [{"key": k, "ok": ok, "why": why} for k, ok, why in explain(r, shown)]
         routes.append({"index": r.index, "match": {k: list(v) for k, v in r.match.items()},
-                       "to": list(r.to), "matched": hit is not None,
-                       "watch": hit.watch if hit else None, "checks": checks})  # fmt: skip
+                       "to": list(r.to), "matched": hit is not None, "held": hold is not None,
+                       "watch": via.watch if via else None, "checks": checks})  # fmt: skip
+        if hold is not None:
+            held_to.update(r.to)
     for s in sightings:  # per agent: its first watch, then that watch's first route
         for r in fleet.routes:
             if route_matches(r, s):
@@ -199,6 +205,7 @@ def explain_item(fleet: Fleet, item: Item, watch: str | None = None) -> dict[str
                                                   "route": r.index})  # fmt: skip
     got = sorted(deliveries)
     unknown = sorted(a for a in got if a not in fleet.agents)
+    held = sorted(held_to - set(got))
     return {
         "item": {
             "kind": item.kind,
@@ -217,6 +224,7 @@ def explain_item(fleet: Fleet, item: Item, watch: str | None = None) -> dict[str
         "recipients": got,
         "deliveries": [deliveries[a] for a in got],
         "unknown_recipients": unknown,
+        "held_for": held,  # untrusted = "hold": the quarantine keeps it for these agents
     }
 
 
@@ -244,6 +252,8 @@ def print_explained(out: TextIO, report: dict[str, Any]) -> None:
     for r in report["routes"]:
         mark = "✓" if r["matched"] else "✗"
         verdict = f"matches (via watch {r['watch']})" if r["matched"] else "no match"
+        if r.get("held"):
+            verdict = 'held: the author is outside its gate (untrusted = "hold")'
         print(f"{mark} route #{r['index']} → {', '.join(r['to'])}: {verdict}", file=out)
         for c in r["checks"]:
             print(f"    {'✓' if c['ok'] else '✗'} {c['key']}: {c['why']}", file=out)
@@ -258,3 +268,6 @@ def print_explained(out: TextIO, report: dict[str, Any]) -> None:
         print(f"! not agents of this fleet: {names}", file=out)
     got = report["recipients"]
     print(f"Recipients: {', '.join(got) if got else '(none)'}", file=out)
+    if report.get("held_for"):
+        print(f"Held for: {', '.join(report['held_for'])} (until released: "
+              "`gh fleet quarantine`, or a trusted `/fleet ok`)", file=out)  # fmt: skip

@@ -34,6 +34,7 @@ import argparse
 import functools
 import hashlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -440,6 +441,18 @@ class FakeGitHub(GitHubState):
                 return self._runs(repo, query, path)
             if rest.startswith("actions/runs/") and rest.count("/") == 2:
                 return self._run(repo, rest.rsplit("/", 1)[1], path)
+            m = re.fullmatch(r"issues/(\d+)", rest)
+            if m and int(m.group(1)) in self.repos[repo].issues:
+                issue = self.repos[repo].issues[int(m.group(1))]
+                return Response(200, self.render_issue(repo, issue, self.base_url))
+            # One issue's (or PR's) comments, oldest first.
+            m = re.fullmatch(r"issues/(\d+)/comments", rest)
+            if m and int(m.group(1)) in self.repos[repo].issues:
+                since = query.get("since", "")
+                rows = self.render_comments(repo, int(m.group(1)), self.base_url)
+                rows = [c for c in rows if not since or c["updated_at"] >= since]
+                chunk, headers = self._page(rows, query, path, 30, 100)
+                return Response(200, chunk, headers)
         return self._not_found(path)
 
     def _not_found(self, path: str) -> Response:

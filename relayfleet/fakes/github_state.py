@@ -626,6 +626,27 @@ class GitHubState:
             "subscription_url": f"{base}/notifications/threads/{t.id}/subscription",
         }
 
+    def render_comments(self, repo: str, number: int, base: str) -> list[dict[str, Any]]:
+        """`GET /repos/{o}/{r}/issues/{n}/comments`: oldest first, as GitHub lists them."""
+        item = self.issue(repo, number)
+        out = []
+        for c in item.comment_log:
+            cid = int(c.get("id") or 0)
+            created = int(c.get("created_at") or item.updated_at)
+            out.append({
+                "id": cid,
+                "node_id": f"IC_{cid}",
+                "url": f"{base}/repos/{repo}/issues/comments/{cid}",
+                "html_url": f"{WEB}/{repo}/issues/{number}#issuecomment-{cid}",
+                "issue_url": f"{base}/repos/{repo}/issues/{number}",
+                "user": _user(str(c["author"]), base),
+                "created_at": iso(created),
+                "updated_at": iso(created),
+                "author_association": c.get("association") or "NONE",
+                "body": c.get("body") or "",
+            })  # fmt: skip
+        return out
+
     def render_user(self, login: str, base: str) -> dict[str, Any]:
         out = _user(login, base)
         out.update({"name": login.title(), "company": None, "blog": "", "email": None})

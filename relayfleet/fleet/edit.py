@@ -308,16 +308,31 @@ def _prune_watch_from_routes(text: str, users: list[Route], name: str) -> tuple[
 # -- routes ------------------------------------------------------------------------------------
 
 
+def _public_watched(paths: FleetPaths, fleet: Fleet, table: Mapping[str, Any]) -> list[str]:
+    """The public repositories (as the router recorded them) of the watches a new route with
+    this match would take items from (issues, pulls and notifications watches)."""
+    from relayfleet.core.visibility import public_repos
+
+    public = public_repos(paths)
+    if not public:
+        return []
+    names = set(_values(table.get("watch") or [])) or {w.name for w in fleet.watches}
+    watched = [w for w in fleet.watches if w.name in names and w.kind != "runs"]
+    return sorted({w.repo for w in watched if w.repo.lower() in public})
+
+
 def add_route(
     paths: FleetPaths,
     *,
     to: Sequence[str],
     match: Mapping[str, str | Sequence[str] | None],
+    untrusted: str | None = None,
     commit: bool = True,
     env: Mapping[str, str] | None = None,
     edit: EditOptions | None = None,
 ) -> EditResult:
-    """Append a route; `match` holds flag values (lists or comma-separated strings)."""
+    """Append a route; `match` holds flag values (lists or comma-separated strings).
+    `untrusted` ("drop" | "hold"): what happens to items from authors outside the gate."""
     from relayfleet.fleet import toml_splice
 
     agents = _values(to)
@@ -339,7 +354,21 @@ def add_route(
             warnings.append(
                 "this route is a catch-all: every item of every watch goes to " + ", ".join(agents)
             )
-        values: dict[str, Any] = {"to": list(dict.fromkeys(agents)), "match": table}
+        if untrusted == "hold" and "association" not in table:
+            raise FleetError("--untrusted hold needs --association (the gate it holds for)")
+        if "association" not in table:
+            exposed = _public_watched(paths, fleet, table)
+            if exposed:
+                warnings.append(
+                    f"no --association gate, and {', '.join(exposed)} is public: anyone's issue, "
+                    "PR or comment reaches "
+                    + ", ".join(agents)
+                    + " (add --association OWNER,MEMBER,COLLABORATOR --untrusted hold)"
+                )
+        values: dict[str, Any] = {"to": list(dict.fromkeys(agents))}
+        if untrusted:
+            values["untrusted"] = untrusted
+        values["match"] = table
         text = toml_splice.append(text, ROUTES, "route", _table(values))
         index = len(fleet.routes) + 1
         return text, f"fleet: add route #{index} ({describe_match(table)} → {', '.join(agents)})"

@@ -17,6 +17,7 @@ WORKSPACE_MODES = ("clone", "worktree", "none")
 FETCH_MODES = ("on-event", "on-start", "never")
 # `[github] clone_url`: where a workspace is cloned from; `{repo}` is owner/name.
 DEFAULT_CLONE_URL = "https://github.com/{repo}.git"
+UNTRUSTED = ("drop", "hold")  # what a route does with items from authors outside its gate
 MATCH_KEYS = (
     "watch",
     "repo",
@@ -49,10 +50,18 @@ class Route:
     index: int  # 1-based position in routes.toml, as shown by `gh fleet route`
     match: dict[str, tuple[str, ...]]  # every value normalised to a tuple (any-of)
     to: tuple[str, ...]
+    # Items that match every key but `association` (an author outside the gate): "drop" them,
+    # or "hold" them in the quarantine for a trusted person to release (router/quarantine.py).
+    untrusted: str = "drop"
 
     @property
     def catch_all(self) -> bool:
         return not self.match
+
+    @property
+    def gated(self) -> bool:
+        """Whether the route lets only some authors through (has an `association` key)."""
+        return "association" in self.match
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,16 @@ class Starter:
     comment: str
 
 
+# Words a `/fleet <word>` comment uses for itself, so no agent may be called that.
+RESERVED_NAMES = ("ok",)
+
+
 def check_agent_name(name: str) -> None:
+    if name in RESERVED_NAMES:
+        raise FleetError(
+            f"agent name {name!r} is reserved: a `/fleet {name}` comment releases a held item "
+            "(gh fleet quarantine)"
+        )
     if not NAME_RE.match(name or ""):
         raise FleetError(
             f"invalid agent name {name!r}: use lowercase letters, digits and '-', starting with "
@@ -213,12 +222,11 @@ def starters(name: str, role: str, repo: str) -> list[Starter]:
 
 
 def _route_comment(name: str, role: str) -> str:
-    if role in ("coder", "reviewer"):
-        return (
-            f"# -> {name}, only items written by trusted authors (the prompt-injection gate;\n"
-            "# drop `association` to also accept outside contributors).\n"
-        )
-    return f"# -> {name}\n"
+    return (
+        f"# -> {name}, only items written by trusted authors (the prompt-injection gate).\n"
+        "# Items by anyone else are held, not delivered: `gh fleet quarantine list`, then\n"
+        "# `release <id>` or a `/fleet ok` comment by a trusted author on the item.\n"
+    )
 
 
 def new_agent(
@@ -441,12 +449,14 @@ def _add_starters(doc: Any, fleet: Fleet, name: str, role: str, repo: str, appen
         return added
     r = tomlkit.table()
     r["to"] = [name]
+    # Every starter route is gated, the manager's too (an outsider's @mention is an item like
+    # any other), and holds what the gate stops for a person to decide on.
+    r["untrusted"] = "hold"
     m = tomlkit.table()
     m["watch"] = watch_names[0] if len(watch_names) == 1 else watch_names
-    if role in ("coder", "reviewer"):
-        arr = tomlkit.array()
-        arr.extend(TRUSTED)
-        m["association"] = arr
+    arr = tomlkit.array()
+    arr.extend(TRUSTED)
+    m["association"] = arr
     r["match"] = m
     r.trivia.indent = _route_comment(name, role)
     append(doc, "route", r)

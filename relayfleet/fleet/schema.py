@@ -29,6 +29,7 @@ from relayfleet.fleet.model import (
     MATCH_KEYS,
     ROLES,
     TRANSPORTS,
+    UNTRUSTED,
     WORKSPACE_MODES,
     Agent,
     ClaudeConfig,
@@ -399,8 +400,9 @@ def routes_from(
     for i, raw in enumerate(_aot(r, "route", data)):
         p = ("route", i)
         t = r.table(p, raw)
-        r.keys(p, t, ("to", "match"))
+        r.keys(p, t, ("to", "match", "untrusted"))
         to = r.strs(t, p, "to", (), single_ok=True, nonempty=True, required=True)
+        untrusted = r.enum(t, p, "untrusted", UNTRUSTED, "drop")
         m = r.table((*p, "match"), t.get("match", MISSING))
         r.keys((*p, "match"), m, MATCH_KEYS)
         match: dict[str, tuple[str, ...]] = {}
@@ -415,7 +417,7 @@ def routes_from(
                 r.err((*p, "match", key), bad)
                 continue
             match[key] = values
-        routes.append(Route(index=i + 1, match=match, to=to))
+        routes.append(Route(index=i + 1, match=match, to=to, untrusted=untrusted))
     return tuple(watches), tuple(routes)
 
 

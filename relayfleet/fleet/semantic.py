@@ -155,11 +155,12 @@ def _named(kind: str, old: dict[str, Any], new: dict[str, Any], label: Any) -> l
 def describe_route(route: Route) -> str:
     """`watch=wms-prs label=bug → wms-reviewer` (or `(catch-all) → …`)."""
     match = " ".join(f"{k}={','.join(_show(x) for x in v)}" for k, v in route.match.items())
-    return f"{match or '(catch-all)'} {ARROW} {', '.join(route.to)}"
+    held = " (untrusted: hold)" if route.untrusted == "hold" else ""
+    return f"{match or '(catch-all)'} {ARROW} {', '.join(route.to)}{held}"
 
 
 def _route_key(route: Route) -> tuple[Any, ...]:
-    return (tuple(sorted(route.match.items())), route.to)
+    return (tuple(sorted(route.match.items())), route.to, route.untrusted)
 
 
 def _routes(old: tuple[Route, ...], new: tuple[Route, ...]) -> list[str]:
@@ -198,6 +199,8 @@ def _route_changes(old: Route, new: Route) -> list[str]:
             match.append(f"{key} {_show(_one(va))}{ARROW}{_show(_one(vb))}")
     if match:
         parts.append("match: " + ", ".join(match))
+    if old.untrusted != new.untrusted:
+        parts.append(f"untrusted {old.untrusted}{ARROW}{new.untrusted}")
     return parts or ["to: reordered"]
 
 

@@ -7,13 +7,14 @@ references, duplicates, unparseable watch filters, catch-all routes, missing per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.paths import FleetPaths
-from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC, Fleet
+from relayfleet.core.visibility import public_repos
+from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC, Fleet, Route
 from relayfleet.fleet.schema import (
     FLEET_TOML,
     ROUTES_TOML,
@@ -64,10 +65,12 @@ def check_fleet(
     fleet: Fleet,
     texts: Mapping[str, str] | None = None,
     recency: Mapping[str, float] | None = None,
+    public: Collection[str] = (),
 ) -> list[Problem]:
     """Cross-file checks on a loaded fleet (pure). `texts` (keyed like `load_fleet_from_texts`)
     only add line numbers; `recency` (same keys, higher = changed later) decides which file of
-    a collision is reported: the one changed last, naming the other."""
+    a collision is reported: the one changed last, naming the other. `public`: repositories
+    (owner/name, lower case) known to be public, whose ungated routes are flagged."""
     from relayfleet.fleet.filters import parse_filter
 
     s = _Sink(texts or {})
@@ -133,6 +136,7 @@ def check_fleet(
                 )
         if len(set(r.to)) != len(r.to):
             s.add("warning", ROUTES_TOML, ("route", i, "to"), "lists an agent twice")
+        _gate_checks(s, fleet, r, public)
     for i, w in enumerate(fleet.watches):
         if w.name not in used:
             s.add(
@@ -250,6 +254,40 @@ def _branch_overlaps(s: _Sink, fleet: Fleet, order: Callable[[str], tuple[float,
             seen.append((repo, prefix, name))
 
 
+def _gate_checks(s: _Sink, fleet: Fleet, r: Route, public: Collection[str]) -> None:
+    """A route that holds without a gate holds nothing; a route without a gate on a public
+    repository lets anyone on the internet write into an agent's session."""
+    i = r.index - 1
+    if r.untrusted == "hold" and not r.gated:
+        s.add(
+            "warning",
+            ROUTES_TOML,
+            ("route", i, "untrusted"),
+            'untrusted = "hold" does nothing without an association gate in [route.match]',
+        )
+    if r.gated or not public:
+        return
+    names = set(r.match.get("watch", ())) or {w.name for w in fleet.watches}
+    # Workflow runs carry no author association (a gate would stop every run), and their
+    # text is the workflow's, not an outsider's: only issues, PRs and notifications count.
+    exposed = sorted(
+        {
+            w.repo
+            for w in fleet.watches
+            if w.name in names and w.kind != "runs" and w.repo.lower() in public
+        }
+    )
+    if exposed:
+        s.add(
+            "warning",
+            ROUTES_TOML,
+            ("route", i),
+            f"no association gate, and {', '.join(exposed)} is public: anyone's issue, PR or "
+            "comment reaches " + ", ".join(r.to) + ' (add association = ["OWNER", "MEMBER", '
+            '"COLLABORATOR"] and untrusted = "hold")',
+        )
+
+
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:
     return f" (known: {', '.join(sorted(names))})" if names else " (none defined)"
 
@@ -292,6 +330,7 @@ def _file_checks(paths: FleetPaths, texts: Mapping[str, str]) -> list[Problem]:
 def validate_texts(
     texts: Mapping[str, str],
     recency: Mapping[str, float] | None = None,
+    public: Collection[str] = (),
     *,
     locate: bool = True,
 ) -> list[Problem]:
@@ -300,7 +339,7 @@ def validate_texts(
     errors: list[ConfigError] = []
     fleet = load_fleet_from_texts(texts, errors)
     problems = [from_error(e) for e in errors if not _is_missing_fleet(e)]
-    return problems + check_fleet(fleet, texts if locate else None, recency)
+    return problems + check_fleet(fleet, texts if locate else None, recency, public)
 
 
 def recency(paths: FleetPaths, texts: Mapping[str, str]) -> dict[str, float]:
@@ -336,7 +375,8 @@ def validate(paths: FleetPaths) -> list[Problem]:
     from relayfleet.fleet.load import read_texts
 
     texts = read_texts(paths)
-    problems = validate_texts(texts, recency(paths, texts)) + _file_checks(paths, texts)
+    public = public_repos(paths)  # what the router learnt; validate itself stays offline
+    problems = validate_texts(texts, recency(paths, texts), public) + _file_checks(paths, texts)
     files = [FLEET_TOML, ROUTES_TOML, *sorted(set(texts) - {FLEET_TOML, ROUTES_TOML})]
     order = {display(rel): n for n, rel in enumerate(files)}
     return sorted(

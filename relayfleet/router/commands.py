@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from relayfleet.router import hygiene
 from relayfleet.router.delivery import one_line
 
 _SLASH = re.compile(r"^/fleet\s+([A-Za-z0-9][A-Za-z0-9-]*)(?:\s+(.*))?$", re.DOTALL)
@@ -57,7 +58,8 @@ def parse(body: str, agents: Iterable[str]) -> tuple[str, str] | None:
 
     `/fleet <agent> <text>` or `@<agent> <text>` (the agent's name is its handle). Text on the
     following lines belongs to the command, folded into one line."""
-    text = (body or "").lstrip()
+    # What a reader of the page sees: a command hidden in an HTML comment is no command.
+    text = hygiene.clean(body or "").text.lstrip()
     first = text.split("\n", 1)[0].strip()
     m = _SLASH.match(first) or _AT.match(first)
     if not m:
@@ -87,9 +89,11 @@ def decide(
 ) -> tuple[Command | None, str]:
     """(the command, "") or (None, why it is not one). An empty why: not a command at all."""
     agents = tuple(agents)
+    handle = addressed(comment.body)
+    if handle and handle.lower() == "ok":
+        return None, ""  # `/fleet ok` releases a held item: the quarantine's (router/holding.py)
     got = parse(comment.body, agents)
     if got is None:
-        handle = addressed(comment.body)
         if handle and comment.body.lstrip().startswith("/fleet"):
             return None, f"/fleet {handle}: no agent by that name"
         return None, ""

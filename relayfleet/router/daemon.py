@@ -287,6 +287,7 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "catching_up": catching,
         "catching_up_pages": sum(catching.values()),
         "pending": st.get("pending", 0),
+        "held": _held(paths),  # items in the quarantine, waiting for a person
         "error": st.get("error"),
         "webhooks": _webhooks(st.get("webhook"), now, running=rec is not None),
         "streams": streams,
@@ -317,6 +318,15 @@ def _webhooks(wh: Any, now: float, *, running: bool) -> dict[str, Any] | None:
         "reconcile_sec": window,
         "summary": health_line(wh, now) if running else "receiver stopped with the router",
     }
+
+
+def _held(paths: FleetPaths) -> int:
+    from relayfleet.router.quarantine import Quarantine, quarantine_path
+
+    try:
+        return Quarantine(quarantine_path(paths)).count()
+    except OSError:
+        return 0
 
 
 def tail_log(path: Path, n: int = 20) -> list[str]:

@@ -70,6 +70,10 @@ def build_event(agent: str, item: Item, key: str, *, ts: str) -> dict[str, Any]:
             "association": item.association,
             "labels": list(item.labels),
             "state": item.state,
+            # The opening of the body, cleaned like every GitHub text (router/hygiene.py), and
+            # what the cleaning removed: an agent and the operator see that something was hidden.
+            "excerpt": item.body_excerpt,
+            "hygiene": dict(item.hygiene),
             **({"reason": item.reason} if item.reason else {}),
             **(
                 {"run_status": item.run_status, "run_conclusion": item.run_conclusion}

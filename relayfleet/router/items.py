@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from relayfleet.router import hygiene
+
 KINDS = ("issues", "pulls", "runs", "notifications")
 EXCERPT = 280  # enough for `@login` mentions and free-word filters; the url has the rest
 
@@ -51,6 +53,8 @@ class Item:
     workflow_path: str = ""
     run_attempt: int = 0
     subject_type: str = ""  # notifications: Issue, PullRequest, CheckSuite, …
+    # What `router/hygiene.py` removed from this item's text, as sorted (name, count) pairs.
+    hygiene: tuple[tuple[str, int], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -104,12 +108,40 @@ def item_from_rest(kind: str, repo: str, obj: dict[str, Any]) -> Item:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     if kind in ("issues", "pulls"):
-        return _issue(repo, obj)
+        return scrub(_issue(repo, obj), obj.get("body"))
     if kind == "runs":
-        return _run(repo, obj)
+        return scrub(_run(repo, obj))
     if kind == "notifications":
-        return _notification(repo, obj)
+        return scrub(_notification(repo, obj))
     raise ValueError(f"unknown item kind {kind!r}")
+
+
+def scrub(item: Item, body: Any = None) -> Item:
+    """`item` as a reader of the page sees it (router/hygiene.py): every text field cleaned, the
+    ones routes match on NFKC-folded, the excerpt cut from the cleaned `body`, and what was
+    removed counted in `item.hygiene`. Every path from GitHub to an `Item` goes through here."""
+    found: list[dict[str, int]] = []
+
+    def field(text: str) -> str:
+        got = hygiene.clean_field(text)
+        found.append(got.counts)
+        return got.text
+
+    excerpt = item.body_excerpt
+    if isinstance(body, str):
+        got = hygiene.clean(body)
+        found.append(got.counts)
+        excerpt = _excerpt(got.text)
+    cleaned = replace(
+        item,
+        title=field(item.title),
+        labels=tuple(field(x) for x in item.labels),
+        body_excerpt=excerpt,
+        branch=field(item.branch),
+        workflow=field(item.workflow),
+        base=field(item.base),
+    )
+    return replace(cleaned, hygiene=tuple(hygiene.merge(*found).items()))
 
 
 def _issue(repo: str, o: dict[str, Any]) -> Item:
@@ -212,21 +244,24 @@ def item_from_dict(d: dict[str, Any]) -> Item:
     labels = d.get("labels") or ()
     if isinstance(labels, str):
         labels = (labels,)
-    return Item(
-        kind=kind,
-        repo=str(d.get("repo") or ""),
-        number=int(d.get("number") or 0),
-        title=str(d.get("title") or ""),
-        state=str(d.get("state") or "open"),
-        labels=tuple(str(x) for x in labels),
-        author=str(d.get("author") or ""),
-        association=str(d.get("association") or "").upper(),
-        assignees=tuple(str(x) for x in d.get("assignees") or ()),
-        updated_at=str(d.get("updated_at") or ""),
-        url=str(d.get("url") or ""),
-        watch=str(d.get("watch") or ""),
-        merged=bool(d.get("merged")),
-        reason=str(d.get("reason") or ""),
+    return scrub(
+        Item(
+            kind=kind,
+            repo=str(d.get("repo") or ""),
+            number=int(d.get("number") or 0),
+            title=str(d.get("title") or ""),
+            state=str(d.get("state") or "open"),
+            labels=tuple(str(x) for x in labels),
+            author=str(d.get("author") or ""),
+            association=str(d.get("association") or "").upper(),
+            assignees=tuple(str(x) for x in d.get("assignees") or ()),
+            updated_at=str(d.get("updated_at") or ""),
+            url=str(d.get("url") or ""),
+            watch=str(d.get("watch") or ""),
+            merged=bool(d.get("merged")),
+            reason=str(d.get("reason") or ""),
+        ),
+        d.get("body"),
     )
 
 

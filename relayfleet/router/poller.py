@@ -33,10 +33,12 @@ from relayfleet.router import commands
 from relayfleet.router.commands import Comment
 from relayfleet.router.cursor import Cursor, route_sig
 from relayfleet.router.delivery import build_event, event_id
+from relayfleet.router.holding import Holding, learn_visibility
 from relayfleet.router.items import Item, item_from_rest, summary, with_change
 from relayfleet.router.match import dedup_key, route_matches
 from relayfleet.router.paging import Catchup, Read, read_list
 from relayfleet.router.plan import ENDPOINT_OF_KIND, Stream, comment_streams, plan
+from relayfleet.router.quarantine import Quarantine, held_by, release_on_comment, why_held
 from relayfleet.router.runs import poll_runs
 from relayfleet.router.schedule import Cadence, Schedule
 from relayfleet.router.transport import InboxTransport
@@ -86,6 +88,8 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     would: list[WouldDeliver] = field(default_factory=list)  # dry run only
     snapshots: list[str] = field(default_factory=list)  # watches whose first poll this was
+    held: list[tuple[str, str]] = field(default_factory=list)  # (quarantine id, item ref)
+    released: list[tuple[str, str]] = field(default_factory=list)  # (quarantine id, by login)
 
 
 def iso(ts: float) -> str:
@@ -112,7 +116,14 @@ class Poller:
         before_cycle: Callable[[], None] | None = None,
         rng: Callable[[], float] = random.random,
         cadence: Cadence | None = None,
+        quarantine: Quarantine | None = None,
+        visibility_path: Any = None,
     ) -> None:
+        self.quarantine = quarantine
+        self.holding = (
+            None if quarantine is None else Holding(quarantine, client, self._release_to, clock)
+        )
+        self.visibility_path = visibility_path
         self.before_cycle = before_cycle
         self.client = client
         self.cursor = cursor
@@ -208,6 +219,8 @@ class Poller:
         is written: no inbox, no outbox draining, no cursor, no HTTP cache, no status file."""
         report = CycleReport()
         self._dry = dry_run
+        if self.holding is not None:
+            self.holding.begin_cycle()
         now = self.clock()
         self.cursor.begin_cycle()
         self.cursor.sync_config(list(config.watches), list(config.routes), list(config.agents))
@@ -240,6 +253,10 @@ class Poller:
                         fatal = exc
                         break
                     self._stream_failed(stream, exc, report)
+            if not dry_run and fatal is None and self.visibility_path is not None:
+                watches = [w for st in streams for w in st.watches]
+                learn_visibility(self.client, self.visibility_path, watches, config.routes,
+                                 self.broken, self.clock())  # fmt: skip
         except BaseException:
             clean = False  # a bug or a kill mid-stream: never save validators for it
             raise
@@ -452,39 +469,58 @@ class Poller:
         """The one pipeline, for polled and webhook items alike: per item its dedup key, each
         watch's filter, the routes, then the exactly-once ledger. An item that arrives with its
         `change` already said (a webhook's action) keeps it."""
-        agents = set(config.agents)
         watches = tuple(watches)
         for item in items:
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             if not item.change:
                 item = with_change(item, prev, known_until=known_until)
-            # agent -> the sighting (through its first matching watch) that goes to it, and
-            # the first route that sends it there
-            chosen: dict[str, tuple[Item, int]] = {}
-            for w in watches:
-                if w.name in self.broken or not self._watch_keeps(w, item, config):
-                    continue
-                if not self.cursor.watch_ready(w.name):
-                    continue  # this poll is the watch's snapshot: seen, not delivered
-                if first_seen <= self.cursor.ready_gen(w.name):
-                    continue  # a version the snapshot already saw
-                seen = replace(item, watch=w.name)
-                for route in config.routes:
-                    if not route_matches(route, seen):
-                        continue
-                    if first_seen < self.cursor.born_gen(route_sig(route)):
-                        continue  # backlog for a route added after this version appeared
-                    for agent in route.to:
-                        if agent not in agents or agent in chosen:
-                            continue
-                        if first_seen < self.cursor.born_gen(f"agent:{agent}"):
-                            continue  # backlog for a newly added agent
-                        chosen[agent] = (seen, route.index)
+            chosen, held = self._targets(watches, item, first_seen, config)
+            if held and item.kind == "notifications" and not item.association:
+                # A notification names no author: learn who wrote the comment that caused it,
+                # so a member's @mention passes a gated route and only an outsider's is held.
+                who = self.holding.who_triggered(item) if self.holding else None
+                if who is not None:
+                    item = who
+                    chosen, held = self._targets(watches, item, first_seen, config)
             for agent in sorted(chosen):
                 if self.cursor.is_delivered(agent, key):
                     continue
-                self._deliver(agent, *chosen[agent], key, report)
+                self._deliver(agent, *chosen[agent][:2], key, report)
+            self._quarantine(item, key, {a: h for a, h in held.items() if a not in chosen},
+                             config, report)  # fmt: skip
+
+    def _targets(
+        self, watches: Iterable[Watch], item: Item, first_seen: int, config: RouterConfig
+    ) -> tuple[dict[str, tuple[Item, int, str]], dict[str, tuple[Item, int, str]]]:
+        """agent -> (the sighting through its first matching watch, the first route that sends
+        it there, why it is held): the agents it goes to, and those whose routes hold it."""
+        agents = set(config.agents)
+        chosen: dict[str, tuple[Item, int, str]] = {}
+        held: dict[str, tuple[Item, int, str]] = {}  # routes that hold it (router/quarantine)
+        for w in watches:
+            if w.name in self.broken or not self._watch_keeps(w, item, config):
+                continue
+            if not self.cursor.watch_ready(w.name):
+                continue  # this poll is the watch's snapshot: seen, not delivered
+            if first_seen <= self.cursor.ready_gen(w.name):
+                continue  # a version the snapshot already saw
+            seen = replace(item, watch=w.name)
+            for route in config.routes:
+                into = chosen
+                if not route_matches(route, seen):
+                    if self.quarantine is None or not held_by(route, seen):
+                        continue
+                    into = held  # its author is outside the gate: hold, do not drop
+                if first_seen < self.cursor.born_gen(route_sig(route)):
+                    continue  # backlog for a route added after this version appeared
+                for agent in route.to:
+                    if agent not in agents or agent in into:
+                        continue
+                    if first_seen < self.cursor.born_gen(f"agent:{agent}"):
+                        continue  # backlog for a newly added agent
+                    into[agent] = (seen, route.index, why_held(route, seen))
+        return chosen, held
 
     # -- webhook intake -------------------------------------------------------------------
     def intake(
@@ -548,6 +584,10 @@ class Poller:
     ) -> None:
         """`/fleet <agent> <text>` comments from allowed associations -> command events."""
         for comment in comments:
+            handle = commands.addressed(comment.body)
+            if handle and handle.lower() == "ok":
+                self._ok_comment(comment, config, report)
+                continue
             cmd, why = commands.decide(comment, config.agents, config.allow)
             if cmd is None:
                 if why:
@@ -633,6 +673,47 @@ class Poller:
         self.cursor.record(agent, key)
         report.delivered.append((agent, event["id"]))
         log.info("delivered %s to %s: %s", event["id"], agent, event["body"][:200])
+
+    # -- the quarantine (router/quarantine.py, router/holding.py) --------------------------
+    def _quarantine(
+        self,
+        item: Item,
+        key: str,
+        held: dict[str, tuple[Item, int, str]],
+        config: RouterConfig,
+        report: CycleReport,
+    ) -> None:
+        if self.holding is None or self._dry:
+            if held:
+                report.held.append(("(dry run)", item.ref))
+            return
+        got, released = self.holding.settle(item, key, held, config.allow, config.agents)
+        report.held += got
+        report.released += released
+
+    def _ok_comment(self, comment: Comment, config: RouterConfig, report: CycleReport) -> None:
+        """A `/fleet ok` seen as a comment (a webhook, the comments poll): a trusted one
+        releases the item's held entry, exactly once (the poll's bulk check finds it released)."""
+        if self.quarantine is None or self._dry:
+            return
+        entry = release_on_comment(
+            self.quarantine, comment.repo, comment.number,
+            author=comment.author, association=comment.association, body=comment.body,
+            created_at=comment.created_at, allow=config.allow, deliver=self._release_to,
+            now=iso(self.clock()), agents=config.agents,
+        )  # fmt: skip
+        if entry is not None:
+            report.released.append((str(entry["id"]), comment.author))
+
+    def _release_to(self, agent: str, event: dict[str, Any]) -> None:
+        try:
+            self.transport_for(agent).append(agent, event)
+        except Exception as exc:  # as `_deliver`: keep the event, retry every cycle
+            log.warning("delivery of %s to %s failed (will retry): %s", event["id"], agent, exc)
+            self.cursor.add_pending(agent, event)
+            return
+        self.cursor.record(agent, event["metadata"]["dedup_key"])
+        self.cursor.dirty = True
 
     def _move_watermark(
         self, stream: Stream, objs: list[dict[str, Any]], now: float, mark: str = ""

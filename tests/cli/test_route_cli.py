@@ -52,6 +52,7 @@ def test_route_json_shape_and_problems(repo: Path, run_cli: RunCli) -> None:
         "index": 1,
         "match": {"watch": ["wms-assigned"]},
         "to": ["wms-coder"],
+        "untrusted": "drop",
     }
     levels = {
         (p["level"], "ghost" in p["message"], "catch-all" in p["message"]) for p in gate["problems"]

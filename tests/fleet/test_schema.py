@@ -140,3 +140,19 @@ def test_notifications_watch_needs_no_repo_but_others_do() -> None:
     assert load_fleet_from_texts(texts(**{"routes.toml": ok})).watches[0].repo == ""
     msg = error_of(texts(**{"routes.toml": ok.replace("notifications", "issues")}))
     assert "watch[1].repo: missing" in msg
+
+
+def test_untrusted_and_commands_allow() -> None:
+    fleet = load_fleet_from_texts(texts())
+    assert fleet.routes[0].untrusted == "drop"  # today's behaviour by default
+    assert fleet.commands.allow == ("OWNER", "MEMBER", "COLLABORATOR")
+    held = ROUTES.replace('to = "wms-coder"\n', 'to = "wms-coder"\nuntrusted = "hold"\n')
+    allow = FLEET + '\n[commands]\nallow = ["OWNER"]\n'
+    fleet = load_fleet_from_texts(texts(**{"routes.toml": held, "fleet.toml": allow}))
+    assert fleet.routes[0].untrusted == "hold" and fleet.commands.allow == ("OWNER",)
+    bad = ROUTES.replace('to = "wms-coder"\n', 'to = "wms-coder"\nuntrusted = "keep"\n')
+    assert 'route[1].untrusted: "keep" is not one of drop, hold' in error_of(
+        texts(**{"routes.toml": bad})
+    )
+    wrong = FLEET + '\n[commands]\nallow = ["ADMIN"]\n'
+    assert 'commands.allow: "ADMIN" is not one of OWNER' in error_of(texts(**{"fleet.toml": wrong}))

@@ -122,3 +122,13 @@ def test_partial_fleets_have_no_settings_to_show() -> None:
     ]
     assert diff_fleets(full, partial, new_partial=True) == ["-fleet demo (fleet.toml removed)"]
     assert diff_fleets(partial, partial, old_partial=True, new_partial=True) == []
+
+
+def test_a_route_that_starts_holding_reads_as_a_route_change() -> None:
+    old = base()
+    gated = {"label": ("needs-human",), "association": ("OWNER",)}
+    routes = (old.routes[0], Route(2, gated, ("wms-reviewer",), untrusted="hold"))
+    assert diff_fleets(old, dataclasses.replace(old, routes=routes)) == [
+        "~route #2 match: +association=OWNER; untrusted drop→hold"
+    ]
+    assert describe_route(routes[1]).endswith("→ wms-reviewer (untrusted: hold)")

@@ -37,7 +37,9 @@ def root(tmp_path: Path, fake: FakeGitHub) -> Path:
 
 def test_status_shows_cost_limits_pause_and_broken_watches(root: Path, fake: FakeGitHub) -> None:
     fake.set_rate_limit(remaining=1234, reset_in=1800)
-    assert cli(root, fake, "router", "run", "--once")[0] == 0  # 2 requests: a 200 and a 404
+    # 3 requests: a 200, a 404, and the daily look at whether acme/wms (which feeds an
+    # ungated route) is public
+    assert cli(root, fake, "router", "run", "--once")[0] == 0
     assert cli(root, fake, "router", "run", "--once")[0] == 0  # a 304 (the 404 is retried too)
     fake.secondary_limit(1, retry_after=600)
     cli(root, fake, "router", "run", "--once")  # paused for 10 minutes
@@ -49,9 +51,9 @@ def test_status_shows_cost_limits_pause_and_broken_watches(root: Path, fake: Fak
     assert fields["router"] == "stopped"
     assert fields["last cycle"].endswith("ago)")
     assert fields["cursor age"].endswith("s")
-    assert fields["requests (1h)"] == "5 (1 were 304, free)"
+    assert fields["requests (1h)"] == "6 (1 were 304, free)"
     left = fields["rate limit left"]
-    assert re.fullmatch(r"1231 of 5000, resets 20\S+Z \(in (29|30)m\)", left)
+    assert re.fullmatch(r"1230 of 5000, resets 20\S+Z \(in (29|30)m\)", left)
     assert fields["paused until"].endswith("(secondary limit)")
     assert fields["broken watches"] == "1"
     assert out.endswith(
@@ -65,13 +67,13 @@ def test_status_shows_cost_limits_pause_and_broken_watches(root: Path, fake: Fak
                 "not_modified_last_hour", "rate_limit_remaining", "rate_limit_reset",
                 "paused_until", "pause_reason", "broken_watches", "governor"):  # fmt: skip
         assert key in st, key
-    assert st["pause_reason"] == "secondary limit" and st["rate_limit_remaining"] == 1231
+    assert st["pause_reason"] == "secondary limit" and st["rate_limit_remaining"] == 1230
     assert "buckets" not in st["rate_limit"]  # internal bookkeeping stays internal
 
     rc, out, _ = cli(root, fake, "status", "--json")
     assert json.loads(out)["router"]["paused_until"] == st["paused_until"]
     rc, out, _ = cli(root, fake, "status")
-    assert "5 request(s) in the last hour (1 were 304)" in out and "paused until" in out
+    assert "6 request(s) in the last hour (1 were 304)" in out and "paused until" in out
     assert "broken watch gone: HTTP 404 on GET /repos/acme/gone/issues" in out
 
 
@@ -82,14 +84,15 @@ def test_a_restart_keeps_the_pause_and_the_hours_counts(root: Path, fake: FakeGi
     fake.reset_log()
     _, _, err = cli(root, fake, "router", "run", "--once")  # a new process, same pause
     assert fake.count() == 0 and "secondary limit" in err
-    assert json.loads(cli(root, fake, "router", "status", "--json")[1])["requests_last_hour"] == 3
+    # 200 + 404 + the visibility of acme/wms, then the request that met the limit
+    assert json.loads(cli(root, fake, "router", "status", "--json")[1])["requests_last_hour"] == 4
 
 
 def test_the_last_hour_is_counted_when_status_is_read(root: Path, fake: FakeGitHub) -> None:
     cli(root, fake, "router", "run", "--once")
     paths = write_fleet(root, ["coder"], [], [])  # (only for its FleetPaths)
     now = daemon.status(paths)
-    assert now["requests_last_hour"] == 2
+    assert now["requests_last_hour"] == 3  # the two lists and the look at acme/wms's visibility
     later = daemon.status(paths, now=time.time() + 2 * 3600)  # a router stopped long ago
     assert later["requests_last_hour"] == 0 and later["not_modified_last_hour"] == 0
     assert later["rate_limit_reset_in_s"] < 0 and later["paused_until"] is None

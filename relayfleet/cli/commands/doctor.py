@@ -195,7 +195,9 @@ def check_routes(doc: Doctor) -> list[Result]:
     fleet = doc.fleet
     if fleet is None:
         return []
-    problems = route_problems(fleet)
+    from relayfleet.core.visibility import public_repos
+
+    problems = route_problems(fleet, public=public_repos(doc.paths) if doc.paths else ())
     errors = [p["message"] for p in problems if p["level"] == "error"]
     warns = [p["message"] for p in problems if p["level"] != "error"]
     if errors or warns:

@@ -33,7 +33,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(f"{agent.name}: inbox is empty", file=ctx.out)
         return 0
     for e in events:
-        print(f"{e.get('ts', '?')}  {e.get('source', '?'):<8} {e.get('body', '')}", file=ctx.out)
+        line = f"{e.get('ts', '?')}  {e.get('source', '?'):<8} {e.get('body', '')}"
+        hidden = (e.get("metadata") or {}).get("hygiene") if isinstance(e, dict) else None
+        if isinstance(hidden, dict) and hidden:
+            # What the router removed from the GitHub text (router/hygiene.py): worth a look.
+            line += " [hidden: " + ", ".join(f"{k} {v}" for k, v in sorted(hidden.items())) + "]"
+        print(line, file=ctx.out)
     waiting = outbox_backlog(paths, agent.name)
     if waiting:
         print(f"({waiting} more wait in the outbox: its inbox is unreachable now)", file=ctx.out)

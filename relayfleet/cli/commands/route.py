@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from relayfleet.cli.context import Context
@@ -40,6 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = rsub.add_parser("add", help="append a route to routes.toml")
     add.add_argument("--to", required=True, action="append", help="agent(s), comma-separated")
     _match_flags(add, "match items ")
+    add.add_argument(
+        "--untrusted",
+        choices=("drop", "hold"),
+        help="items by authors outside --association: drop (default) or hold in the quarantine",
+    )
     add.add_argument("--no-commit", action="store_true", help="write the file but do not commit")
     add_edit_flags(add)
     add.set_defaults(func=run_add)
@@ -121,16 +127,19 @@ def _need_sub(p: argparse.ArgumentParser, ctx: Context) -> int:
 # -- show --------------------------------------------------------------------------------------
 
 
-def route_problems(fleet: Fleet, texts: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def route_problems(
+    fleet: Fleet, texts: dict[str, str] | None = None, public: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """The gate's problems (validate's routes.toml checks): dangling references are errors,
-    catch-all routes and watches that feed no route are warnings. `texts` add line numbers."""
+    catch-all routes, watches that feed no route and ungated routes on a public repository
+    (`public`, as the router recorded it) are warnings. `texts` add line numbers."""
     from relayfleet.fleet.schema import ROUTES_TOML, display
     from relayfleet.fleet.validate import check_fleet
 
     mine = display(ROUTES_TOML)
     return [
         {"level": p.level, "message": p.message, "file": p.file, "line": p.line}
-        for p in check_fleet(fleet, texts)
+        for p in check_fleet(fleet, texts, public=public)
         if p.file == mine
     ]
 
@@ -139,7 +148,9 @@ def _p(level: str, message: str) -> dict[str, str]:
     return {"level": level, "message": message}
 
 
-def gate_json(fleet: Fleet, texts: dict[str, str] | None = None) -> dict[str, Any]:
+def gate_json(
+    fleet: Fleet, texts: dict[str, str] | None = None, public: Collection[str] = ()
+) -> dict[str, Any]:
     return {
         "watches": [
             {
@@ -152,10 +163,15 @@ def gate_json(fleet: Fleet, texts: dict[str, str] | None = None) -> dict[str, An
             for w in fleet.watches
         ],
         "routes": [
-            {"index": r.index, "match": {k: list(v) for k, v in r.match.items()}, "to": list(r.to)}
+            {
+                "index": r.index,
+                "match": {k: list(v) for k, v in r.match.items()},
+                "to": list(r.to),
+                "untrusted": r.untrusted,
+            }
             for r in fleet.routes
         ],
-        "problems": route_problems(fleet, texts),
+        "problems": route_problems(fleet, texts, public),
     }
 
 
@@ -176,7 +192,9 @@ def run_show(ctx: Context, args: argparse.Namespace) -> int:
             raise
         print(found.warning, file=ctx.err)
         fleet, texts = found.fleet, found.texts
-    gate = gate_json(fleet, texts)
+    from relayfleet.core.visibility import public_repos
+
+    gate = gate_json(fleet, texts, public_repos(ctx.paths))
     failed = any(p["level"] == "error" for p in gate["problems"])
     if args.json:
         print_json(ctx.out, gate)
@@ -214,6 +232,7 @@ def run_add(ctx: Context, args: argparse.Namespace) -> int:
         ctx.paths,
         to=args.to,
         match=_match_from_args(args),
+        untrusted=args.untrusted,
         commit=not args.no_commit,
         edit=edit_options(ctx, args),
         env=ctx.env,

@@ -129,6 +129,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         rows.append(("catching up", catching_up(st)))
     if st["pending"]:
         rows.append(("pending", f"{st['pending']} event(s) waiting for a transport"))
+    if st.get("held"):
+        rows.append(("quarantine", f"{st['held']} item(s) held (gh fleet quarantine list)"))
     if st["error"]:
         rows.append(("last error", st["error"]))
     if st.get("webhooks"):
@@ -230,6 +232,7 @@ def build_poller(
     """The poller, wired: token, API URL, HTTP cache, cursor, transports, outbox draining.
     `holder["fleet"]` is the current fleet (the loop swaps it on reload). `dry_run`: nothing
     that writes is wired in (no transports, no status file, no outbox draining)."""
+    from relayfleet.core.visibility import visibility_path
     from relayfleet.fleet.model import ROUTER_MIN_POLL_SEC
     from relayfleet.router.cursor import Cursor
     from relayfleet.router.github import (
@@ -241,6 +244,7 @@ def build_poller(
         token_fingerprint,
     )
     from relayfleet.router.poller import Poller
+    from relayfleet.router.quarantine import Quarantine, quarantine_path
 
     fleet = holder["fleet"]
     api_url = resolve_api_url(ctx.env, fleet.api_url)
@@ -269,6 +273,8 @@ def build_poller(
         status_path=None if dry_run else paths.router_status,
         min_period=float(ctx.env.get("FLEET_ROUTER_MIN_PERIOD", str(ROUTER_MIN_POLL_SEC))),
         before_cycle=None if dry_run else drain,
+        quarantine=Quarantine(quarantine_path(paths)),
+        visibility_path=None if dry_run else visibility_path(paths),
     )
 
 
@@ -301,6 +307,9 @@ def _dry_run(ctx: Context, paths: FleetPaths) -> int:
     for w in report.would:
         what = f"{w.kind} {w.ref}" + (f" {w.change}" if w.change else "")
         print(f"  -> {w.agent}: {what} (watch {w.watch}, route #{w.route})", file=out)
+    for _, ref in report.held:
+        print(f"  would hold {ref}: its author is outside a route's gate (untrusted = \"hold\")",
+              file=out)  # fmt: skip
     for name in report.snapshots:
         print(f"  watch {name}: first poll, a snapshot (its current items are not news)", file=out)
     catching = poller.catching_up()
@@ -340,6 +349,8 @@ def _run(ctx: Context, paths: FleetPaths, *, once: bool, detached: bool) -> int:
             if poller.catching_up():
                 behind = catching_up({"catching_up": poller.catching_up()})
                 print(f"  catching up: {behind} (the next cycles read the rest)", file=ctx.out)
+            for qid, ref in report.held:
+                print(f"  held {ref} as {qid} (`gh fleet quarantine list`)", file=ctx.out)
             if report.errors and not (report.polled or report.not_modified):
                 # Nothing got through (no token, GitHub unreachable, paused): the cycle failed.
                 from relayfleet.core.errors import GitHubError

@@ -114,6 +114,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(f"catching up: {catching_up(router)}", file=ctx.out)
     for name, why in sorted(router["broken_watches"].items()):
         print(f"broken watch {name}: {why}", file=ctx.out)
+    if router.get("held"):
+        print(f"quarantine: {router['held']} item(s) held from untrusted authors "
+              "(gh fleet quarantine list)", file=ctx.out)  # fmt: skip
     if not agents:
         print("no agents yet (gh fleet new-agent <name> --role coder)", file=ctx.out)
         return 0
