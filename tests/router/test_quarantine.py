@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from relayfleet.backends.transports import FileInbox
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.fleet.model import Route
 from relayfleet.router.cursor import Cursor
-from relayfleet.router.delivery import FileTransport
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.items import Item
 from relayfleet.router.poller import Poller
@@ -53,7 +53,7 @@ def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
 def poller(rig: Rig) -> Poller:
     """A router as `router run` wires it: quarantine in the state dir."""
     cache = HttpCache.load(rig.paths.http_cache, token_fingerprint(rig.token))
-    inboxes = FileTransport(rig.paths.inbox)
+    inboxes = FileInbox(rig.paths)
     return Poller(
         client=GitHubClient(rig.base_url, rig.token, cache, timeout=10, clock=rig.clock),
         clock=rig.clock,
@@ -150,7 +150,7 @@ def test_the_operator_releases_exactly_once_and_drop_discards(rig: Rig, fake: Fa
     b = fake.open_pr(REPO, "Two", author="mallory", association="NONE")
     p.run_once(cfg, force=True)
     first, second = sorted(q(rig).entries(), key=lambda e: e["item"]["number"])
-    inboxes = FileTransport(rig.paths.inbox)
+    inboxes = FileInbox(rig.paths)
     done = q(rig).release(first["id"], "operator", inboxes.append, now="t")
     assert done["delivered_to"] == ["reviewer"]
     with pytest.raises(Exception, match="already released"):
@@ -172,7 +172,7 @@ def test_a_release_interrupted_halfway_delivers_nothing_twice(rig: Rig, fake: Fa
     fake.open_pr(REPO, "Two agents", author="mallory", association="NONE")
     p.run_once(cfg, force=True)
     [entry] = q(rig).entries()
-    inboxes = FileTransport(rig.paths.inbox)
+    inboxes = FileInbox(rig.paths)
 
     def dies_after_the_first(agent: str, event: dict) -> None:
         inboxes.append(agent, event)
@@ -278,7 +278,7 @@ def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
     p.run_once(cfg, force=True)
     n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
     p.run_once(cfg, force=True)
-    inboxes = FileTransport(rig.paths.inbox)
+    inboxes = FileInbox(rig.paths)
 
     def ok(login: str, assoc: str, body: str) -> dict | None:
         return release_on_comment(q(rig), REPO.upper(), n, author=login, association=assoc,
