@@ -90,6 +90,10 @@ class Runtime:
     shared_path: str = ""  # shared transport: where the agent's inbox dir is mounted on our side
     cpus: float = 0.0  # docker resource limits; 0 = unlimited
     memory: str = ""
+    # Events that arrive while the session is mid-turn go in as one turn when it is next idle,
+    # at most this many at a time (runner/coalesce.py).
+    coalesce_max: int = 20
+    idle_stop_min: int = 0  # stop a session idle this long; the next event resumes it (0: never)
 
 
 @dataclass(frozen=True)

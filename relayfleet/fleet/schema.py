@@ -413,7 +413,17 @@ def agent_from(
     r.keys(
         rp,
         rt,
-        ("backend", "host", "inbox_transport", "image", "shared_path", "cpus", "memory"),
+        (
+            "backend",
+            "host",
+            "inbox_transport",
+            "image",
+            "shared_path",
+            "cpus",
+            "memory",
+            "coalesce_max",
+            "idle_stop_min",
+        ),
     )
     runtime = Runtime(
         backend=r.enum(rt, rp, "backend", BACKENDS, settings.get("default_backend", "local")),
@@ -423,6 +433,8 @@ def agent_from(
         shared_path=r.str_(rt, rp, "shared_path"),
         cpus=r.num(rt, rp, "cpus", 0.0),
         memory=r.str_(rt, rp, "memory"),
+        coalesce_max=r.int_(rt, rp, "coalesce_max", 20, 1, 200),
+        idle_stop_min=r.int_(rt, rp, "idle_stop_min", 0, 0, 7 * 24 * 60),
     )
     return Agent(
         name=name,

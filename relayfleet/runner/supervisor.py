@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import logging.handlers
 import os
@@ -28,10 +29,12 @@ from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
 from relayfleet.core.procs import process_start_time, write_pidfile
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.runner.attach_server import AttachServer, OutputHub
+from relayfleet.runner.coalesce import gather
 from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
 from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
 from relayfleet.runner.inbox_tail import InboxTail, TailItem
 from relayfleet.runner.ledger import MAX_RESENDS, Ledger
+from relayfleet.runner.neutralise import batch_event
 from relayfleet.runner.plugins import PluginHost
 from relayfleet.runner.session_group import SessionGroup, keep_private, reap_previous
 from relayfleet.runner.tools import (
@@ -564,14 +567,18 @@ class Runner:
             raise
 
     # -- delivery -------------------------------------------------------------------------
-    async def _deliver(self, item: TailItem, *, resend: bool) -> None:
-        """Into the session, bracketed by the ledger; retried (marked) across session restarts."""
-        event_id = str(item.event.get("id"))
+    async def _deliver(self, item: TailItem | list[TailItem], *, resend: bool) -> None:
+        """Into the session, bracketed by the ledger; retried (marked) across session restarts.
+        A list is a coalesced burst (runner/coalesce.py): one turn, each event its own id."""
+        items = item if isinstance(item, list) else [item]
+        event_id = str(items[0].event.get("id"))
         failures = 0
         async with self._deliver_lock:
-            p = self.ledger.pending.get(event_id) if resend else None
+            p = self.ledger.pending.get(event_id) if resend and len(items) == 1 else None
             if p is not None:  # a compaction may have moved it while we waited for the lock
-                item = TailItem(item.event, p.start, p.end)
+                items = [TailItem(items[0].event, p.start, p.end)]
+            batch = [(str(i.event.get("id")), i.start, i.end) for i in items]
+            event = items[0].event if len(items) == 1 else batch_event([i.event for i in items])
             while not self._stop.is_set():
                 await self._ready.wait()
                 engine = self.engine
@@ -580,9 +587,15 @@ class Runner:
                     # A human is typing in this session: hold typed deliveries until they detach.
                     await self._detached.wait()
                     continue
-                self.ledger.begin(event_id, item.start, item.end, resend=resend)
+                self.ledger.begin(
+                    event_id,
+                    items[0].start,
+                    items[-1].end,
+                    resend=resend,
+                    batch=batch if len(items) > 1 else None,
+                )
                 try:
-                    await engine.deliver(item.event, resend=resend)
+                    await engine.deliver(event, resend=resend)
                 except Exception as exc:
                     self.log.warning("delivery of %s failed (%s); will re-send", event_id, exc)
                     # It may have partly reached the session, unless the engine says not.
@@ -593,11 +606,13 @@ class Runner:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), min(30.0, 0.5 * failures))
                     continue
-                self.ledger.delivered(event_id, item.start, item.end)
+                self.ledger.delivered_batch(batch)
                 self.ledger.mark_launched()
                 self.log.info(
                     "delivered %s%s via %s",
-                    event_id,
+                    event_id
+                    if len(items) == 1
+                    else f"{len(items)} events as one turn: " + " ".join(b[0] for b in batch),
                     " (re-send)" if resend else "",
                     engine.delivery,
                 )
@@ -610,19 +625,43 @@ class Runner:
         d = self.ledger.delivering
         if d:
             # The previous runner died mid-delivery: the session may have seen it. Say so.
-            ev = read_event_at(inbox, int(d["start"]), int(d["end"]))
-            if ev is not None and ev.get("id") == d["id"]:
+            parts = d.get("batch") or [[d["id"], d["start"], d["end"]]]
+            items = []
+            for pid, pstart, pend in parts:
+                ev = read_event_at(inbox, int(pstart), int(pend))
+                if ev is not None and ev.get("id") == pid:
+                    items.append(TailItem(ev, int(pstart), int(pend)))
+            if items:
                 self.log.info("re-sending %s interrupted by the last runner's exit", d["id"])
-                await self._deliver(TailItem(ev, int(d["start"]), int(d["end"])), resend=True)
+                await self._deliver(items, resend=True)
             else:
                 self.ledger.delivering = None
         self._tail = InboxTail(inbox, self.ledger.offset, on_idle=self._compact_if_due)
         async for item in self._tail:
-            event_id = item.event.get("id")
-            if not isinstance(event_id, str) or self.ledger.already_delivered(event_id):
-                self.ledger.skip(item.end)
+            if self._skip(item, set()):
                 continue
-            await self._deliver(item, resend=False)
+            taken = {str(item.event["id"])}
+            await self._ready.wait()
+            batch = await gather(
+                item,
+                self.engine,
+                self._tail,
+                self.agent.runtime.coalesce_max,
+                skip=functools.partial(self._skip, taken=taken),
+            )
+            await self._deliver(batch if len(batch) > 1 else item, resend=False)
+
+    def _skip(self, item: TailItem, taken: set[str]) -> bool:
+        """Not deliverable (no id, already delivered, already in this burst): move past it."""
+        event_id = item.event.get("id")
+        if not isinstance(event_id, str) or event_id in taken:
+            self.ledger.skip(item.end)
+            return True
+        if self.ledger.already_delivered(event_id):
+            self.ledger.skip(item.end)
+            return True
+        taken.add(event_id)
+        return False
 
     async def _resend_loop(self) -> None:
         timeout = float(self.agent.ack_timeout_sec)
