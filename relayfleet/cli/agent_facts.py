@@ -93,6 +93,8 @@ def runner_facts(
         "channel_port": x.get("channel_port") if st.running else None,
         "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
+        # Today's token budget (runner/budget.py): state ok|warn|over, used, limit, until.
+        "budget": x.get("budget") if st.running else None,
     }
 
 

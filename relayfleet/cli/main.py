@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "tunnel",
     "import_seed",
     "sandbox",
+    "budget",
 )
 
 

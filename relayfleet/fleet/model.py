@@ -108,6 +108,15 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """`[budget]`: tokens (input, output, cache writes and reads) per UTC day; 0 = no limit.
+    In fleet.toml also `[budget.prices]`: dollars per million tokens of each kind."""
+
+    tokens_per_day: int = 0
+    prices: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Agent:
     name: str
     role: str
@@ -119,6 +128,7 @@ class Agent:
     claude: ClaudeConfig = field(default_factory=ClaudeConfig)
     credentials: tuple[Credential, ...] = ()
     ack_timeout_sec: int = 600  # re-send an unacknowledged event after this long
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,7 @@ class Fleet:
     default_backend: str = "local"
     hosts: dict[str, Host] = field(default_factory=dict)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    budget: Budget = field(default_factory=Budget)
     agents: dict[str, Agent] = field(default_factory=dict)
     watches: tuple[Watch, ...] = ()
     routes: tuple[Route, ...] = ()

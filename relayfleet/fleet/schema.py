@@ -27,6 +27,7 @@ from relayfleet.fleet.model import (
     ROLES,
     TRANSPORTS,
     Agent,
+    Budget,
     ClaudeConfig,
     Credential,
     Endpoint,
@@ -240,7 +241,21 @@ def _show(value: Any) -> str:
 
 # -- fleet.toml -------------------------------------------------------------------------------
 
-FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway")
+FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway", "budget")
+PRICE_KEYS = ("input", "output", "cache_write", "cache_read")  # $ per million tokens
+
+
+def _budget(r: _Reader, data: Mapping[str, Any], *, prices: bool) -> Budget:
+    p: Path_ = ("budget",)
+    b = r.table(p, data.get("budget", MISSING))
+    r.keys(p, b, ("tokens_per_day", "prices") if prices else ("tokens_per_day",))
+    table: dict[str, float] = {}
+    if prices:
+        pp: Path_ = (*p, "prices")
+        pt = r.table(pp, b.get("prices", MISSING))
+        r.keys(pp, pt, PRICE_KEYS)
+        table = {k: r.num(pt, pp, k, 0.0) for k in PRICE_KEYS if k in pt}
+    return Budget(tokens_per_day=r.int_(b, p, "tokens_per_day", 0, 0, 10**12), prices=table)
 
 
 def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
@@ -297,6 +312,7 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         "default_backend": backend,
         "hosts": hosts,
         "gateway": gateway,
+        "budget": _budget(r, data, prices=True),
     }
 
 
@@ -388,6 +404,7 @@ AGENT_KEYS = (
     "runtime",
     "claude",
     "credentials",
+    "budget",
     "plugin",  # [plugin.<name>]: each plugin's own settings, free-form (runner/plugins.py)
 )
 
@@ -447,6 +464,7 @@ def agent_from(
         claude=_claude(r, data),
         credentials=_credentials(r, data),
         ack_timeout_sec=r.int_(data, (), "ack_timeout_sec", 600, 1, 7 * 86400),
+        budget=_budget(r, data, prices=False),
     )
 
 

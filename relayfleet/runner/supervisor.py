@@ -29,6 +29,7 @@ from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
 from relayfleet.core.procs import process_start_time, write_pidfile
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.runner.attach_server import AttachServer, OutputHub
+from relayfleet.runner.budget import BudgetGate
 from relayfleet.runner.coalesce import gather
 from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
 from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
@@ -166,6 +167,7 @@ class Runner:
         self._deliver_lock = asyncio.Lock()
         self._tail: InboxTail | None = None
         self.http_inbox: Any = None
+        self.budget = BudgetGate(paths, fleet, agent, self.log, lambda: self.ledger.session_id)
 
     def _compactor(self) -> Compactor:
         """Bounded inbox (runner/compaction.py); first finish whatever a killed runner left."""
@@ -291,6 +293,7 @@ class Runner:
             "port_notice": getattr(self.channel, "port_notice", "") or None,
             "credentials": [c.name for c in self.agent.credentials],  # names, never values
             "error": self.start_error,
+            "budget": self.budget.verdict.to_json() if self.budget.active else None,
         }
 
     @staticmethod
@@ -322,6 +325,9 @@ class Runner:
             try:
                 for p in await asyncio.to_thread(trim_plugin_state, self.state_dir):
                     self.log.info("cut %s back to its newest lines", p.name)
+                if self.budget.active:  # so status warns at 80 % between deliveries too
+                    await asyncio.to_thread(self.budget.refresh)
+                    self._status_dirty.set()
                 recheck = getattr(self.engine, "recheck", None) if self._ready.is_set() else None
                 if recheck is not None:
                     before = self.engine.delivery if self.engine is not None else None
@@ -641,6 +647,8 @@ class Runner:
             if self._skip(item, set()):
                 continue
             taken = {str(item.event["id"])}
+            await self.budget.until_open(self._tell)  # over budget: new events wait here
+            self._status_dirty.set()
             await self._ready.wait()
             batch = await gather(
                 item,
@@ -650,6 +658,17 @@ class Runner:
                 skip=functools.partial(self._skip, taken=taken),
             )
             await self._deliver(batch if len(batch) > 1 else item, resend=False)
+
+    async def _tell(self, event: dict[str, Any]) -> None:
+        """A word from the runner itself (not an inbox event: nothing to record or ack)."""
+        self._status_dirty.set()
+        async with self._deliver_lock:
+            await self._ready.wait()
+            try:
+                assert self.engine is not None
+                await self.engine.deliver(event)
+            except Exception as exc:
+                self.log.warning("could not tell the session: %s", exc)
 
     def _skip(self, item: TailItem, taken: set[str]) -> bool:
         """Not deliverable (no id, already delivered, already in this burst): move past it."""

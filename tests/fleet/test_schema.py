@@ -140,3 +140,28 @@ def test_notifications_watch_needs_no_repo_but_others_do() -> None:
     assert load_fleet_from_texts(texts(**{"routes.toml": ok})).watches[0].repo == ""
     msg = error_of(texts(**{"routes.toml": ok.replace("notifications", "issues")}))
     assert "watch[1].repo: missing" in msg
+
+
+def test_budgets_and_session_runtime_keys() -> None:
+    fleet = load_fleet_from_texts(
+        texts(**{
+            "fleet.toml": FLEET + "[budget]\ntokens_per_day = 5_000_000\n"
+            "[budget.prices]\ninput = 3.0\noutput = 15\n",
+            "agents/wms-coder/agent.toml": AGENT + "[budget]\ntokens_per_day = 2_000_000\n"
+            "[runtime]\ncoalesce_max = 5\nidle_stop_min = 30\n",
+        })
+    )  # fmt: skip
+    coder = fleet.agents["wms-coder"]
+    assert fleet.budget.tokens_per_day == 5_000_000
+    assert fleet.budget.prices == {"input": 3.0, "output": 15.0}
+    assert coder.budget.tokens_per_day == 2_000_000
+    assert (coder.runtime.coalesce_max, coder.runtime.idle_stop_min) == (5, 30)
+    assert load_fleet_from_texts(texts()).agents["wms-coder"].runtime.coalesce_max == 20
+    msg = error_of(texts(**{"agents/wms-coder/agent.toml": AGENT + "[budget]\nprices = {}\n"}))
+    assert "budget.prices" in msg
+    msg = error_of(
+        texts(**{"agents/wms-coder/agent.toml": AGENT + "[runtime]\ncoalesce_max = 0\n"})
+    )
+    assert "runtime.coalesce_max" in msg and "from 1 to 200" in msg
+    msg = error_of(texts(**{"fleet.toml": FLEET + "[budget.prices]\nfuel = 1\n"}))
+    assert "budget.prices.fuel" in msg

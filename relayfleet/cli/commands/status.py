@@ -135,6 +135,20 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 f"{r['name']}: blocked: {title} (answer it: gh fleet attach {r['name']})",
                 file=ctx.out,
             )
+        budget = r.get("budget") or {}
+        if budget.get("state") in ("warn", "over") and r.get("running"):
+            print(f"{r['name']}: {budget_line(budget)}", file=ctx.out)
         if r.get("channel_notice") and r.get("running"):
             print(f"{r['name']}: delivery {r.get('delivery')}: {r['channel_notice']}", file=ctx.out)
     return 0
+
+
+def budget_line(b: dict[str, Any]) -> str:
+    """`over budget until 00:00 UTC (…)` or `warning: 85% of its daily token budget (…)`."""
+    who = "the fleet's" if b.get("scope") == "fleet" else "its"
+    used, limit = int(b.get("used") or 0), int(b.get("limit") or 0)
+    if b.get("state") == "over":
+        until = b.get("until", "00:00 UTC")
+        return f"over budget until {until} ({who} {used:,} of {limit:,} tokens)"
+    pct = f"{100 * used / limit:.0f}%" if limit else "-"
+    return f"warning: {pct} of {who} daily token budget used ({used:,} of {limit:,} tokens)"
