@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "import_seed",
     "sandbox",
     "budget",
+    "approvals",
 )
 
 

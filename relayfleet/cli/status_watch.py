@@ -130,6 +130,9 @@ def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "", width: i
         table,
         Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow"),
     ]
+    if snap.get("approvals_waiting"):
+        n = snap["approvals_waiting"]
+        lines.append(Text(f"approvals: {n} waiting (gh fleet approvals)", style="yellow"))
     if problem:
         lines.append(Text(problem, style="red"))
     lines.append(Text(f"{time.strftime('%H:%M:%S')}  q quits", style="dim"))

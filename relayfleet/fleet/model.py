@@ -117,6 +117,18 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Permissions:
+    """`[permissions]`: `policy` lets the runner answer every tool call (a PreToolUse hook and
+    permission rules in `--settings`); `default` leaves the client's own prompts."""
+
+    mode: str = "default"
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    ask: tuple[str, ...] = ()  # and everything neither allowed nor denied
+    ask_timeout_min: int = 30  # an unanswered ask is denied after this long
+
+
+@dataclass(frozen=True)
 class Agent:
     name: str
     role: str
@@ -129,6 +141,7 @@ class Agent:
     credentials: tuple[Credential, ...] = ()
     ack_timeout_sec: int = 600  # re-send an unacknowledged event after this long
     budget: Budget = field(default_factory=Budget)
+    permissions: Permissions = field(default_factory=Permissions)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from relayfleet.fleet.model import (
     Fleet,
     GatewayConfig,
     Host,
+    Permissions,
     Route,
     Runtime,
     Watch,
@@ -405,6 +406,7 @@ AGENT_KEYS = (
     "claude",
     "credentials",
     "budget",
+    "permissions",
     "plugin",  # [plugin.<name>]: each plugin's own settings, free-form (runner/plugins.py)
 )
 
@@ -465,6 +467,28 @@ def agent_from(
         credentials=_credentials(r, data),
         ack_timeout_sec=r.int_(data, (), "ack_timeout_sec", 600, 1, 7 * 86400),
         budget=_budget(r, data, prices=False),
+        permissions=_permissions(r, data),
+    )
+
+
+PERMISSION_RULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_*-]*(\(.+\))?$")
+
+
+def _permissions(r: _Reader, data: Mapping[str, Any]) -> Permissions:
+    p: Path_ = ("permissions",)
+    t = r.table(p, data.get("permissions", MISSING))
+    r.keys(p, t, ("mode", "allow", "deny", "ask", "ask_timeout_min"))
+    lists = {k: r.strs(t, p, k, ()) for k in ("allow", "deny", "ask")}
+    for key, rules in lists.items():
+        for rule in rules:
+            if not PERMISSION_RULE_RE.match(rule):
+                r.err((*p, key), f"{_show(rule)} is not a rule (Tool or Tool(specifier))")
+    return Permissions(
+        mode=r.enum(t, p, "mode", ("policy", "default"), "default"),
+        allow=lists["allow"],
+        deny=lists["deny"],
+        ask=lists["ask"],
+        ask_timeout_min=r.int_(t, p, "ask_timeout_min", 30, 1, 7 * 24 * 60),
     )
 
 

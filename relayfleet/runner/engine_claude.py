@@ -191,6 +191,8 @@ class ClaudeEngine(PtyEngine):
             argv += ["--append-system-prompt-file", str(persona)]
         if claude.remote_control:
             argv += ["--remote-control", self.spec.agent.name]
+        if self.spec.settings is not None:  # the permission policy's rules and hook
+            argv += ["--settings", str(self.spec.settings)]
         # Where "Channel notifications registered/skipped" is written (research §6).
         argv += ["--debug-file", str(self.debug_path)]
         return argv

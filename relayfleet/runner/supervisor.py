@@ -168,6 +168,8 @@ class Runner:
         self._tail: InboxTail | None = None
         self.http_inbox: Any = None
         self.budget = BudgetGate(paths, fleet, agent, self.log, lambda: self.ledger.session_id)
+        self.permissions: Any = None  # runner/permissions.py PermissionServer, in policy mode
+        self.settings_file: Path | None = None
 
     def _compactor(self) -> Compactor:
         """Bounded inbox (runner/compaction.py); first finish whatever a killed runner left."""
@@ -251,6 +253,7 @@ class Runner:
             },
             redact=tuple(self.credentials.secrets) if self.credentials is not None else (),
             on_spawn=self._on_spawn,
+            settings=self.settings_file,
         )
 
     def _on_spawn(self, pid: int) -> None:
@@ -294,6 +297,7 @@ class Runner:
             "credentials": [c.name for c in self.agent.credentials],  # names, never values
             "error": self.start_error,
             "budget": self.budget.verdict.to_json() if self.budget.active else None,
+            "permissions": self.agent.permissions.mode,
         }
 
     @staticmethod
@@ -426,6 +430,18 @@ class Runner:
             self.log.warning("channel: %s", self.channel.port_notice)
         self.mcp_config = mcp_config_file(self.paths, self.name)
         write_mcp_config(self.mcp_config, CHANNEL_NAME, self.mcp_url, self.mcp_token)
+        if self.agent.permissions.mode == "policy":
+            from relayfleet.runner.permissions import PermissionServer
+
+            self.permissions = PermissionServer(
+                self.paths,
+                self.name,
+                self.agent.permissions,
+                self.log,
+                lambda: self.ledger.last_delivered,
+                self._status_dirty.set,
+            )
+            self.settings_file = await self.permissions.start()
         try:
             await self.attach.start()
         except OSError as exc:  # attach is a convenience: the agent runs without it
@@ -475,6 +491,8 @@ class Runner:
         if self.http_inbox is not None:
             with contextlib.suppress(Exception):
                 await self.http_inbox.stop()
+        if self.permissions is not None:
+            await self.permissions.stop()
         if self.plugins is not None:
             await self.plugins.stop()
         if self.credentials is not None:

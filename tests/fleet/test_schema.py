@@ -165,3 +165,21 @@ def test_budgets_and_session_runtime_keys() -> None:
     assert "runtime.coalesce_max" in msg and "from 1 to 200" in msg
     msg = error_of(texts(**{"fleet.toml": FLEET + "[budget.prices]\nfuel = 1\n"}))
     assert "budget.prices.fuel" in msg
+
+
+def test_a_permission_policy() -> None:
+    agent = AGENT + (
+        '[permissions]\nmode = "policy"\nallow = ["Read", "Bash(git status:*)"]\n'
+        'deny = ["WebFetch"]\nask = ["Bash(git push:*)"]\nask_timeout_min = 10\n'
+    )
+    p = load_fleet_from_texts(texts(**{"agents/wms-coder/agent.toml": agent}))
+    perms = p.agents["wms-coder"].permissions
+    assert (perms.mode, perms.allow, perms.ask_timeout_min) == (
+        "policy", ("Read", "Bash(git status:*)"), 10
+    )  # fmt: skip
+    assert load_fleet_from_texts(texts()).agents["wms-coder"].permissions.mode == "default"
+    bad = AGENT + '[permissions]\nmode = "yolo"\n'
+    assert "permissions.mode" in error_of(texts(**{"agents/wms-coder/agent.toml": bad}))
+    bad = AGENT + '[permissions]\nallow = ["Bash(unclosed"]\n'
+    msg = error_of(texts(**{"agents/wms-coder/agent.toml": bad}))
+    assert 'permissions.allow: "Bash(unclosed" is not a rule' in msg

@@ -63,12 +63,18 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
 def snapshot(ctx: Context, fleet: Fleet) -> dict[str, Any]:
     """What `status --json` prints and `status --watch` redraws: router, agents, up (drift)."""
     from relayfleet.router import daemon
+    from relayfleet.runner.permissions import waiting
     from relayfleet.up.drift import drift
 
+    agents = agent_rows(ctx, fleet)
+    queue = waiting(ctx.paths)
+    for row in agents:
+        row["approvals_waiting"] = sum(1 for q in queue if q.get("agent") == row["name"])
     return {
         "router": daemon.status(ctx.paths),
-        "agents": agent_rows(ctx, fleet),
+        "agents": agents,
         "up": drift(ctx.paths),
+        "approvals_waiting": len(queue),
     }
 
 
@@ -112,6 +118,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print(f"catching up: {catching_up(router)}", file=ctx.out)
     for name, why in sorted(router["broken_watches"].items()):
         print(f"broken watch {name}: {why}", file=ctx.out)
+    if snap["approvals_waiting"]:
+        print(
+            f"approvals: {snap['approvals_waiting']} tool call(s) waiting (gh fleet approvals)",
+            file=ctx.out,
+        )
     if not agents:
         print("no agents yet (gh fleet new-agent <name> --role coder)", file=ctx.out)
         return 0
