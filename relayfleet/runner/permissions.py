@@ -3,7 +3,8 @@
 With `[permissions] mode = "policy"` the session is launched with `--settings <state>/
 settings.json`, which holds
 
-- the policy's `allow` / `deny` / `ask` lists as Claude Code permission rules, and
+- the policy's `allow` / `deny` lists as Claude Code permission rules (not `ask`: the client
+  would prompt where nobody looks), and
 - a `PreToolUse` hook: a small stdlib script (runner/permission_hook.py) that sends the call to
   this runner over loopback, with a token from a 0600 file, and prints the decision in the
   hook's JSON shape (`hookSpecificOutput.permissionDecision` allow | deny).
@@ -107,7 +108,8 @@ class Policy:
             "permissions": {
                 "allow": [f"{OWN_TOOLS}*", *self.perms.allow],
                 "deny": list(self.perms.deny),
-                "ask": list(self.perms.ask),
+                # No `ask` rules: the client would prompt in a terminal nobody watches. The hook
+                # takes asks to the operator's queue instead.
             },
             "hooks": {
                 "PreToolUse": [
