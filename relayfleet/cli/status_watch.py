@@ -88,6 +88,8 @@ def _agent_row(a: dict[str, Any]) -> list[str]:
         state = "[red]error[/]"
     elif a.get("running"):
         state = "[green]running[/]" if a.get("session") == "up" else "[yellow]restarting[/]"
+        if a.get("session") == "asleep":
+            state = "[blue]asleep[/]"
         if (a.get("budget") or {}).get("state") == "over":
             state = "[red]over budget[/]"
     else:

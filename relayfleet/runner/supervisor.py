@@ -33,6 +33,7 @@ from relayfleet.runner.budget import BudgetGate
 from relayfleet.runner.coalesce import gather
 from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
 from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
+from relayfleet.runner.idle import IdleSleeper
 from relayfleet.runner.inbox_tail import InboxTail, TailItem
 from relayfleet.runner.ledger import MAX_RESENDS, Ledger
 from relayfleet.runner.neutralise import batch_event
@@ -169,6 +170,7 @@ class Runner:
         self.http_inbox: Any = None
         self.budget = BudgetGate(paths, fleet, agent, self.log, lambda: self.ledger.session_id)
         self.permissions: Any = None  # runner/permissions.py PermissionServer, in policy mode
+        self.idle = IdleSleeper(agent.runtime.idle_stop_min, self.log)
         self.settings_file: Path | None = None
 
     def _compactor(self) -> Compactor:
@@ -273,7 +275,13 @@ class Runner:
             "started_at": self.started_at,
             "updated_at": time.time(),
             "running": not self._stop.is_set(),
-            "session": "up" if eng is not None else "blocked" if self.blocked else "restarting",
+            "session": "asleep"
+            if self.idle.asleep
+            else "up"
+            if eng is not None
+            else "blocked"
+            if self.blocked
+            else "restarting",
             "session_pid": getattr(pty, "pid", None),
             "session_pid_start": process_start_time(pty.pid) if pty is not None else None,
             **self.session_group.fields(),
@@ -365,6 +373,9 @@ class Runner:
                 asyncio.create_task(self._status_loop(), name="status"),
                 asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
             ]
+            if self.idle.enabled:
+                watch = self.idle.watch(self._quiet, self._put_to_sleep)
+                tasks.append(asyncio.create_task(watch, name="idle"))
             stop = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for t in done:
@@ -537,8 +548,10 @@ class Runner:
                 # of an id that has none fails.
                 self.session_started_at = time.time()
                 pty = getattr(engine, "pty", None)
+                self.idle.touch()
                 if pty is not None:
                     pty.subscribe(self.hub.feed)
+                    pty.subscribe(self.idle.touch)  # output is activity
                     pty.held = self.attach.attached
                 if self._attach_size is not None:  # restarted while someone is attached
                     self._apply_size(engine)
@@ -555,6 +568,11 @@ class Runner:
                 self.session_group.end()
                 if self._stop.is_set():
                     return
+                if self.idle.asleep:  # stopped for idleness: no restart until an event comes
+                    self._status_dirty.set()
+                    await self.idle.until_woken(self._stop)
+                    delay = self.backoff[0]
+                    continue
                 self.log.warning("session exited with status %s", self.last_exit)
             if self._stop.is_set():
                 return
@@ -597,6 +615,7 @@ class Runner:
         items = item if isinstance(item, list) else [item]
         event_id = str(items[0].event.get("id"))
         failures = 0
+        self.idle.wake_up()
         async with self._deliver_lock:
             p = self.ledger.pending.get(event_id) if resend and len(items) == 1 else None
             if p is not None:  # a compaction may have moved it while we waited for the lock
@@ -667,6 +686,7 @@ class Runner:
             taken = {str(item.event["id"])}
             await self.budget.until_open(self._tell)  # over budget: new events wait here
             self._status_dirty.set()
+            self.idle.wake_up()
             await self._ready.wait()
             batch = await gather(
                 item,
@@ -680,6 +700,7 @@ class Runner:
     async def _tell(self, event: dict[str, Any]) -> None:
         """A word from the runner itself (not an inbox event: nothing to record or ack)."""
         self._status_dirty.set()
+        self.idle.wake_up()
         async with self._deliver_lock:
             await self._ready.wait()
             try:
@@ -687,6 +708,23 @@ class Runner:
                 await self.engine.deliver(event)
             except Exception as exc:
                 self.log.warning("could not tell the session: %s", exc)
+
+    def _quiet(self) -> bool:
+        """Nothing for the session to finish: the idle sleeper may stop it (runner/idle.py)."""
+        mid_turn = getattr(self.engine, "mid_turn", None)
+        return (
+            self._ready.is_set()
+            and not self.ledger.pending
+            and not self._deliver_lock.locked()
+            and not self.attach.attached
+            and not (mid_turn is not None and mid_turn())
+        )
+
+    async def _put_to_sleep(self) -> None:
+        async with self._deliver_lock:
+            if self.engine is not None:
+                self._status_dirty.set()
+                await self.engine.stop()
 
     def _skip(self, item: TailItem, taken: set[str]) -> bool:
         """Not deliverable (no id, already delivered, already in this burst): move past it."""

@@ -146,6 +146,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 f"{r['name']}: blocked: {title} (answer it: gh fleet attach {r['name']})",
                 file=ctx.out,
             )
+        if r.get("session") == "asleep" and r.get("running"):
+            print(f"{r['name']}: asleep (idle; the next event wakes it)", file=ctx.out)
         budget = r.get("budget") or {}
         if budget.get("state") in ("warn", "over") and r.get("running"):
             print(f"{r['name']}: {budget_line(budget)}", file=ctx.out)
