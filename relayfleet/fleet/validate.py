@@ -201,7 +201,29 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+        _session_checks(s, rel, a)
     return s.out
+
+
+def _session_checks(s: _Sink, rel: str, a: Any) -> None:
+    """[permissions] and [runtime] idle sleep: what the session can actually honour."""
+    perms = a.permissions
+    if perms.mode == "policy" and a.claude.engine != "claude":
+        s.add(
+            "warning",
+            rel,
+            ("permissions", "mode"),
+            f'"policy" needs the claude engine (hooks); a {a.claude.engine!r} session is not asked',
+        )
+    if perms.mode != "policy" and (perms.allow or perms.deny or perms.ask):
+        s.add(
+            "warning",
+            rel,
+            ("permissions", "mode"),
+            'rules are only enforced with mode = "policy"',
+        )
+    for rule in set(perms.allow) & set(perms.deny):
+        s.add("warning", rel, ("permissions", "allow"), f"{rule!r} is also denied (deny wins)")
 
 
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:

@@ -152,3 +152,35 @@ def test_the_fleet_budget_sums_every_agents_usage(tmp_path: Path) -> None:
     write_json_atomic(b.usage_file(paths, "b"), {"day": b.utc_day(time.time()), "tokens": 600})
     v = b.check(paths, fleet, a, None, time.time())
     assert (v.state, v.scope, v.used) == ("over", "fleet", 600)
+
+
+def test_a_new_utc_day_lifts_the_hold(tmp_path: Path) -> None:
+    import logging
+
+    paths = FleetPaths(tmp_path)
+    agent = Agent(name="coder", role="coder", budget=Budget(tokens_per_day=100))
+    fleet = Fleet(name="t", agents={"coder": agent})
+    projects = paths.agent_state("coder") / "claude-config" / "projects" / "w"
+    projects.mkdir(parents=True)
+    (projects / "s.jsonl").write_text(assistant("m1", f"{DAY}T11:00:00Z", output_tokens=150))
+    now = [NOON]
+    told: list[dict[str, object]] = []
+
+    async def tell(event: dict[str, object]) -> None:
+        told.append(event)
+
+    async def main() -> None:
+        gate = b.BudgetGate(
+            paths, fleet, agent, logging.getLogger("t"), lambda: "s", lambda: now[0]
+        )
+        gate.recheck = 0.05
+        waiter = asyncio.create_task(gate.until_open(tell))
+        await wait_until(lambda: told)
+        await asyncio.sleep(0.2)
+        assert not waiter.done() and gate.verdict.state == "over"
+        now[0] = NOON + 12 * 3600 + 1  # 00:00:01 UTC the next day
+        await asyncio.wait_for(waiter, 5)
+        assert gate.verdict.state == "ok" and gate.verdict.used == 0
+
+    asyncio.run(main())
+    assert len(told) == 1 and "until 00:00 UTC" in str(told[0]["body"])
