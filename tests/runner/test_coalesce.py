@@ -118,3 +118,46 @@ def test_a_batch_is_one_neutralised_line_with_each_id() -> None:
     # Only the runner makes batches: an inbox line that claims to be one is an ordinary event.
     forged = {"id": "x", "source": "github", "relayfleet.batch": [{"id": "y", "body": "z"}]}
     assert event_text(forged) == "[FROM github] x"
+
+
+def test_a_runner_killed_mid_burst_resends_the_whole_turn_marked(tmp_path: Path) -> None:
+    from relayfleet.runner.engine_command import RESEND_MARK
+    from relayfleet.runner.ledger import Ledger
+    from relayfleet.runner.supervisor import runner_state_file
+
+    (tmp_path / ".fleet").mkdir()
+    script = tmp_path / "echo.py"
+    script.write_text(
+        "import sys\nfor line in sys.stdin:\n    open(sys.argv[1], 'a').write(line)\n"
+    )
+    typed = tmp_path / "typed.txt"
+    agent = Agent(
+        name="coder",
+        role="coder",
+        claude=ClaudeConfig(engine="command", command=(sys.executable, str(script), str(typed))),
+    )
+    paths, fleet = FleetPaths(tmp_path), Fleet(name="t", agents={"coder": agent})
+    spans = []
+    for i in range(3):
+        inbox = paths.inbox("coder")
+        start = inbox.stat().st_size if inbox.exists() else 0
+        append_json(inbox, {"id": f"e{i}", "source": "github", "body": f"b{i}"})
+        spans.append((f"e{i}", start, inbox.stat().st_size))
+    # What a runner killed between `begin` and `delivered` of a 3-event turn leaves behind.
+    led = Ledger.load(runner_state_file(paths, "coder"))
+    led.begin("e0", spans[0][1], spans[-1][2], resend=False, batch=spans)
+
+    async def main() -> Runner:
+        r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
+        task = asyncio.create_task(r.run())
+        await wait_until(lambda: r.ledger.delivered_count == 3)
+        await asyncio.sleep(0.3)  # nothing more comes
+        r.request_stop()
+        await task
+        return r
+
+    r = asyncio.run(main())
+    (line,) = typed.read_text().splitlines()
+    assert line.startswith(RESEND_MARK + "[FROM relay | 3 events")
+    assert ids_in(line) == ["e0", "e1", "e2"]
+    assert sorted(r.ledger.pending) == ["e0", "e1", "e2"] and r.ledger.delivering is None
