@@ -94,6 +94,8 @@ def runner_facts(
         "port_notice": x.get("port_notice") if st.running else None,
         "error": x.get("error") or None,
         "workspace": workspace_facts(paths, fleet, agent, x.get("workspace")),
+        # Today's token budget (runner/budget.py): state ok|warn|over, used, limit, until.
+        "budget": x.get("budget") if st.running else None,
     }
 
 

@@ -40,6 +40,8 @@ COMMAND_MODULES = (
     "sandbox",
     "webhook",
     "quarantine",
+    "budget",
+    "approvals",
 )
 
 

@@ -92,6 +92,10 @@ def _agent_row(a: dict[str, Any]) -> list[str]:
         state = "[red]error[/]"
     elif a.get("running"):
         state = "[green]running[/]" if a.get("session") == "up" else "[yellow]restarting[/]"
+        if a.get("session") == "asleep":
+            state = "[blue]asleep[/]"
+        if (a.get("budget") or {}).get("state") == "over":
+            state = "[red]over budget[/]"
     else:
         state = "[dim]stopped[/]"
     last = a.get("last_delivered") or "-"
@@ -132,6 +136,9 @@ def render(snap: dict[str, Any], *, fleet_name: str, problem: str = "", width: i
         table,
         Text(describe_drift(up), style="green" if up.get("in_sync") else "yellow"),
     ]
+    if snap.get("approvals_waiting"):
+        n = snap["approvals_waiting"]
+        lines.append(Text(f"approvals: {n} waiting (gh fleet approvals)", style="yellow"))
     if problem:
         lines.append(Text(problem, style="red"))
     lines.append(Text(f"{time.strftime('%H:%M:%S')}  q quits", style="dim"))

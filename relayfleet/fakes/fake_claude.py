@@ -23,6 +23,8 @@ Knobs (flag or env): `--fake-no-channels` / `FAKE_CLAUDE_NO_CHANNELS=1` prints t
 `FAKE_CLAUDE_TRUST_DIALOG=1`, `FAKE_CLAUDE_APIKEY_DIALOG=1`; `FAKE_CLAUDE_NO_ACK=1`;
 `FAKE_CLAUDE_FOLD_NOTICES=1` registers the channel without the startup notice (2.1.331 may fold
 notices away: only `--debug-file` then says "Channel notifications registered");
+`--fake-turn-sec S` / `FAKE_CLAUDE_TURN_SEC` makes every turn take that long (a busy session);
+a channel event whose meta has `event_ids` (a coalesced burst) is acked id by id;
 `FAKE_CLAUDE_CALL_API=1` makes each turn one streamed `POST /v1/messages` (transcript `api`).
 A turn containing `HANDOFF(<agent>): <message>` calls the `handoff` tool (transcript `tool`).
 `FAKE_CLAUDE_UNNUMBERED=1` draws dialogs as 2.1.331 does: under a rule, options without numbers
@@ -98,6 +100,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--fake-no-channels", action="store_true")
     p.add_argument("--fake-crash-after", type=int)
     p.add_argument("--fake-slow-start", type=float)
+    p.add_argument("--fake-turn-sec", type=float)
     p.add_argument("--fake-input-stamps")
     p.add_argument("--fake-unknown-dialog", action="store_true")
     p.add_argument("--fake-turn-shell", default=os.environ.get("FAKE_CLAUDE_TURN_SHELL"))
@@ -292,8 +295,10 @@ class FakeClaude:
             self.out(f"← {source}: {content.splitlines()[0] if content else ''}\n")
             self.out(f'<channel source="{source}" {attrs}>\n{content}\n</channel>\n')
             await self.turn("channel", content, meta)
-            event_id = meta.get("event_id")
-            if event_id and not env_flag("FAKE_CLAUDE_NO_ACK"):
+            ids = meta.get("event_ids", "").split() or [meta.get("event_id", "")]
+            for event_id in ids if not env_flag("FAKE_CLAUDE_NO_ACK") else []:
+                if not event_id:
+                    continue
                 result = await self.client.call_tool("ack_event", {"event_id": event_id})
                 text = " ".join(getattr(c, "text", "") for c in result.content)
                 self.record(type="ack", event_id=event_id, result=text)
@@ -312,7 +317,8 @@ class FakeClaude:
         if via == "pty":
             self.out(f"> {text}\n")
         self.out("✻ Thinking… (esc to interrupt)\n")
-        await asyncio.sleep(0.01)
+        turn_sec = self.args.fake_turn_sec or os.environ.get("FAKE_CLAUDE_TURN_SEC")
+        await asyncio.sleep(float(turn_sec or 0.01))
         if env_flag("FAKE_CLAUDE_CALL_API"):
             await self.call_api(text)
         await asyncio.sleep(0.04)

@@ -103,6 +103,10 @@ class Runtime:
     shared_path: str = ""  # shared transport: where the agent's inbox dir is mounted on our side
     cpus: float = 0.0  # docker resource limits; 0 = unlimited
     memory: str = ""
+    # Events that arrive while the session is mid-turn go in as one turn when it is next idle,
+    # at most this many at a time (runner/coalesce.py).
+    coalesce_max: int = 20
+    idle_stop_min: int = 0  # stop a session idle this long; the next event resumes it (0: never)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,27 @@ class Workspace:
     repo: str = ""  # "" = the agent's repo; worktree with no repo at all = the fleet's own repo
     branch_prefix: str = ""  # "" = fleet/<agent>/
     fetch: str = "on-event"  # on-event | on-start | never
+
+
+@dataclass(frozen=True)
+class Budget:
+    """`[budget]`: tokens (input, output, cache writes and reads) per UTC day; 0 = no limit.
+    In fleet.toml also `[budget.prices]`: dollars per million tokens of each kind."""
+
+    tokens_per_day: int = 0
+    prices: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """`[permissions]`: `policy` lets the runner answer every tool call (a PreToolUse hook and
+    permission rules in `--settings`); `default` leaves the client's own prompts."""
+
+    mode: str = "default"
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    ask: tuple[str, ...] = ()  # and everything neither allowed nor denied
+    ask_timeout_min: int = 30  # an unanswered ask is denied after this long
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,9 @@ class Agent:
     def branch_prefix(self) -> str:
         """Every branch this agent makes starts with this: two agents never share a branch."""
         return self.workspace.branch_prefix or f"fleet/{self.name}/"
+
+    budget: Budget = field(default_factory=Budget)
+    permissions: Permissions = field(default_factory=Permissions)
 
 
 @dataclass(frozen=True)
@@ -216,6 +244,7 @@ class Fleet:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
+    budget: Budget = field(default_factory=Budget)
     agents: dict[str, Agent] = field(default_factory=dict)
     watches: tuple[Watch, ...] = ()
     routes: tuple[Route, ...] = ()

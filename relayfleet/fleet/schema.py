@@ -32,6 +32,7 @@ from relayfleet.fleet.model import (
     UNTRUSTED,
     WORKSPACE_MODES,
     Agent,
+    Budget,
     ClaudeConfig,
     CommandsConfig,
     Credential,
@@ -39,6 +40,7 @@ from relayfleet.fleet.model import (
     Fleet,
     GatewayConfig,
     Host,
+    Permissions,
     Route,
     Runtime,
     SecretRef,
@@ -249,7 +251,21 @@ def _show(value: Any) -> str:
 
 # -- fleet.toml -------------------------------------------------------------------------------
 
-FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway", "webhook", "commands")
+FLEET_KEYS = ("fleet", "github", "defaults", "hosts", "gateway", "webhook", "commands", "budget")
+PRICE_KEYS = ("input", "output", "cache_write", "cache_read")  # $ per million tokens
+
+
+def _budget(r: _Reader, data: Mapping[str, Any], *, prices: bool) -> Budget:
+    p: Path_ = ("budget",)
+    b = r.table(p, data.get("budget", MISSING))
+    r.keys(p, b, ("tokens_per_day", "prices") if prices else ("tokens_per_day",))
+    table: dict[str, float] = {}
+    if prices:
+        pp: Path_ = (*p, "prices")
+        pt = r.table(pp, b.get("prices", MISSING))
+        r.keys(pp, pt, PRICE_KEYS)
+        table = {k: r.num(pt, pp, k, 0.0) for k in PRICE_KEYS if k in pt}
+    return Budget(tokens_per_day=r.int_(b, p, "tokens_per_day", 0, 0, 10**12), prices=table)
 
 
 def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
@@ -312,6 +328,7 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
         "gateway": gateway,
         "webhook": _webhook(r, data),
         "commands": _commands(r, data),
+        "budget": _budget(r, data, prices=True),
     }
 
 
@@ -457,6 +474,8 @@ AGENT_KEYS = (
     "claude",
     "credentials",
     "workspace",
+    "budget",
+    "permissions",
     "plugin",  # [plugin.<name>]: each plugin's own settings, free-form (runner/plugins.py)
 )
 
@@ -482,7 +501,17 @@ def agent_from(
     r.keys(
         rp,
         rt,
-        ("backend", "host", "inbox_transport", "image", "shared_path", "cpus", "memory"),
+        (
+            "backend",
+            "host",
+            "inbox_transport",
+            "image",
+            "shared_path",
+            "cpus",
+            "memory",
+            "coalesce_max",
+            "idle_stop_min",
+        ),
     )
     runtime = Runtime(
         backend=r.enum(rt, rp, "backend", BACKENDS, settings.get("default_backend", "local")),
@@ -492,6 +521,8 @@ def agent_from(
         shared_path=r.str_(rt, rp, "shared_path"),
         cpus=r.num(rt, rp, "cpus", 0.0),
         memory=r.str_(rt, rp, "memory"),
+        coalesce_max=r.int_(rt, rp, "coalesce_max", 20, 1, 200),
+        idle_stop_min=r.int_(rt, rp, "idle_stop_min", 0, 0, 7 * 24 * 60),
     )
     return Agent(
         name=name,
@@ -505,6 +536,29 @@ def agent_from(
         credentials=_credentials(r, data),
         ack_timeout_sec=r.int_(data, (), "ack_timeout_sec", 600, 1, 7 * 86400),
         workspace=_workspace(r, data, repo),
+        budget=_budget(r, data, prices=False),
+        permissions=_permissions(r, data),
+    )
+
+
+PERMISSION_RULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_*-]*(\(.+\))?$")
+
+
+def _permissions(r: _Reader, data: Mapping[str, Any]) -> Permissions:
+    p: Path_ = ("permissions",)
+    t = r.table(p, data.get("permissions", MISSING))
+    r.keys(p, t, ("mode", "allow", "deny", "ask", "ask_timeout_min"))
+    lists = {k: r.strs(t, p, k, ()) for k in ("allow", "deny", "ask")}
+    for key, rules in lists.items():
+        for rule in rules:
+            if not PERMISSION_RULE_RE.match(rule):
+                r.err((*p, key), f"{_show(rule)} is not a rule (Tool or Tool(specifier))")
+    return Permissions(
+        mode=r.enum(t, p, "mode", ("policy", "default"), "default"),
+        allow=lists["allow"],
+        deny=lists["deny"],
+        ask=lists["ask"],
+        ask_timeout_min=r.int_(t, p, "ask_timeout_min", 30, 1, 7 * 24 * 60),
     )
 
 

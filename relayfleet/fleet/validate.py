@@ -205,6 +205,7 @@ def check_fleet(
                 )
         if a.claude.engine == "claude" and not a.claude.command:
             s.add("error", rel, ("claude", "command"), "must name the program to run")
+        _session_checks(s, rel, a)
     for name in sorted(fleet.agents):
         a = fleet.agents[name]
         if a.workspace.mode == "worktree" and not a.workspace_repo and a.runtime.backend != "local":
@@ -286,6 +287,27 @@ def _gate_checks(s: _Sink, fleet: Fleet, r: Route, public: Collection[str]) -> N
             "comment reaches " + ", ".join(r.to) + ' (add association = ["OWNER", "MEMBER", '
             '"COLLABORATOR"] and untrusted = "hold")',
         )
+
+
+def _session_checks(s: _Sink, rel: str, a: Any) -> None:
+    """[permissions] and [runtime] idle sleep: what the session can actually honour."""
+    perms = a.permissions
+    if perms.mode == "policy" and a.claude.engine != "claude":
+        s.add(
+            "warning",
+            rel,
+            ("permissions", "mode"),
+            f'"policy" needs the claude engine (hooks); a {a.claude.engine!r} session is not asked',
+        )
+    if perms.mode != "policy" and (perms.allow or perms.deny or perms.ask):
+        s.add(
+            "warning",
+            rel,
+            ("permissions", "mode"),
+            'rules are only enforced with mode = "policy"',
+        )
+    for rule in set(perms.allow) & set(perms.deny):
+        s.add("warning", rel, ("permissions", "allow"), f"{rule!r} is also denied (deny wins)")
 
 
 def _known(names: Mapping[str, Any] | set[str] | dict[str, int]) -> str:

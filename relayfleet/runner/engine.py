@@ -39,6 +39,9 @@ class EngineSpec:
     # Called with the session's pid as soon as it is spawned (before any dialog): the runner
     # records its process group then, so a runner killed at any instant leaves no orphan.
     on_spawn: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+    # `[permissions] mode = "policy"`: the `--settings` file with the rules and the hook
+    # (runner/permissions.py); None leaves the client's own permission prompts.
+    settings: Path | None = None
 
 
 class Channel(Protocol):

@@ -167,6 +167,10 @@ class ClaudeEngine(PtyEngine):
         self.debug = DebugLog(self.debug_path)
         self.confirmed_by: str | None = None  # "screen" | "debug-file": how the channel was seen
         self.blocked: str | None = None  # the first line of a dialog that holds the session
+        # Screen generation at the last delivery: until the screen changes after it, a turn
+        # just sent is still coming (a channel push shows a moment later).
+        self._sent_at_gen: int | None = None
+        self._sent_at: float = 0.0
 
     @property
     def debug_path(self) -> Any:
@@ -188,6 +192,8 @@ class ClaudeEngine(PtyEngine):
             argv += ["--append-system-prompt-file", str(persona)]
         if claude.remote_control:
             argv += ["--remote-control", self.spec.agent.name]
+        if self.spec.settings is not None:  # the permission policy's rules and hook
+            argv += ["--settings", str(self.spec.settings)]
         # Where "Channel notifications registered/skipped" is written (research §6).
         argv += ["--debug-file", str(self.debug_path)]
         return argv
@@ -384,9 +390,40 @@ class ClaudeEngine(PtyEngine):
         ):
             content, meta = channel_payload(event, resend=resend)
             if await self.channel.push(content, meta):
+                self._mark_sent()
                 return
         # No client listening right now (it is reconnecting): type it rather than drop it.
         await self._type(event, resend=resend)
+
+    turn_grace = 2.0  # a turn sent but not yet on screen counts as running this long
+
+    def _mark_sent(self) -> None:
+        self._sent_at_gen = self.screen.generation
+        self._sent_at = asyncio.get_running_loop().time()
+
+    def mid_turn(self) -> bool:
+        """A turn is running, or was just sent and has not shown yet."""
+        if self._sent_at_gen is not None:
+            if self.screen.generation != self._sent_at_gen:
+                self._sent_at_gen = None
+            elif asyncio.get_running_loop().time() - self._sent_at < self.turn_grace:
+                return True
+            else:
+                self._sent_at_gen = None
+        return not self.screen.idle_prompt()
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the session is at its idle prompt (bounded); True when it was mid-turn,
+        so the events that arrived meanwhile may go in together (runner/coalesce.py)."""
+        if self.pty is None or not self.mid_turn():
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.busy_timeout if timeout is None else timeout)
+        while self.pty.alive() and self.mid_turn() and loop.time() < deadline:
+            if self.screen.dialog() is not None or self.screen.notice() is not None:
+                break  # not a turn: the delivery itself deals with dialogs and notices
+            await self.screen.changed(0.1)
+        return True
 
     async def _reconnected(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -438,6 +475,7 @@ class ClaudeEngine(PtyEngine):
         for _ in range(2):
             pty.write(ENTER)
             if await self._wait_for(self._submitted, 5.0):
+                self._mark_sent()
                 return
         raise SessionStartError("the typed event was not submitted")
 

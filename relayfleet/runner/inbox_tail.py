@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class InboxTail:
         # the one moment nothing read from the file is still in flight (compaction runs here).
         self.on_idle = on_idle
         self._partial = b""
+        self._buffer: deque[TailItem] = deque()  # read from the file, not yet handed out
         self._ino: int | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -102,6 +104,13 @@ class InboxTail:
         self._partial = data
         return items
 
+    def take_ready(self, limit: int) -> list[TailItem]:
+        """Up to `limit` more events that are already in the file, without waiting (the
+        delivery loop coalesces a burst with them). The iterator goes on after the last one."""
+        if not self._buffer:
+            self._buffer.extend(self.read_available())
+        return [self._buffer.popleft() for _ in range(min(limit, len(self._buffer)))]
+
     def rebase(self, cut: int, inode: int) -> None:
         """The file was replaced by itself minus its first `cut` bytes (compaction): keep going
         from the same line rather than starting over."""
@@ -116,8 +125,9 @@ class InboxTail:
             while not self._closed:
                 # Clear before reading: an append that lands while we read sets it again.
                 self._wake.clear()
-                for item in self.read_available():
-                    yield item
+                self._buffer.extend(self.read_available())
+                while self._buffer:
+                    yield self._buffer.popleft()
                 if self._closed:
                     break
                 if self.on_idle is not None:

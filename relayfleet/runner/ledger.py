@@ -123,11 +123,31 @@ class Ledger:
     def already_delivered(self, event_id: str) -> bool:
         return event_id in self.recent or event_id in self.pending
 
-    def begin(self, event_id: str, start: int, end: int, *, resend: bool) -> None:
+    def begin(
+        self,
+        event_id: str,
+        start: int,
+        end: int,
+        *,
+        resend: bool,
+        batch: list[tuple[str, int, int]] | None = None,
+    ) -> None:
+        """`batch`: (id, start, end) of every event of a coalesced turn (the first is `event_id`),
+        so a runner killed mid-delivery re-sends the whole turn."""
         self.delivering = {"id": event_id, "start": start, "end": end, "resend": resend}
+        if batch is not None:
+            self.delivering["batch"] = [list(b) for b in batch]
         self.save()
 
-    def delivered(self, event_id: str, start: int, end: int, *, now: float | None = None) -> None:
+    def delivered_batch(self, batch: list[tuple[str, int, int]]) -> None:
+        """Every event of a coalesced turn is delivered (each pending its own ack); one write."""
+        for event_id, start, end in batch:
+            self.delivered(event_id, start, end, save=False)
+        self.save()
+
+    def delivered(
+        self, event_id: str, start: int, end: int, *, now: float | None = None, save: bool = True
+    ) -> None:
         now = time.time() if now is None else now
         resend_of_pending = event_id in self.pending
         self.delivering = None
@@ -147,7 +167,8 @@ class Ledger:
             self.last_delivered_at = now
             self.delivered_count += 1
         self.offset = max(self.offset, end)
-        self.save()
+        if save:
+            self.save()
 
     def skip(self, end: int) -> None:
         """A line that is not deliverable (duplicate id, no id): move past it."""
@@ -161,6 +182,8 @@ class Ledger:
         if self.delivering:
             d = self.delivering
             self.delivering = {**d, "start": d["start"] - cut, "end": d["end"] - cut}
+            if "batch" in d:
+                self.delivering["batch"] = [[i, a - cut, b - cut] for i, a, b in d["batch"]]
 
     # -- acknowledgement ------------------------------------------------------------------
     def ack(self, event_id: str, outcome: str = "", *, now: float | None = None) -> bool:

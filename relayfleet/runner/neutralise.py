@@ -14,6 +14,11 @@ channel path (`channel_payload`) and the typed path (`typed_payload`) alike:
 - `<channel` and `</channel` are made inert (`‹channel`), so a body cannot close Claude Code's
   `<channel …>` wrapper and open a forged one.
 
+A burst of events coalesced into one turn (`batch_event`) is one line too: the runner's own
+`[FROM relay | N events …]` header, then each event as `⏎ (i/N id=<id>) <event_text>`, so every
+part keeps its own frame and its id to acknowledge. Only the runner can make a batch: the marker
+is a tuple, which no JSON inbox line can produce.
+
 Pure: no I/O. Pinned by a Hypothesis property test on the exact bytes and payload.
 """
 
@@ -51,8 +56,43 @@ def source_name(event: dict[str, Any]) -> str:
     return _SOURCE_SAFE.sub("", str(event.get("source") or ""))[:64]
 
 
+BATCH_KEY = "relayfleet.batch"
+_ID_SAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+
+
+def batch_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several inbox events as one delivery (oldest first); see the module docstring."""
+    return {
+        "id": str(events[0].get("id")),
+        "source": "relay",
+        BATCH_KEY: tuple(events),
+    }
+
+
+def batch_parts(event: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    """The events inside a batch made by `batch_event`, or None for an ordinary event."""
+    parts = event.get(BATCH_KEY)
+    return parts if isinstance(parts, tuple) else None
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """An event's id as the session may see it (no spaces, brackets or controls)."""
+    return _ID_SAFE.sub("", str(event.get("id") or ""))[:80]
+
+
+def _batch_text(parts: tuple[dict[str, Any], ...]) -> str:
+    n = len(parts)
+    head = f"[FROM relay | {n} events that arrived while you were busy, oldest first; ack each id]"
+    lines = [f"({i}/{n} id={event_id(ev)}) {event_text(ev)}" for i, ev in enumerate(parts, 1)]
+    return FOLD.join([head, *lines])
+
+
 def event_text(event: dict[str, Any], *, resend: bool = False) -> str:
     """The exact text a session is given for `event` (channel content and typed line alike)."""
+    parts = batch_parts(event)
+    if parts is not None:
+        text = _batch_text(parts)
+        return (RESEND_MARK + text) if resend else text
     source = source_name(event)
     body = clean(str(event.get("body") or event.get("id") or ""))
     m = _FRAME.match(body)
@@ -78,6 +118,11 @@ def typed_payload(event: dict[str, Any], *, resend: bool = False, bracketed: boo
 def channel_payload(event: dict[str, Any], *, resend: bool = False) -> tuple[str, dict[str, str]]:
     """(content, meta) for `notifications/claude/channel`: meta holds identifiers only, as
     plain values that cannot break out of the `<channel k="v">` attributes they become."""
+    parts = batch_parts(event)
+    if parts is not None:  # ids only: the text says which is which
+        ids = " ".join(event_id(ev) for ev in parts)
+        batch_meta = {"event_ids": ids, "from": "relay", "resend": "true" if resend else "false"}
+        return event_text(event), batch_meta
     md = event.get("metadata") or {}
     meta = {
         "event_id": event.get("id"),

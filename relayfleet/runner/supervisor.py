@@ -3,7 +3,9 @@
     inbox.jsonl --inotify--> InboxTail --> Ledger.begin --> engine.deliver --> Ledger.delivered
                                                                   |
     session exits --> backoff --> engine again with resume=True --+
+    idle for idle_stop_min --> stopped (asleep) --> next event --+   (runner/idle.py)
 
+The delivery loop itself (budget gate, burst coalescing, re-sends) is runner/delivery.py.
 The supervisor is the one place (with the plugin host) allowed a broad `except`: whatever a
 session, a plugin or a tool does wrong is logged and survived; only SIGTERM/SIGINT end the runner.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import logging.handlers
 import os
@@ -28,10 +31,13 @@ from relayfleet.core.paths import FleetPaths, bundled_plugins_dir
 from relayfleet.core.procs import process_start_time, write_pidfile
 from relayfleet.fleet.model import Agent, Fleet
 from relayfleet.runner.attach_server import AttachServer, OutputHub
+from relayfleet.runner.budget import BudgetGate
 from relayfleet.runner.compaction import CompactionConfig, Compactor, recover
-from relayfleet.runner.engine import DELIVERY_PTY, EngineSpec, SessionEngine
-from relayfleet.runner.inbox_tail import InboxTail, TailItem
-from relayfleet.runner.ledger import MAX_RESENDS, Ledger
+from relayfleet.runner.delivery import Delivery
+from relayfleet.runner.engine import EngineSpec, SessionEngine
+from relayfleet.runner.idle import IdleSleeper
+from relayfleet.runner.inbox_tail import InboxTail
+from relayfleet.runner.ledger import Ledger
 from relayfleet.runner.plugins import PluginHost
 from relayfleet.runner.session_group import SessionGroup, keep_private, reap_previous
 from relayfleet.runner.tools import (
@@ -39,7 +45,6 @@ from relayfleet.runner.tools import (
     INSTRUCTIONS,
     ReachFactory,
     RunnerTools,
-    read_event_at,
 )
 from relayfleet.runner.workspace import Keeper
 from relayfleet.runner.workspace import plan as workspace_plan
@@ -109,7 +114,7 @@ def setup_logging(path: Path) -> logging.Logger:
     return log
 
 
-class Runner:
+class Runner(Delivery):
     def __init__(
         self,
         paths: FleetPaths,
@@ -167,6 +172,10 @@ class Runner:
         self.http_inbox: Any = None
         self.workspace = Keeper(workspace_plan(paths, fleet, agent), self.log)
         self.workdir: Path | None = None  # the workspace, once made
+        self.budget = BudgetGate(paths, fleet, agent, self.log, lambda: self.ledger.session_id)
+        self.permissions: Any = None  # runner/permissions.py PermissionServer, in policy mode
+        self.idle = IdleSleeper(agent.runtime.idle_stop_min, self.log)
+        self.settings_file: Path | None = None
 
     def _compactor(self) -> Compactor:
         """Bounded inbox (runner/compaction.py); first finish whatever a killed runner left."""
@@ -253,6 +262,7 @@ class Runner:
             },
             redact=tuple(self.credentials.secrets) if self.credentials is not None else (),
             on_spawn=self._on_spawn,
+            settings=self.settings_file,
         )
 
     def _on_spawn(self, pid: int) -> None:
@@ -272,7 +282,13 @@ class Runner:
             "started_at": self.started_at,
             "updated_at": time.time(),
             "running": not self._stop.is_set(),
-            "session": "up" if eng is not None else "blocked" if self.blocked else "restarting",
+            "session": "asleep"
+            if self.idle.asleep
+            else "up"
+            if eng is not None
+            else "blocked"
+            if self.blocked
+            else "restarting",
             "session_pid": getattr(pty, "pid", None),
             "session_pid_start": process_start_time(pty.pid) if pty is not None else None,
             **self.session_group.fields(),
@@ -296,6 +312,8 @@ class Runner:
             "credentials": [c.name for c in self.agent.credentials],  # names, never values
             "error": self.start_error,
             "workspace": self.workspace.status(),
+            "budget": self.budget.verdict.to_json() if self.budget.active else None,
+            "permissions": self.agent.permissions.mode,
         }
 
     @staticmethod
@@ -327,6 +345,9 @@ class Runner:
             try:
                 for p in await asyncio.to_thread(trim_plugin_state, self.state_dir):
                     self.log.info("cut %s back to its newest lines", p.name)
+                if self.budget.active:  # so status warns at 80 % between deliveries too
+                    await asyncio.to_thread(self.budget.refresh)
+                    self._status_dirty.set()
                 recheck = getattr(self.engine, "recheck", None) if self._ready.is_set() else None
                 if recheck is not None:
                     before = self.engine.delivery if self.engine is not None else None
@@ -362,6 +383,9 @@ class Runner:
                 asyncio.create_task(self._status_loop(), name="status"),
                 asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
             ]
+            if self.idle.enabled:
+                watch = self.idle.watch(self._quiet, self._put_to_sleep)
+                tasks.append(asyncio.create_task(watch, name="idle"))
             stop = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for t in done:
@@ -440,6 +464,18 @@ class Runner:
             self.log.warning("channel: %s", self.channel.port_notice)
         self.mcp_config = mcp_config_file(self.paths, self.name)
         write_mcp_config(self.mcp_config, CHANNEL_NAME, self.mcp_url, self.mcp_token)
+        if self.agent.permissions.mode == "policy":
+            from relayfleet.runner.permissions import PermissionServer
+
+            self.permissions = PermissionServer(
+                self.paths,
+                self.name,
+                self.agent.permissions,
+                self.log,
+                lambda: self.ledger.last_delivered,
+                self._status_dirty.set,
+            )
+            self.settings_file = await self.permissions.start()
         try:
             await self.attach.start()
         except OSError as exc:  # attach is a convenience: the agent runs without it
@@ -455,7 +491,6 @@ class Runner:
 
     def _guard_tool(self, plugin: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A plugin tool that raises is reported (status, log), and the error goes to the caller."""
-        import functools
         import inspect
 
         @functools.wraps(fn)
@@ -489,6 +524,8 @@ class Runner:
         if self.http_inbox is not None:
             with contextlib.suppress(Exception):
                 await self.http_inbox.stop()
+        if self.permissions is not None:
+            await self.permissions.stop()
         if self.plugins is not None:
             await self.plugins.stop()
         if self.credentials is not None:
@@ -533,8 +570,10 @@ class Runner:
                 # of an id that has none fails.
                 self.session_started_at = time.time()
                 pty = getattr(engine, "pty", None)
+                self.idle.touch()
                 if pty is not None:
                     pty.subscribe(self.hub.feed)
+                    pty.subscribe(self.idle.touch)  # output is activity
                     pty.held = self.attach.attached
                 if self._attach_size is not None:  # restarted while someone is attached
                     self._apply_size(engine)
@@ -551,6 +590,11 @@ class Runner:
                 self.session_group.end()
                 if self._stop.is_set():
                     return
+                if self.idle.asleep:  # stopped for idleness: no restart until an event comes
+                    self._status_dirty.set()
+                    await self.idle.until_woken(self._stop)
+                    delay = self.backoff[0]
+                    continue
                 self.log.warning("session exited with status %s", self.last_exit)
             if self._stop.is_set():
                 return
@@ -585,91 +629,6 @@ class Runner:
             self._status_dirty.set()
             await self._stop.wait()  # it exited unanswered: stay stopped, do not loop
             raise
-
-    # -- delivery -------------------------------------------------------------------------
-    async def _deliver(self, item: TailItem, *, resend: bool) -> None:
-        """Into the session, bracketed by the ledger; retried (marked) across session restarts."""
-        event_id = str(item.event.get("id"))
-        failures = 0
-        async with self._deliver_lock:
-            p = self.ledger.pending.get(event_id) if resend else None
-            if p is not None:  # a compaction may have moved it while we waited for the lock
-                item = TailItem(item.event, p.start, p.end)
-            while not self._stop.is_set():
-                await self._ready.wait()
-                engine = self.engine
-                assert engine is not None
-                if engine.delivery == DELIVERY_PTY and not self._detached.is_set():
-                    # A human is typing in this session: hold typed deliveries until they detach.
-                    await self._detached.wait()
-                    continue
-                self.ledger.begin(event_id, item.start, item.end, resend=resend)
-                try:
-                    await engine.deliver(item.event, resend=resend)
-                except Exception as exc:
-                    self.log.warning("delivery of %s failed (%s); will re-send", event_id, exc)
-                    # It may have partly reached the session, unless the engine says not.
-                    resend = resend or not getattr(exc, "nothing_sent", False)
-                    failures += 1
-                    # Usually the session just died and the supervisor is restarting it; back
-                    # off in case the engine itself is stuck.
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), min(30.0, 0.5 * failures))
-                    continue
-                self.ledger.delivered(event_id, item.start, item.end)
-                self.ledger.mark_launched()
-                self.log.info(
-                    "delivered %s%s via %s",
-                    event_id,
-                    " (re-send)" if resend else "",
-                    engine.delivery,
-                )
-                self._pending_changed.set()
-                self._status_dirty.set()
-                return
-
-    async def _deliver_loop(self) -> None:
-        inbox = self.paths.inbox(self.name)
-        d = self.ledger.delivering
-        if d:
-            # The previous runner died mid-delivery: the session may have seen it. Say so.
-            ev = read_event_at(inbox, int(d["start"]), int(d["end"]))
-            if ev is not None and ev.get("id") == d["id"]:
-                self.log.info("re-sending %s interrupted by the last runner's exit", d["id"])
-                await self._deliver(TailItem(ev, int(d["start"]), int(d["end"])), resend=True)
-            else:
-                self.ledger.delivering = None
-        self._tail = InboxTail(inbox, self.ledger.offset, on_idle=self._compact_if_due)
-        async for item in self._tail:
-            event_id = item.event.get("id")
-            if not isinstance(event_id, str) or self.ledger.already_delivered(event_id):
-                self.ledger.skip(item.end)
-                continue
-            # A fresh view of the remote before the session works on it (never mid-turn).
-            await self.workspace.before_batch(mid_turn=bool(self.ledger.pending))
-            await self._deliver(item, resend=False)
-
-    async def _resend_loop(self) -> None:
-        timeout = float(self.agent.ack_timeout_sec)
-        inbox = self.paths.inbox(self.name)
-        while True:
-            due_at = self.ledger.next_due_at(timeout)
-            wait = None if due_at is None else max(0.05, due_at - time.time())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._pending_changed.wait(), wait)
-            self._pending_changed.clear()
-            for p in self.ledger.due(timeout):
-                if p.resends >= MAX_RESENDS:
-                    self.log.warning("giving up on %s: no ack after %d re-sends", p.id, p.resends)
-                    self.ledger.give_up(p.id)
-                    self._status_dirty.set()
-                    continue
-                ev = read_event_at(inbox, p.start, p.end)
-                if ev is None or ev.get("id") != p.id:
-                    self.ledger.give_up(p.id)
-                    continue
-                self.log.info("no ack for %s after %.0fs: re-sending", p.id, timeout)
-                await self._deliver(TailItem(ev, p.start, p.end), resend=True)
 
 
 def run_agent(

@@ -156,3 +156,46 @@ def test_untrusted_and_commands_allow() -> None:
     )
     wrong = FLEET + '\n[commands]\nallow = ["ADMIN"]\n'
     assert 'commands.allow: "ADMIN" is not one of OWNER' in error_of(texts(**{"fleet.toml": wrong}))
+
+
+def test_budgets_and_session_runtime_keys() -> None:
+    fleet = load_fleet_from_texts(
+        texts(**{
+            "fleet.toml": FLEET + "[budget]\ntokens_per_day = 5_000_000\n"
+            "[budget.prices]\ninput = 3.0\noutput = 15\n",
+            "agents/wms-coder/agent.toml": AGENT + "[budget]\ntokens_per_day = 2_000_000\n"
+            "[runtime]\ncoalesce_max = 5\nidle_stop_min = 30\n",
+        })
+    )  # fmt: skip
+    coder = fleet.agents["wms-coder"]
+    assert fleet.budget.tokens_per_day == 5_000_000
+    assert fleet.budget.prices == {"input": 3.0, "output": 15.0}
+    assert coder.budget.tokens_per_day == 2_000_000
+    assert (coder.runtime.coalesce_max, coder.runtime.idle_stop_min) == (5, 30)
+    assert load_fleet_from_texts(texts()).agents["wms-coder"].runtime.coalesce_max == 20
+    msg = error_of(texts(**{"agents/wms-coder/agent.toml": AGENT + "[budget]\nprices = {}\n"}))
+    assert "budget.prices" in msg
+    msg = error_of(
+        texts(**{"agents/wms-coder/agent.toml": AGENT + "[runtime]\ncoalesce_max = 0\n"})
+    )
+    assert "runtime.coalesce_max" in msg and "from 1 to 200" in msg
+    msg = error_of(texts(**{"fleet.toml": FLEET + "[budget.prices]\nfuel = 1\n"}))
+    assert "budget.prices.fuel" in msg
+
+
+def test_a_permission_policy() -> None:
+    agent = AGENT + (
+        '[permissions]\nmode = "policy"\nallow = ["Read", "Bash(git status:*)"]\n'
+        'deny = ["WebFetch"]\nask = ["Bash(git push:*)"]\nask_timeout_min = 10\n'
+    )
+    p = load_fleet_from_texts(texts(**{"agents/wms-coder/agent.toml": agent}))
+    perms = p.agents["wms-coder"].permissions
+    assert (perms.mode, perms.allow, perms.ask_timeout_min) == (
+        "policy", ("Read", "Bash(git status:*)"), 10
+    )  # fmt: skip
+    assert load_fleet_from_texts(texts()).agents["wms-coder"].permissions.mode == "default"
+    bad = AGENT + '[permissions]\nmode = "yolo"\n'
+    assert "permissions.mode" in error_of(texts(**{"agents/wms-coder/agent.toml": bad}))
+    bad = AGENT + '[permissions]\nallow = ["Bash(unclosed"]\n'
+    msg = error_of(texts(**{"agents/wms-coder/agent.toml": bad}))
+    assert 'permissions.allow: "Bash(unclosed" is not a rule' in msg

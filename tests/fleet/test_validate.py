@@ -127,3 +127,17 @@ def test_poll_sec_below_the_routers_floor_is_a_warning_with_the_real_period(
     assert not has_errors(problems)
     fast = validate(make(tmp_path / "b", routes.replace("poll_sec = 1", "poll_sec = 30")))
     assert "30 s is very frequent" in lines(fast)[0]  # allowed by the router, but costly
+
+
+def test_permission_policies_the_session_cannot_honour_are_warnings(tmp_path: Path) -> None:
+    agents = {
+        "coder": 'role = "coder"\nport = 8801\n[permissions]\nmode = "policy"\n'
+        'allow = ["Read", "WebFetch"]\ndeny = ["WebFetch"]\n[claude]\nengine = "command"\n'
+        'command = ["sh"]\n',
+        "helper": 'role = "coder"\nport = 8802\n[permissions]\nallow = ["Read"]\n',
+    }
+    got = lines(validate(make(tmp_path, agents=agents)))
+    assert any("permissions.mode" in g and "needs the claude engine" in g for g in got)
+    assert any("'WebFetch' is also denied (deny wins)" in g for g in got)
+    assert any("helper" in g and 'only enforced with mode = "policy"' in g for g in got)
+    assert not has_errors(validate(make(tmp_path / "x", agents=agents)))

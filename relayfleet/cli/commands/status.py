@@ -63,12 +63,18 @@ def agent_rows(ctx: Context, fleet: Fleet) -> list[dict[str, Any]]:
 def snapshot(ctx: Context, fleet: Fleet) -> dict[str, Any]:
     """What `status --json` prints and `status --watch` redraws: router, agents, up (drift)."""
     from relayfleet.router import daemon
+    from relayfleet.runner.permissions import waiting
     from relayfleet.up.drift import drift
 
+    agents = agent_rows(ctx, fleet)
+    queue = waiting(ctx.paths)
+    for row in agents:
+        row["approvals_waiting"] = sum(1 for q in queue if q.get("agent") == row["name"])
     return {
         "router": daemon.status(ctx.paths),
-        "agents": agent_rows(ctx, fleet),
+        "agents": agents,
         "up": drift(ctx.paths),
+        "approvals_waiting": len(queue),
     }
 
 
@@ -117,6 +123,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if router.get("held"):
         print(f"quarantine: {router['held']} item(s) held from untrusted authors "
               "(gh fleet quarantine list)", file=ctx.out)  # fmt: skip
+    if snap["approvals_waiting"]:
+        print(
+            f"approvals: {snap['approvals_waiting']} tool call(s) waiting (gh fleet approvals)",
+            file=ctx.out,
+        )
     if not agents:
         print("no agents yet (gh fleet new-agent <name> --role coder)", file=ctx.out)
         return 0
@@ -140,6 +151,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 f"{r['name']}: blocked: {title} (answer it: gh fleet attach {r['name']})",
                 file=ctx.out,
             )
+        if r.get("session") == "asleep" and r.get("running"):
+            print(f"{r['name']}: asleep (idle; the next event wakes it)", file=ctx.out)
+        budget = r.get("budget") or {}
+        if budget.get("state") in ("warn", "over") and r.get("running"):
+            print(f"{r['name']}: {budget_line(budget)}", file=ctx.out)
         if r.get("channel_notice") and r.get("running"):
             print(f"{r['name']}: delivery {r.get('delivery')}: {r['channel_notice']}", file=ctx.out)
         for line in workspace_lines(ctx, r.get("workspace") or {}):
@@ -166,3 +182,14 @@ def workspace_lines(ctx: Context, w: dict[str, Any]) -> list[str]:
     if w.get("fetch_error"):
         lines.append(f"workspace fetch failed: {w['fetch_error']}")
     return lines
+
+
+def budget_line(b: dict[str, Any]) -> str:
+    """`over budget until 00:00 UTC (…)` or `warning: 85% of its daily token budget (…)`."""
+    who = "the fleet's" if b.get("scope") == "fleet" else "its"
+    used, limit = int(b.get("used") or 0), int(b.get("limit") or 0)
+    if b.get("state") == "over":
+        until = b.get("until", "00:00 UTC")
+        return f"over budget until {until} ({who} {used:,} of {limit:,} tokens)"
+    pct = f"{100 * used / limit:.0f}%" if limit else "-"
+    return f"warning: {pct} of {who} daily token budget used ({used:,} of {limit:,} tokens)"
