@@ -254,6 +254,10 @@ class ClaudeEngine(PtyEngine):
         answered: dict[str, int] = {}
         while loop.time() < deadline:
             if not self.pty.alive():
+                # Its last words may still be on their way from the PTY (a loaded machine):
+                # read them before deciding why it exited.
+                while await self.screen.changed(0.3):
+                    pass
                 text = self.screen.text()
                 if NO_CONVERSATION in text:
                     return "no_conversation"

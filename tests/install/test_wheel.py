@@ -81,6 +81,9 @@ def test_a_wheel_install_scaffolds_and_runs_an_agent_with_the_bundled_inbox_plug
     text = toml.read_text().replace('command = ["claude"]', f'command = ["{py}", "{session}"]')
     text = text.replace('engine = "claude"', 'engine = "command"')
     text = text.replace('from_command = ["gh", "auth", "token"]', 'from_env = "WHEEL_TOKEN"')
+    # Offline: nothing to clone (the scaffold gives a coder a clone of its repo).
+    assert 'mode = "clone"' in text
+    text = text.replace('mode = "clone"', 'mode = "none"')
     assert 'plugins = ["inbox"]' in text
     toml.write_text(text)
     env["WHEEL_TOKEN"] = "not-a-secret"
