@@ -36,7 +36,7 @@ py="${GH_FLEET_VENV:-$PWD/.venv}/bin/python"
 "$py" -m mypy
 
 set +e
-"$py" -m pytest "$@"
+"$py" -m pytest -n "${RELAYFLEET_TEST_WORKERS:-4}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then
