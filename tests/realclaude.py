@@ -9,11 +9,9 @@ executable, or None with the reason in `why_unavailable()`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
+
+from tests import npmcache
 
 VERSION = "2.1.331"
 PACKAGE = "@anthropic-ai/claude-code"
@@ -22,8 +20,7 @@ _why: list[str] = []
 
 
 def cache_dir(version: str = VERSION) -> Path:
-    base = Path(os.environ.get("RELAYFLEET_CACHE", Path.home() / ".cache" / "relayfleet"))
-    return base / f"claude-code-{version}"
+    return npmcache.cache_dir("claude-code", version)
 
 
 def _bin(root: Path) -> Path:
@@ -32,34 +29,7 @@ def _bin(root: Path) -> Path:
 
 def claude_binary(version: str = VERSION) -> Path | None:
     """The installed `claude` executable, installing it on first use; None when npm can't."""
-    root = cache_dir(version)
-    if _bin(root).exists():
-        return _bin(root)
-    if shutil.which("npm") is None:
-        _why.append("npm is not installed")
-        return None
-    from filelock import FileLock
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock", timeout=900):
-        if _bin(root).exists():
-            return _bin(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        (tmp / "package.json").write_text(json.dumps({"name": "rf-claude", "private": True}))
-        proc = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", f"{PACKAGE}@{version}"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if proc.returncode != 0 or not _bin(tmp).exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            _why.append(f"npm install {PACKAGE}@{version} failed: {proc.stderr.strip()[-300:]}")
-            return None
-        os.replace(tmp, root)
-    return _bin(root)
+    return npmcache.install(PACKAGE, version, "claude-code", _bin, _why, timeout=900)
 
 
 def why_unavailable() -> str:

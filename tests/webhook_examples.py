@@ -9,13 +9,11 @@ place) and returns `{event name: [payload, …]}`, or None with the reason in `w
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from tests import npmcache
 
 VERSION = "7.6.1"
 PACKAGE = "@octokit/webhooks-examples"
@@ -24,8 +22,7 @@ _why: list[str] = []
 
 
 def cache_dir(version: str = VERSION) -> Path:
-    base = Path(os.environ.get("RELAYFLEET_CACHE", Path.home() / ".cache" / "relayfleet"))
-    return base / f"webhooks-examples-{version}"
+    return npmcache.cache_dir("webhooks-examples", version)
 
 
 def _index(root: Path) -> Path:
@@ -36,34 +33,7 @@ def _index(root: Path) -> Path:
 
 def install(version: str = VERSION) -> Path | None:
     """The package's `api.github.com/index.json`, installing it on first use."""
-    root = cache_dir(version)
-    if _index(root).exists():
-        return _index(root)
-    if shutil.which("npm") is None:
-        _why.append("npm is not installed")
-        return None
-    from filelock import FileLock
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock", timeout=600):
-        if _index(root).exists():
-            return _index(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        (tmp / "package.json").write_text(json.dumps({"name": "rf-hooks", "private": True}))
-        proc = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", f"{PACKAGE}@{version}"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not _index(tmp).exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            _why.append(f"npm install {PACKAGE}@{version} failed: {proc.stderr.strip()[-300:]}")
-            return None
-        os.replace(tmp, root)
-    return _index(root)
+    return npmcache.install(PACKAGE, version, "webhooks-examples", _index, _why)
 
 
 def examples(version: str = VERSION) -> dict[str, list[dict[str, Any]]] | None:
