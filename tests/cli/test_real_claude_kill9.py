@@ -58,6 +58,17 @@ def test_a_second_turn_after_the_runner_is_killed_with_kill_9(fleet: FleetDir) -
     assert rc == 0, err + out
     assert run_cli(fleet, "tell", "coder", "Fix the scanner crash")[0] == 0
     wait_until(lambda: api.saw("Fix the scanner crash"), 120)
+    # The turn is over once the client has written it to its own transcript (what --resume
+    # reads); a kill before that leaves nothing to resume, and the runner starts afresh.
+    projects = fleet.paths.agent_state("coder") / "claude-config" / "projects"
+
+    def recorded() -> bool:
+        return any(
+            "Fix the scanner crash" in f.read_text(errors="replace") and "Noted." in f.read_text()
+            for f in projects.rglob("*.jsonl")
+        )
+
+    wait_until(recorded, 120)
 
     st = read_json(fleet.paths.runner_status("coder"))
     first = group_members(st["session_pgid"])
