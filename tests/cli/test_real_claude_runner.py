@@ -67,6 +67,16 @@ def test_a_second_turn_after_kill_9_of_the_runner(tmp_path: Path) -> None:
         wait_until(lambda: api.saw("first turn: note the scanner crash"), timeout=120)
         wait_until(lambda: delivered() == 1, timeout=60)
         wait_until(lambda: api.saw("Understood.") or len(api.messages_requests()) >= 2, timeout=60)
+        # The turn is over once the client has written it to its own transcript (what
+        # --resume reads); a kill before that leaves nothing to resume.
+        projects = fleet.paths.agent_state("coder") / "claude-config" / "projects"
+        wait_until(
+            lambda: any(
+                "first turn: note the scanner crash" in f.read_text(errors="replace")
+                for f in projects.rglob("*.jsonl")
+            ),
+            timeout=120,
+        )
 
         st = read_json(status)
         os.kill(st["pid"], signal.SIGKILL)  # the runner dies without cleaning up
