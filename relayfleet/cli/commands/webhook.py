@@ -94,7 +94,7 @@ def _status(ctx: Context, *, json_out: bool) -> int:
 
 
 def _test(ctx: Context, path: Path, event: str | None, url: str | None) -> int:
-    from relayfleet.core.errors import ConfigError, FleetError, UsageError
+    from relayfleet.core.errors import ConfigError, FleetError
     from relayfleet.router.webhook import post_delivery
     from relayfleet.router.webhook_loop import read_secret
 
@@ -102,14 +102,14 @@ def _test(ctx: Context, path: Path, event: str | None, url: str | None) -> int:
     try:
         raw = (ctx.cwd / path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise FleetError(f"cannot read {path}: {exc.strerror}") from None
     try:
         payload = json.loads(raw)
     except ValueError:
-        raise UsageError(f"{path} is not JSON") from None
+        raise FleetError(f"{path} is not JSON") from None
     name = event or guess_event(payload)
     if not name:
-        raise UsageError(f"cannot tell which event {path} is", hints=["pass --event NAME"])
+        raise FleetError(f"cannot tell which event {path} is", hints=["pass --event NAME"])
     if fleet.webhook.secret.empty:
         raise ConfigError("no [webhook] secret configured in .fleet/fleet.toml")
     secret = read_secret(fleet.webhook.secret, ctx.env, ctx.paths.fleet)
