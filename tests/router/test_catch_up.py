@@ -5,34 +5,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.router.poller import Poller
-from tests.router.helpers import Rig, config, make_rig, route, watch, write_fleet
+from tests.router.helpers import Rig, config, route, watch, write_fleet
 from tests.router.test_cli import cli
 
 REPO = "acme/wms"
 ISSUES = f"/repos/{REPO}/issues"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
 
 
 def triage_config():  # type: ignore[no-untyped-def]
