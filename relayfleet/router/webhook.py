@@ -205,7 +205,9 @@ class Health:
             self.repos[repo.lower()] = now
 
     def healthy_repos(self, now: float, window: float) -> set[str]:
-        return {r for r, t in self.repos.items() if now - t <= window}
+        # A predecessor's deliveries (seeded for `status`) do not count: whatever GitHub sent
+        # while no receiver listened is lost, and only the normal cadence brings it in.
+        return {r for r, t in self.repos.items() if now - t <= window and t >= self.started}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -211,3 +211,29 @@ def test_a_taken_port_is_one_clear_line(root: Path, fake: FakeGitHub) -> None:
     assert rc == 1 and err.startswith(
         f"gh fleet: the webhook receiver cannot listen on 127.0.0.1:{port}"
     )
+
+
+def test_a_restarted_router_polls_for_what_was_sent_while_it_was_down(
+    root: Path, fake: FakeGitHub
+) -> None:
+    r = Router(root, fake)
+    try:
+        wait_until(r.listening)
+        wait_until(lambda: r.paths.router_status.exists() and r.cycled())
+        n = fake.open_issue(REPO, "Scanner crash", author="alice")
+        assert post_hook(r.url, SECRET.encode(), "issues",
+                         hook_payload(fake, "issues", REPO, n, "opened"))[0] == 200  # fmt: skip
+        wait_until(lambda: len(inbox(root)) == 1)
+    finally:
+        r.stop()
+    # GitHub's delivery of this one fails: nobody listens. Its repo was healthy a moment ago,
+    # but a receiver that was down cannot vouch for the time it was down.
+    fake.open_issue(REPO, "Sent while the router was down", author="alice")
+    again = Router(root, fake)
+    try:
+        # poll_sec = 1: the normal cadence, not the 600 s reconciliation (its first slot for
+        # this stream would fall 110 s out)
+        wait_until(lambda: len(inbox(root)) == 2, timeout=60)
+        assert "Sent while the router was down" in str(inbox(root)[1]["body"])
+    finally:
+        again.stop()
