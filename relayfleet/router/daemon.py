@@ -23,7 +23,8 @@ from relayfleet.core.atomic import read_state_dict
 from relayfleet.core.errors import BackendError, GitHubError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.procs import live_pid, spawn_detached, stop_group, write_pidfile
-from relayfleet.router.poller import Poller, RouterConfig
+from relayfleet.router.pipeline import RouterConfig
+from relayfleet.router.poller import Poller
 
 log = logging.getLogger("relayfleet.router")
 IDLE_MAX = 5.0  # wake at least this often to notice config edits and signals
@@ -205,7 +206,7 @@ def stop(paths: FleetPaths, *, grace: float = 10.0) -> bool:
 
 
 def _iso(ts: float | None) -> str | None:
-    from relayfleet.router.poller import iso
+    from relayfleet.router.pipeline import iso
 
     return iso(ts) if isinstance(ts, (int, float)) and ts else None
 

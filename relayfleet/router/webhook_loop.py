@@ -147,7 +147,7 @@ class WebhookIntake:
 
 def health_line(st: Mapping[str, Any] | None, now: float) -> str:
     """`healthy, last delivery 12 s ago` / `quiet since …` / `no deliveries yet`."""
-    from relayfleet.router.poller import iso
+    from relayfleet.router.pipeline import iso
 
     if not isinstance(st, Mapping):
         return "off"

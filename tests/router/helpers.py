@@ -12,7 +12,8 @@ from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route, Watch
 from relayfleet.router.cursor import Cursor
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
-from relayfleet.router.poller import Poller, RouterConfig
+from relayfleet.router.pipeline import RouterConfig
+from relayfleet.router.poller import Poller
 
 
 def watch(name: str, kind: str, repo: str, filter: str = "", poll_sec: int = 30) -> Watch:

@@ -11,7 +11,8 @@ from relayfleet.cli.context import Context
 if TYPE_CHECKING:
     from relayfleet.core.paths import FleetPaths
     from relayfleet.fleet.model import Fleet
-    from relayfleet.router.poller import Poller, RouterConfig
+    from relayfleet.router.pipeline import RouterConfig
+    from relayfleet.router.poller import Poller
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -179,7 +180,7 @@ def router_config(fleet: Fleet) -> RouterConfig:
     """Fleet -> what the poller needs, with every watch's filter parsed (a bad one raises)."""
     from relayfleet.core.errors import ConfigError
     from relayfleet.fleet.filters import parse_filter
-    from relayfleet.router.poller import QueryLike, RouterConfig
+    from relayfleet.router.pipeline import QueryLike, RouterConfig
 
     queries: dict[str, QueryLike] = {}
     for w in fleet.watches:
