@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from relayfleet.core.addresses import listen_ok
 from relayfleet.core.errors import ConfigError
 from relayfleet.fleet.model import (
     BACKENDS,
@@ -332,22 +333,18 @@ def fleet_settings(data: Mapping[str, Any], rep: Reporter) -> dict[str, Any]:
     }
 
 
-def _listen_ok(listen: str) -> bool:
-    host, sep, port = listen.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
-
-
 def _webhook(r: _Reader, data: Mapping[str, Any]) -> WebhookConfig:
     p: Path_ = ("webhook",)
     w = r.table(p, data.get("webhook", MISSING))
     r.keys(p, w, ("enabled", "listen", "secret", "reconcile_sec"))
     dflt = WebhookConfig()
     listen = r.str_(w, p, "listen", dflt.listen)
-    if not _listen_ok(listen):
+    if not listen_ok(listen):
         r.err((*p, "listen"), f"{_show(listen)} is not host:port (e.g. 127.0.0.1:8790)")
     sp: Path_ = (*p, "secret")
     raw = w.get("secret", MISSING)
-    if isinstance(raw, str):
+    literal = isinstance(raw, str)
+    if literal:
         # The value itself would end up in git: only references are accepted.
         r.err(sp, "must be a reference like { from_env = \"FLEET_WEBHOOK_SECRET\" }, "
                   "never the secret itself")  # fmt: skip
@@ -362,7 +359,7 @@ def _webhook(r: _Reader, data: Mapping[str, Any]) -> WebhookConfig:
     if s and len([x for x in (secret.from_env, secret.from_file, secret.from_command) if x]) != 1:
         r.err(sp, "needs exactly one of from_env, from_file, from_command")
     enabled = r.bool_(w, p, "enabled", dflt.enabled)
-    if enabled and secret.empty:
+    if enabled and secret.empty and not literal:  # (a literal was refused above)
         r.err(sp, "missing: an enabled receiver needs a secret, "
                   "e.g. secret = { from_env = \"FLEET_WEBHOOK_SECRET\" }")  # fmt: skip
     return WebhookConfig(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from relayfleet.core.addresses import is_loopback, listen_ok
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.visibility import public_repos
@@ -223,8 +224,9 @@ def check_fleet(
 
 def _webhook_checks(fleet: Fleet, s: _Sink) -> None:
     wh = fleet.webhook
-    host = wh.listen.rpartition(":")[0].strip("[]")
-    if wh.enabled and host not in ("127.0.0.1", "localhost", "::1"):
+    if not wh.enabled or not listen_ok(wh.listen):
+        return  # (a malformed address is the schema's error)
+    if not is_loopback(wh.listen.rpartition(":")[0].strip("[]")):
         s.add("warning", FLEET_TOML, ("webhook", "listen"),
               f"{wh.listen} is reachable beyond this machine; a reverse proxy or tunnel in front "
               "of a loopback address is safer (docs/webhooks.md)")  # fmt: skip

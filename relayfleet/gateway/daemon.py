@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from relayfleet.core.addresses import is_loopback
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.procs import write_pidfile
@@ -57,15 +57,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"[gateway] listen must be HOST:PORT, got {listen!r}")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def run(state_dir: Path, listen: str, routes: RouteProvider, env: Mapping[str, str]) -> int:

@@ -250,6 +250,13 @@ def test_validate_warns_when_the_receiver_listens_beyond_loopback() -> None:
     open_ = check_fleet(load_fleet_from_texts({"fleet.toml": text.format("0.0.0.0:8790")}))
     assert any("webhook.listen" in str(p) and p.level == "warning" for p in open_)
     assert check_fleet(load_fleet_from_texts({"fleet.toml": text.format("127.0.0.1:8790")})) == []
+    assert check_fleet(load_fleet_from_texts({"fleet.toml": text.format("127.0.0.2:8790")})) == []
+    assert check_fleet(load_fleet_from_texts({"fleet.toml": text.format("[::1]:8790")})) == []
+    # an address that is not one at all is an error of its own, not also "reachable"
+    errors: list[object] = []
+    fleet = load_fleet_from_texts({"fleet.toml": text.format("nonsense")}, errors)  # type: ignore[arg-type]
+    assert ["host:port" in str(e) for e in errors] == [True]
+    assert check_fleet(fleet) == []
 
 
 def test_webhook_settings_are_validated_and_the_secret_is_only_a_reference() -> None:
@@ -261,7 +268,7 @@ def test_webhook_settings_are_validated_and_the_secret_is_only_a_reference() -> 
         return [str(p) for p in out]
 
     assert problems('enabled = true\nsecret = { from_env = "S" }\nreconcile_sec = 600\n') == []
-    [literal, *_] = problems('enabled = true\nsecret = "hunter2-the-value"\n')
+    [literal] = problems('enabled = true\nsecret = "hunter2-the-value"\n')  # one problem, said once
     assert "never the secret itself" in literal and "hunter2" not in literal
     assert any("needs a secret" in p for p in problems("enabled = true\n"))
     assert any(
