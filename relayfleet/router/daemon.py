@@ -290,18 +290,27 @@ def status(paths: FleetPaths, now: float | None = None) -> dict[str, Any]:
         "pending": st.get("pending", 0),
         "held": _held(paths),  # items in the quarantine, waiting for a person
         "error": st.get("error"),
-        "webhooks": _webhooks(st.get("webhook"), now, running=rec is not None),
+        "webhooks": _webhooks(
+            st.get("webhook"), now, running=rec is not None, misses=st.get("webhook_misses")
+        ),
         "streams": streams,
         "log": str(paths.router_log),
     }
 
 
-def _webhooks(wh: Any, now: float, *, running: bool) -> dict[str, Any] | None:
+def _webhooks(wh: Any, now: float, *, running: bool, misses: Any = None) -> dict[str, Any] | None:
     """The receiver's health for `status`: None when the router has no receiver."""
     from relayfleet.router.webhook_loop import health_line
 
     if not isinstance(wh, dict):
         return None
+    misses = {k: v for k, v in (misses or {}).items() if isinstance(v, dict)}
+    missed = sum(int(v.get("count") or 0) for v in misses.values())
+    latest: dict[str, Any] = max(misses.values(), key=lambda v: str(v.get("at") or ""), default={})
+    summary = health_line(wh, now) if running else "receiver stopped with the router"
+    if missed:
+        summary += (f"; {missed} change(s) came only by reconciliation "
+                    f"(last: {latest.get('last')})")  # fmt: skip
     last = wh.get("last_delivery")
     last = last if isinstance(last, (int, float)) else None
     raw = wh.get("reconcile_sec")
@@ -317,7 +326,12 @@ def _webhooks(wh: Any, now: float, *, running: bool) -> dict[str, Any] | None:
         "ignored": wh.get("ignored", 0),
         "rejected": wh.get("rejected", 0),
         "reconcile_sec": window,
-        "summary": health_line(wh, now) if running else "receiver stopped with the router",
+        # changes webhooks should have brought that a reconciliation poll found, per repo
+        "missed": missed,
+        "missed_by_repo": misses,
+        "missed_last": latest.get("last"),
+        "missed_last_at": latest.get("at"),
+        "summary": summary,
     }
 
 

@@ -110,12 +110,15 @@ class Pipeline:
         config: RouterConfig,
         report: CycleReport,
         known_until: str = "",
-    ) -> None:
+    ) -> list[Item]:
         """The one pipeline, for polled and webhook items alike: per item its dedup key, each
         watch's filter, the routes, then the exactly-once ledger. An item that arrives with its
-        `change` already said (a webhook's action) keeps it."""
+        `change` already said (a webhook's action) keeps it. Returns the items (with their
+        change) that went to an agent or into the quarantine now."""
         watches = tuple(watches)
+        reached: list[Item] = []
         for item in items:
+            before = len(report.delivered) + len(report.held)
             key = dedup_key(item)
             first_seen, prev = self.cursor.observe(item.item_id, key, summary(item))
             if not item.change:
@@ -134,6 +137,9 @@ class Pipeline:
                 self._deliver(agent, *chosen[agent][:2], key, report)
             self._quarantine(item, key, {a: h for a, h in held.items() if a not in chosen},
                              config, report)  # fmt: skip
+            if len(report.delivered) + len(report.held) > before:
+                reached.append(item)
+        return reached
 
     def _targets(
         self, watches: Iterable[Watch], item: Item, first_seen: int, config: RouterConfig

@@ -46,6 +46,7 @@ FIRST_SINCE = 86_400  # a new stream's first `since`: items older than a day are
 OVERLAP = 60  # seconds subtracted when the watermark moves (boundary items are deduped anyway)
 STALE_SINCE = 2 * 86_400  # move an unused watermark at most every two days
 HALF_PAGE = 50  # ...or as soon as a poll returns this many items (keep responses small)
+HOOK_GRACE = 60  # a change this recent may still have its webhook in flight: not counted missed
 
 
 def _parse_iso(text: str) -> float | None:
@@ -95,6 +96,9 @@ class Poller(Pipeline):
         # Repos whose webhooks are healthy: their streams poll only every `reconcile_sec`.
         self.reconcile_repos: set[str] = set()
         self.reconcile_sec = 0.0
+        # repo -> {count, last, at}: changes webhooks should have brought but a poll did
+        self.hook_misses: dict[str, dict[str, Any]] = {}
+        self.started = clock()
         self.extra_status: Callable[[], dict[str, Any]] | None = None
         self._carry_over()
 
@@ -110,6 +114,10 @@ class Poller(Pipeline):
         broken = prev.get("broken")
         if isinstance(broken, dict):
             self.broken.update({str(k): str(v) for k, v in broken.items()})
+        misses = prev.get("webhook_misses")
+        if isinstance(misses, dict):
+            self.hook_misses.update({str(k): dict(v) for k, v in misses.items()
+                                     if isinstance(v, dict)})  # fmt: skip
         budget = getattr(self.client, "budget", None)
         rate = prev.get("rate_limit")
         if budget is None or not isinstance(rate, dict):
@@ -392,7 +400,24 @@ class Poller(Pipeline):
         items = self._items(stream, objs)
         if stream.endpoint == "issues" and self._commands_on(stream.repo, config):
             self._want_comments(stream.repo, items)
-        self.deliver_items(items, stream.watches, config, report, known_until)
+        reached = self.deliver_items(items, stream.watches, config, report, known_until)
+        if stream.repo.lower() in self.reconcile_repos and not self._dry:
+            for item in reached:  # webhooks are healthy here: what a poll still brings, they missed
+                self._missed_by_webhooks(item)
+
+    def _missed_by_webhooks(self, item: Item) -> None:
+        """Count (per repo, in `status`) a change only reconciliation brought: a delivery GitHub
+        failed to make, or, when it keeps happening, a hook not subscribed to that event."""
+        updated = _parse_iso(item.updated_at)
+        if updated is not None and not self.started <= updated <= self.clock() - HOOK_GRACE:
+            return  # changed while this router was down (lost, known), or its hook is in flight
+        m = self.hook_misses.setdefault(item.repo.lower(), {"count": 0})
+        m.update(count=int(m["count"]) + 1, last=f"{item.ref} ({item.change})",
+                 at=iso(self.clock()))  # fmt: skip
+        log.warning(
+            "%s (%s) came by a reconciliation poll, not by webhook: a delivery was lost, "
+            "or the webhook is not subscribed to that event", item.ref, item.change,
+        )  # fmt: skip
 
     def _deliver_comments(
         self, stream: Stream, objs: list[dict[str, Any]], config: RouterConfig, report: CycleReport
@@ -458,6 +483,7 @@ class Poller(Pipeline):
             "cursor_saved_at": self.cursor.saved_at,
             "pending": len(self.cursor.pending),
             "error": self.last_error,
+            "webhook_misses": self.hook_misses,
         }
 
     def catching_up(self) -> dict[str, int]:

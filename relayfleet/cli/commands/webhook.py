@@ -86,6 +86,11 @@ def _status(ctx: Context, *, json_out: bool) -> int:
         rows.append(("deliveries", f"{live['accepted']} accepted, {live['duplicates']} "
                      f"redelivered, {live['ignored']} ignored, {live['rejected']} refused (bad "
                      "signature)"))  # fmt: skip
+        if live.get("missed"):
+            rows.append(("missed", f"{live['missed']} change(s) came only by reconciliation, "
+                         f"last {live['missed_last']} at {live['missed_last_at']}: a delivery "
+                         "GitHub failed to make, or, if it recurs, an event the webhook is not "
+                         "subscribed to (docs/webhooks.md)"))  # fmt: skip
     elif wh.enabled:
         rows.append(("receiver", "not running (`gh fleet router start`)"))
     width = max(len(k) for k, _ in rows) + 2
