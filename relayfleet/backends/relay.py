@@ -1,44 +1,24 @@
-"""Hand-offs from runners that cannot reach the target's inbox themselves.
+"""Hand-offs from runners that cannot reach the target's inbox themselves: the router's side.
 
 A runner on an ssh host cannot write into a local agent's inbox, nor a container into another
 host's. Such a runner appends the event, addressed, to its own relay file
-(`state/agents/<sender>/relay-out.jsonl`: `{"id", "to", "event"}`, idempotent by id). The
-router, each cycle, reads every remote sender's relay file from where it stopped (a byte offset
-kept in `state/relay/<sender>.json`) and appends each event through the target's own transport,
-behind the durable outbox: exactly once (every inbox append is idempotent by event id), in
-order, and not lost while the target's host is down.
+(`state/agents/<sender>/relay-out.jsonl`: `{"id", "to", "event"}`, idempotent by id; the
+`RelayOut` transport of backends/transports.py). The router, each cycle, reads every remote
+sender's relay file from where it stopped (a byte offset kept in `state/relay/<sender>.json`)
+and appends each event through the target's own transport, behind the durable outbox: exactly
+once (every inbox append is idempotent by event id), in order, and not lost while the target's
+host is down.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from relayfleet.backends.transports import parse_jsonl, relay_path, runs_here, transport_for
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.errors import FleetError
-from relayfleet.core.inboxfile import append_once, contains
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
-
-RELAY_FILE = "relay-out.jsonl"
-
-
-def relay_path(paths: FleetPaths, sender: str) -> Path:
-    return paths.agent_state(sender) / RELAY_FILE
-
-
-class RelayOut:
-    """The sender runner's side: hand-offs it cannot deliver itself, for the router to carry."""
-
-    def __init__(self, paths: FleetPaths, sender: str) -> None:
-        self.path = relay_path(paths, sender)
-
-    def append(self, agent: str, event: dict[str, Any]) -> bool:
-        append_once(self.path, {"id": event["id"], "to": agent, "event": event})
-        return False  # accepted, not landed yet: the router carries it on
-
-    def has(self, agent: str, event_id: str) -> bool:
-        return contains(self.path, event_id)
 
 
 def _cursor_path(paths: FleetPaths, sender: str) -> Path:
@@ -67,8 +47,6 @@ def collect_relays(paths: FleetPaths, fleet: Fleet) -> dict[str, int]:
     """Carry every remote runner's new hand-offs on to their targets; sender -> how many.
 
     A host that cannot be read now is skipped (its hand-offs wait there for the next cycle)."""
-    from relayfleet.backends.transports import parse_jsonl, runs_here, transport_for
-
     out: dict[str, int] = {}
     for name in sorted(fleet.agents):
         sender = fleet.agents[name]

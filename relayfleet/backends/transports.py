@@ -339,6 +339,27 @@ def ssh_http_endpoint(inbox: SshInbox) -> Callable[[str], Endpoint]:
 # -- the outbox ---------------------------------------------------------------------------------
 
 
+RELAY_FILE = "relay-out.jsonl"
+
+
+def relay_path(paths: FleetPaths, sender: str) -> Path:
+    return paths.agent_state(sender) / RELAY_FILE
+
+
+class RelayOut:
+    """The sender runner's side: hand-offs it cannot deliver itself, for the router to carry."""
+
+    def __init__(self, paths: FleetPaths, sender: str) -> None:
+        self.path = relay_path(paths, sender)
+
+    def append(self, agent: str, event: dict[str, Any]) -> bool:
+        append_once(self.path, {"id": event["id"], "to": agent, "event": event})
+        return False  # accepted, not landed yet: the router carries it on
+
+    def has(self, agent: str, event_id: str) -> bool:
+        return contains(self.path, event_id)
+
+
 def outbox_path(paths: FleetPaths, agent: str) -> Path:
     return paths.state / "outbox" / f"{agent}.jsonl"
 
@@ -534,8 +555,6 @@ def transport_from(
     - from an ssh host: the inbox file for an agent of the same fleet on the same host,
       else the relay (the router carries it on; the host may not reach the others).
     """
-    from relayfleet.backends.relay import RelayOut
-
     s = fleet.agent(sender) if isinstance(sender, str) else sender
     t = fleet.agent(target) if isinstance(target, str) else target
     if s.name == t.name:

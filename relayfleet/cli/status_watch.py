@@ -1,6 +1,6 @@
 """`gh fleet status --watch`: the router and every agent as a live table (rich `Live`).
 
-The data is `status`'s own (`commands.status.snapshot`), redrawn in place every `interval`
+The data is `status`'s own (`cli/status_snapshot.py`), redrawn in place every `interval`
 seconds, so it never flickers. The terminal is in cbreak mode while the table runs (a single `q`
 quits without Enter; Ctrl-C still works) and is restored on every way out.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 from relayfleet.cli.agent_facts import human_age
 from relayfleet.cli.context import Context
+from relayfleet.cli.status_snapshot import snapshot
 from relayfleet.core.errors import FleetError
 
 COLUMNS = ("name", "state", "pid", "delivery", "pending", "last event", "restarts", "cursor age")
@@ -154,8 +155,6 @@ class _Source:
         self.problem = ""
 
     def frame(self, width: int = 120) -> Any:
-        from relayfleet.cli.commands.status import snapshot
-
         try:
             self.fleet = self.ctx.load()
             self.problem = ""

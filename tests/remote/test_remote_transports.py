@@ -95,8 +95,8 @@ def test_http_transport_posts_to_the_runners_inbox_and_queues_while_it_is_down(
 def test_a_runner_reaches_each_target_from_where_it_runs(tmp_path: Path) -> None:
     """`transport_from`: the direct inbox where the runner can reach it, else the relay, which
     the router carries on through the target's own transport (each event once)."""
-    from relayfleet.backends.relay import RelayOut, collect_relays, relay_path
-    from relayfleet.backends.transports import SshInbox, transport_from
+    from relayfleet.backends.relay import collect_relays
+    from relayfleet.backends.transports import RelayOut, SshInbox, relay_path, transport_from
     from relayfleet.fleet.model import Host
 
     def agent(name: str, backend: str, host: str = "", transport: str = "file") -> Agent:

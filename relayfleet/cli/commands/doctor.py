@@ -368,9 +368,16 @@ CHECKS: list[Check] = [
 
 def check_remote_hosts(doc: Doctor) -> list[Result]:
     """`host check` for every host (reachability, python, workdir, tmux, runner version)."""
-    from relayfleet.cli.commands.host_check import doctor_check_hosts
+    from relayfleet.backends.hostcheck import check_host
 
-    return doctor_check_hosts(doc)
+    fleet = doc.fleet
+    if fleet is None or doc.paths is None:
+        return []
+    return [
+        Result(i.status, f"host {name}: {i.name}", i.detail, i.hints)
+        for name in sorted(fleet.hosts)
+        for i in check_host(doc.paths, fleet, name)
+    ]
 
 
 CHECKS.append(check_remote_hosts)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from relayfleet.cli.context import Context
-
-if TYPE_CHECKING:
-    from relayfleet.cli.commands.doctor import Doctor, Result
 
 
 def register_under(hsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,18 +44,3 @@ def run_trust(ctx: Context, args: argparse.Namespace) -> int:
         file=ctx.out,
     )
     return 0
-
-
-def doctor_check_hosts(doc: Doctor) -> list[Result]:
-    """doctor: `host check` for every host in fleet.toml."""
-    from relayfleet.backends.hostcheck import check_host
-    from relayfleet.cli.commands.doctor import Result
-
-    fleet = doc.fleet
-    if fleet is None or doc.paths is None:
-        return []
-    out = []
-    for name in sorted(fleet.hosts):
-        for i in check_host(doc.paths, fleet, name):
-            out.append(Result(i.status, f"host {name}: {i.name}", i.detail, i.hints))
-    return out
