@@ -47,6 +47,8 @@ def test_kill_9_during_a_stream_of_tells_loses_nothing_and_marks_resends(tmp_pat
         wait_until(
             lambda: read_json(runner_state_file(fleet.paths, "coder"))["delivered_count"] >= N
         )
+        # the ledger counts a turn once it is submitted; the session writes it down just after
+        wait_until(lambda: {t.removeprefix(RESEND_MARK) for t in turns(transcript)} >= set(told))
 
         seen = turns(transcript)
         plain = [t for t in seen if not t.startswith(RESEND_MARK)]
