@@ -137,11 +137,16 @@ def append_json(path: Path, obj: Any) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every complete, parseable line; a torn last line is ignored."""
-    out: list[dict[str, Any]] = []
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        return out
+        return []
+    return parse_jsonl(raw)
+
+
+def parse_jsonl(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of `raw`'s complete lines (see `read_jsonl`)."""
+    out: list[dict[str, Any]] = []
     lines = raw.split(b"\n")
     # Only newline-terminated lines were fully written; the last segment is torn or empty.
     for line in lines[:-1]:

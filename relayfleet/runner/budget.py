@@ -6,7 +6,8 @@ Usage is counted in tokens per UTC day (input, output, cache writes and cache re
   contract `state/gateway/stats.json`, `agents.<name>.by_day.<YYYY-MM-DD>.<usage key>` (this
   module never imports `gateway/`);
 - otherwise the session's own transcripts (`projects/**/<session>.jsonl` in its config dir):
-  every assistant message's `message.usage`, counted once per message id.
+  every assistant message's `message.usage`, counted once per message id (runner/transcripts.py;
+  the runner's gate reads only what was appended since its last count).
 
 Each runner writes what its agent used today to `state/agents/<name>/usage.json`, so the fleet
 total (`[budget] tokens_per_day` in fleet.toml) is the sum of those files. `gh fleet budget
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,13 +32,9 @@ from typing import Any
 from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.model import Agent, Fleet
+from relayfleet.runner.transcripts import USAGE_KEYS as USAGE_KEYS  # (re-exported)
+from relayfleet.runner.transcripts import TranscriptTally
 
-USAGE_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
 PRICE_OF = {  # [budget.prices] key -> usage key
     "input": "input_tokens",
     "output": "output_tokens",
@@ -93,38 +89,8 @@ def gateway_usage(paths: FleetPaths, agent: str) -> dict[str, Counts]:
 
 
 def transcript_usage(files: Iterable[Path]) -> dict[str, Counts]:
-    """Per-day counts from Claude Code transcripts (one JSON object per line)."""
-    out: dict[str, Counts] = {}
-    seen: set[str] = set()
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if '"usage"' not in line:
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            msg = row.get("message") if isinstance(row, dict) else None
-            if not isinstance(msg, dict) or not isinstance(msg.get("usage"), dict):
-                continue
-            usage = msg["usage"]
-            # One message is written once per content block, each with the same usage.
-            mid = str(msg.get("id") or row.get("uuid") or "")
-            if mid:
-                if mid in seen:
-                    continue
-                seen.add(mid)
-            day = str(row.get("timestamp") or "")[:10] or utc_day(time.time())
-            counts = out.setdefault(day, {k: 0 for k in USAGE_KEYS})
-            for k in USAGE_KEYS:
-                v = usage.get(k)
-                if isinstance(v, int) and v > 0:
-                    counts[k] += v
-    return out
+    """Per-day counts from Claude Code transcripts (one JSON object per line), read whole."""
+    return TranscriptTally().usage(files)
 
 
 def transcript_files(paths: FleetPaths, agent: Agent, session_id: str | None) -> list[Path]:
@@ -142,8 +108,12 @@ def transcript_files(paths: FleetPaths, agent: Agent, session_id: str | None) ->
 
 
 def usage_by_day(
-    paths: FleetPaths, agent: Agent, session_id: str | None = None
+    paths: FleetPaths,
+    agent: Agent,
+    session_id: str | None = None,
+    tally: TranscriptTally | None = None,
 ) -> dict[str, Counts]:
+    """Per-day counts; `tally` keeps what earlier calls read of the transcripts (the runner's)."""
     if via_gateway(agent):
         return gateway_usage(paths, agent.name)
     if session_id is None:
@@ -151,7 +121,8 @@ def usage_by_day(
 
         led = Ledger.load(paths.agent_state(agent.name) / "runner-state.json")
         session_id = led.session_id
-    return transcript_usage(transcript_files(paths, agent, session_id))
+    files = transcript_files(paths, agent, session_id)
+    return (tally if tally is not None else TranscriptTally()).usage(files)
 
 
 # -- raises and the shared per-agent figure -----------------------------------------------------
@@ -245,11 +216,16 @@ def _state(used: int, limit: int) -> str:
 
 
 def check(
-    paths: FleetPaths, fleet: Fleet, agent: Agent, session_id: str | None, now: float
+    paths: FleetPaths,
+    fleet: Fleet,
+    agent: Agent,
+    session_id: str | None,
+    now: float,
+    tally: TranscriptTally | None = None,
 ) -> Verdict:
     """Today's verdict for `agent`; records its usage for the fleet-wide sum."""
     day = utc_day(now)
-    used = total(usage_by_day(paths, agent, session_id).get(day, {}))
+    used = total(usage_by_day(paths, agent, session_id, tally).get(day, {}))
     paths.agent_state(agent.name).mkdir(parents=True, exist_ok=True)
     write_json_atomic(usage_file(paths, agent.name), {"day": day, "tokens": used, "at": now})
     limit = agent.budget.tokens_per_day
@@ -281,7 +257,7 @@ def notice(v: Verdict) -> dict[str, Any]:
 class BudgetGate:
     """Held in the delivery loop before each new event: returns when delivering is allowed."""
 
-    fresh_for = 10.0  # a verdict is reused this long (transcripts are re-read to count)
+    fresh_for = 10.0  # a verdict is reused this long (then what transcripts appended is read)
     recheck = 30.0  # while over budget: how often to look again (a raise, a new day)
 
     def __init__(
@@ -297,6 +273,7 @@ class BudgetGate:
         self.session_id = session_id
         self.clock = clock
         self.verdict = Verdict("none", 0, 0)
+        self.tally = TranscriptTally()  # what was read of the transcripts, kept between checks
         self._at = -1e18
         self._told: str | None = None
         self.wake = asyncio.Event()
@@ -309,7 +286,8 @@ class BudgetGate:
         now = self.clock()
         if self.active and (force or now - self._at >= self.fresh_for):
             try:
-                self.verdict = check(self.paths, self.fleet, self.agent, self.session_id(), now)
+                sid = self.session_id()
+                self.verdict = check(self.paths, self.fleet, self.agent, sid, now, self.tally)
             except OSError as exc:  # counting failed: deliver (never wedge on bookkeeping)
                 self.log.warning("budget: cannot count usage: %s", exc)
             self._at = now

@@ -14,7 +14,8 @@ The runner decides (`Policy.decide`, pure): a `deny` rule wins, then `allow`, an
 (`state/approvals/<id>.json`); `gh fleet approve <id>` / `deny <id>` writes the answer next to it
 (`<id>.answer.json`). Unanswered after `ask_timeout_min`, it is denied. The hook never answers
 `ask`: an unattended session must not stop at a prompt nobody sees. Every decision, by the policy,
-an operator or the timeout, is appended to `state/audit.jsonl`.
+an operator or the timeout, is appended to `state/audit.jsonl`; past `AUDIT_MAX_BYTES` it rotates
+to `audit.jsonl.1` .. `.{AUDIT_KEEP}` (core/rotating.py), and `audit_entries` reads them all.
 
 The runner's own channel tools (`mcp__relay__*`) are always allowed.
 
@@ -41,13 +42,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from relayfleet.core.atomic import append_json, read_json, write_json_atomic
+from relayfleet.core.atomic import read_json, write_json_atomic
 from relayfleet.core.paths import FleetPaths
+from relayfleet.core.rotating import append_json_rotating, read_jsonl_rotating
 from relayfleet.fleet.model import Permissions
 
 OWN_TOOLS = "mcp__relay__"
 _RULE = re.compile(r"^([^()]+)(?:\((.*)\))?$")
 MAIN_ARG = ("command", "file_path", "path", "notebook_path", "url", "pattern", "query")
+AUDIT_MAX_BYTES = 5 << 20  # audit.jsonl rotates to audit.jsonl.1 once it reaches this
+AUDIT_KEEP = 2  # rotated generations kept (.1 newest, .2); older ones are dropped
 
 
 def detail(tool_input: dict[str, Any]) -> str:
@@ -171,8 +175,21 @@ def answer(
     return req
 
 
-def audit(paths: FleetPaths, entry: dict[str, Any]) -> None:
-    append_json(audit_log(paths), {"ts": time.time(), **entry})
+def audit(
+    paths: FleetPaths,
+    entry: dict[str, Any],
+    *,
+    max_bytes: int = AUDIT_MAX_BYTES,
+    keep: int = AUDIT_KEEP,
+) -> None:
+    """Append one decision; every runner of the fleet appends here (one flock, see rotating)."""
+    doc = {"ts": time.time(), **entry}
+    append_json_rotating(audit_log(paths), doc, max_bytes=max_bytes, keep=keep)
+
+
+def audit_entries(paths: FleetPaths) -> list[dict[str, Any]]:
+    """Every decision still kept, oldest first: the rotated generations, then the live file."""
+    return read_jsonl_rotating(audit_log(paths))
 
 
 # -- the runner's end: the hook's loopback endpoint ---------------------------------------------

@@ -136,7 +136,7 @@ def test_the_hook_asks_the_runner_and_the_operator_answers(tmp_path: Path, cli: 
     assert "no operator answer within 30 min" in out[4]["permissionDecisionReason"]
     assert "not the runner's hook" in out[5]["permissionDecisionReason"]
     assert "runner unreachable" in out[6]["permissionDecisionReason"]
-    audit = [json.loads(x) for x in pm.audit_log(paths).read_text().splitlines()]
+    audit = pm.audit_entries(paths)
     assert [(a["tool"], a["decision"], a["by"].split(":")[0]) for a in audit] == [
         ("Bash", "deny", "policy"),
         ("Read", "allow", "policy"),

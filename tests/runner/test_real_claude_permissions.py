@@ -102,7 +102,7 @@ def test_real_client_refuses_runs_and_waits_for_approve(tmp_path: Path) -> None:
             api.stop()
 
     asyncio.run(main())
-    audit = [json.loads(x) for x in pm.audit_log(paths).read_text().splitlines()]
+    audit = pm.audit_entries(paths)
     assert [(a["detail"].split()[0:2], a["decision"], a["by"]) for a in audit] == [
         (["rm", "-rf"], "deny", "policy"),
         (["echo", "allowed-run"], "allow", "policy"),
