@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,8 @@ from relayfleet.fakes.github import FakeGitHub
 from tests.router.helpers import route, watch, write_fleet
 from tests.waiting import wait_until
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo("acme/wms")
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=["acme/wms"], wall_clock=True)
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ and delivery by webhook and by the comments poll, once."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,11 +13,13 @@ from relayfleet.fakes.github_hooks import hook_payload
 from relayfleet.fleet.schema import load_fleet_from_texts
 from relayfleet.router.commands import Comment, decide, parse
 from relayfleet.router.webhook import parse_event
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, route, watch
 
 REPO = "acme/wms"
 AGENTS = ("wms-coder", "reviewer")
 ALLOW = ("OWNER", "MEMBER", "COLLABORATOR")
+
+pytestmark = pytest.mark.fake_github(repos=[REPO], start=1_800_000_000)
 
 
 def comment(body: str, association: str = "MEMBER", author: str = "alice") -> Comment:
@@ -79,23 +79,6 @@ def test_commands_allow_is_validated() -> None:
 
 
 # -- delivery ----------------------------------------------------------------------------------
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_800_000_000)
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
-
-
 def cfg(polled: bool = True):  # type: ignore[no-untyped-def]
     c = config([watch("wms", "issues", REPO, "--label bug")], [route(1, "reviewer", watch="wms")],
                list(AGENTS))  # fmt: skip

@@ -4,7 +4,6 @@ not one byte written under `.fleet/`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,8 @@ from tests.router.test_cli import cli
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture

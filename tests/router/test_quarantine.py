@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -27,27 +25,12 @@ from relayfleet.router.quarantine import (
     quarantine_path,
     summary,
 )
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, route, watch
 
 REPO = "acme/wms"
 TRUSTED = ["OWNER", "MEMBER", "COLLABORATOR"]
 
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
+pytestmark = pytest.mark.fake_github(repos=[REPO])
 
 
 def poller(rig: Rig) -> Poller:

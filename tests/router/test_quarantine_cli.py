@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,8 @@ from tests.router.helpers import watch, write_fleet
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture

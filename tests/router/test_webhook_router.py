@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,18 +25,14 @@ REPO = "acme/wms"
 SECRET = "whsec-test-value"
 ISSUES = f"/repos/{REPO}/issues"
 
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
 
 
 @pytest.fixture
