@@ -1,11 +1,16 @@
-"""Build a real router (client, cache, cursor, file transport) against the fake GitHub."""
+"""Build a real router (client, cache, cursor, file transport) against the fake GitHub, and run
+`gh fleet` commands in-process against it."""
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayfleet.cli.context import Context
+from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_jsonl
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.filters import parse_filter
@@ -96,3 +101,15 @@ def write_fleet(
         out += [f"{k} = {list(v)!r}" for k, v in r.match.items()] + [""]
     (fleet / "routes.toml").write_text("\n".join(out).replace("'", '"'))
     return FleetPaths(root)
+
+
+def cli(
+    root: Path, fake: Any, *argv: str, env_extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`gh fleet <argv>` in-process on the fleet at `root`, against `fake`: (rc, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env = {**keep, "FLEET_ROOT": str(root), "FLEET_GITHUB_API_URL": fake.base_url,
+           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0", **(env_extra or {})}  # fmt: skip
+    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
+    return rc, out.getvalue(), err.getvalue()

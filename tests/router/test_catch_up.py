@@ -11,8 +11,7 @@ import pytest
 
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.router.poller import Poller
-from tests.router.helpers import Rig, config, route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import Rig, cli, config, route, watch, write_fleet
 
 REPO = "acme/wms"
 ISSUES = f"/repos/{REPO}/issues"

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from relayfleet.fakes.github import FakeGitHub
-from tests.router.helpers import route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import cli, route, watch, write_fleet
 
 REPO = "acme/wms"
 

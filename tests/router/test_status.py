@@ -11,8 +11,7 @@ import pytest
 
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.router import daemon
-from tests.router.helpers import route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import cli, route, watch, write_fleet
 
 # On the real time: the router under test runs as it does in production.
 pytestmark = pytest.mark.fake_github(repos=["acme/wms", "acme/site"], wall_clock=True)
