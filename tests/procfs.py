@@ -18,3 +18,18 @@ def group_members(pgid: int) -> list[int]:
             if f[2] == str(pgid) and f[0] != "Z":
                 out.append(int(d))
     return out
+
+
+def processes_mentioning(needle: str) -> list[str]:
+    """`pid: command line` of every process whose command line contains `needle`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
