@@ -18,7 +18,7 @@ import pytest
 from sessionkit import make_spec, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import API_KEY, claude_or_skip, user_texts
 
 from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
 from relayfleet.fleet.model import Endpoint
@@ -28,7 +28,6 @@ from relayfleet.runner.engine_claude import ClaudeEngine, SessionBlocked
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
 EVENT = {
     "id": "evt_real_1",
     "source": "github",
@@ -39,10 +38,7 @@ EVENT = {
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    binary = claude_binary()
-    if binary is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
-    return binary
+    return claude_or_skip()
 
 
 def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
@@ -180,18 +176,6 @@ def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_c
     assert not any(p.get("hasTrustDialogAccepted") for p in projects.values()), projects
     assert not (tmp_path / "state" / "coder" / "claude-config").exists()
     assert api.messages_requests() == []  # the session never got past the dialog
-
-
-def user_texts(request: Any) -> list[str]:
-    """Every user-turn text block the model was sent in one Messages request."""
-    out = []
-    for m in request.body.get("messages", []):
-        if m.get("role") != "user":
-            continue
-        content = m.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        out += [b.get("text", "") for b in blocks or [] if b.get("type") == "text"]
-    return out
 
 
 def test_real_client_gets_no_forged_line_and_logs_show_the_reply(

@@ -14,7 +14,7 @@ import pytest
 from sessionkit import make_spec, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import API_KEY, claude_or_skip
 
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
@@ -25,7 +25,6 @@ from relayfleet.runner.engine_claude import ClaudeEngine
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
 POLICY = Permissions(
     mode="policy",
     allow=("Bash(echo allowed-run:*)",),
@@ -35,9 +34,7 @@ POLICY = Permissions(
 
 
 def test_real_client_refuses_runs_and_waits_for_approve(tmp_path: Path) -> None:
-    claude = claude_binary()
-    if claude is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
+    claude = claude_or_skip()
     api = FakeMessagesAPI(default_text="All three handled.")
     base_url = api.start()
     paths = FleetPaths(tmp_path)
