@@ -13,6 +13,7 @@ from pathlib import Path
 
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fakes.github import FakeGitHub
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +53,11 @@ class Router:
         text = self.paths.fleet_toml.read_text()
         listen = text.split('listen = "')[1].split('"')[0] if 'listen = "' in text else ""
         self.url = f"http://{listen}/"
+
+    def wait_ready(self) -> None:
+        """Until its receiver answers and it has finished a first poll cycle."""
+        wait_until(self.listening)
+        wait_until(self.cycled)
 
     def listening(self) -> bool:
         try:

@@ -45,8 +45,7 @@ def test_a_webhook_reaches_the_inbox_and_status_says_healthy(root: Path, fake: F
     secret = {"FLEET_WEBHOOK_SECRET": SECRET}
     r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(r.cycled)
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         event_file = root / "opened.json"
         event_file.write_text(json.dumps(hook_payload(fake, "issues", REPO, n, "opened")))
@@ -104,8 +103,7 @@ def test_kill_9_between_the_200_and_the_inbox_append_loses_nothing(
 ) -> None:
     r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(r.cycled)
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         # Hold the router's loop inside a poll (the fake answers only after a minute), so the
         # delivery is answered by the receiver but not drained when the router dies.
@@ -156,8 +154,7 @@ def test_a_restarted_router_polls_for_what_was_sent_while_it_was_down(
 ) -> None:
     r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(r.cycled)
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         assert post_hook(r.url, SECRET.encode(), "issues",
                          hook_payload(fake, "issues", REPO, n, "opened"))[0] == 200  # fmt: skip

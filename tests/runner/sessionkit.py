@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint
 from relayfleet.runner.engine import EngineSpec
@@ -66,3 +67,16 @@ def make_spec(
         resume=resume,
         env=dict(env or {}),
     )
+
+
+def real_claude_spec(
+    tmp: Path, claude: Path, channel: tuple[str, str], api_url: str, **kw: Any
+) -> EngineSpec:
+    """`make_spec` for the real `claude` (tests/realclaude.py) on the channel `(url, token)`,
+    against the fake Messages API at `api_url` with the offline key; `env` adds to that."""
+    from realclaude import API_KEY  # tests/ is on the path of every test that gets here
+
+    env = {"ANTHROPIC_API_KEY": API_KEY, **kw.pop("env", {})}
+    url, token = channel
+    return make_spec(tmp, command=(str(claude),), engine="claude", mcp_url=url, mcp_token=token,
+                     env=env, endpoint=Endpoint(mode="custom", url=api_url), **kw)  # fmt: skip

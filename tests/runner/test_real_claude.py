@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionkit import make_spec, wait_until
+from sessionkit import real_claude_spec, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from realclaude import API_KEY, claude_or_skip, user_texts
 
 from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
-from relayfleet.fleet.model import Endpoint
 from relayfleet.runner.channel import ChannelServer
 from relayfleet.runner.engine import DELIVERY_PTY
 from relayfleet.runner.engine_claude import ClaudeEngine, SessionBlocked
@@ -57,15 +56,12 @@ def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
         srv = ChannelServer()
         srv.tool(ack_event)
         url, token = await srv.start()
-        spec = make_spec(
+        spec = real_claude_spec(
             tmp_path,
-            command=(str(claude),),
+            claude,
+            (url, token),
+            base_url,
             args=("--allowedTools", "mcp__relay__ack_event"),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY},
-            endpoint=Endpoint(mode="custom", url=base_url),
             resume=resume,
             session_id="3b0c4f9e-8d6a-4c2b-9e51-7a0d2f6c1e88",
         )
@@ -141,14 +137,12 @@ def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_c
     async def main() -> tuple[str, str]:
         srv = ChannelServer()
         url, token = await srv.start()
-        spec = make_spec(
+        spec = real_claude_spec(
             tmp_path,
-            command=(str(claude),),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CONFIG_DIR": str(operator)},
-            endpoint=Endpoint(mode="custom", url=base_url),
+            claude,
+            (url, token),
+            base_url,
+            env={"CLAUDE_CONFIG_DIR": str(operator)},
             isolate_config=False,
         )
         engine = ClaudeEngine(spec, srv)
@@ -202,15 +196,7 @@ def test_real_client_gets_no_forged_line_and_logs_show_the_reply(
     async def main() -> Path:
         srv = ChannelServer()
         url, token = await srv.start()
-        spec = make_spec(
-            tmp_path,
-            command=(str(claude),),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY},
-            endpoint=Endpoint(mode="custom", url=base_url),
-        )
+        spec = real_claude_spec(tmp_path, claude, (url, token), base_url)
         engine = ClaudeEngine(spec, srv)
         engine.busy_timeout = 60
         try:
