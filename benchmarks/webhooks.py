@@ -34,9 +34,8 @@ from inotify_simple import INotify, flags
 from benchmarks.api_cost import CADENCE, HOUR, IDLE_MAX, REPOS, fleet_watches, simulate
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.fakes.github_hooks import hook_payload, post_hook
-from relayfleet.router.webhook import parse_event
 from tests.ports import free_port
-from tests.router.helpers import config, make_rig, route, watch, write_fleet
+from tests.router.helpers import config, deliver_hook, make_rig, route, watch, write_fleet
 from tests.router.process import Router, enable_webhooks
 from tests.waiting import wait_until
 
@@ -166,9 +165,7 @@ def simulate_with_webhooks(change_every: float, hours: float, reconcile: int) ->
                 repo = rng.choice(REPOS)
                 n = rng.randint(1, 20)
                 fake.comment(repo, n, "alice", "NONE", "ping")
-                got = parse_event("issue_comment", hook_payload(fake, "issue_comment", repo, n,
-                                                                "created"))  # fmt: skip
-                poller.intake(got.items, got.comments, cfg, partial=got.partial)
+                deliver_hook(poller, cfg, fake, "issue_comment", repo, n, "created")
                 last_hook[repo] = clock()
                 changes += 1
                 next_change += rng.expovariate(1 / change_every)

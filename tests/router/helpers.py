@@ -13,12 +13,14 @@ from relayfleet.cli.context import Context
 from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_jsonl
 from relayfleet.core.paths import FleetPaths
+from relayfleet.fakes.github_hooks import hook_payload
 from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route, Watch
 from relayfleet.router.cursor import Cursor
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.pipeline import RouterConfig
 from relayfleet.router.poller import Poller
+from relayfleet.router.webhook import parse_event
 
 
 def watch(name: str, kind: str, repo: str, filter: str = "", poll_sec: int = 30) -> Watch:
@@ -68,6 +70,15 @@ class Rig:
 
     def inbox(self, agent: str) -> list[dict[str, Any]]:
         return read_jsonl(self.paths.inbox(agent))
+
+
+def deliver_hook(
+    poller: Poller, cfg: RouterConfig, fake: Any, event: str, repo: str, *args: Any, **kw: Any
+) -> None:
+    """GitHub's `event` delivery about `repo` as `fake` renders it (`hook_payload`'s arguments),
+    parsed and handed to `poller` as the router's receiver does."""
+    got = parse_event(event, hook_payload(fake, event, repo, *args, **kw))
+    poller.intake(got.items, got.comments, cfg, partial=got.partial)
 
 
 def make_rig(tmp: Path, fake: Any, clock: Any = None) -> Rig:

@@ -16,6 +16,7 @@ from relayfleet.fleet.model import Route
 from relayfleet.router.cursor import Cursor
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.items import Item
+from relayfleet.router.pipeline import RouterConfig
 from relayfleet.router.poller import Poller
 from relayfleet.router.quarantine import (
     Quarantine,
@@ -51,6 +52,16 @@ def poller(rig: Rig) -> Poller:
 def gated(untrusted: str = "hold"):
     r = replace(route(1, "reviewer", watch="wms-prs", association=TRUSTED), untrusted=untrusted)
     return config([watch("wms-prs", "pulls", REPO, "--state open")], [r], ["reviewer"])
+
+
+def outsiders_pr_held(rig: Rig, fake: FakeGitHub, title: str) -> tuple[Poller, RouterConfig, int]:
+    """After the gated router's snapshot, mallory (NONE) opens PR `title` and the next poll
+    holds it: the router, its config and the PR's number."""
+    p, cfg = poller(rig), gated()
+    p.run_once(cfg, force=True)  # snapshot
+    n = fake.open_pr(REPO, title, author="mallory", association="NONE")
+    p.run_once(cfg, force=True)
+    return p, cfg, n
 
 
 def q(rig: Rig) -> Quarantine:
@@ -93,10 +104,7 @@ def test_an_outsiders_pr_is_held_released_by_a_members_ok_and_delivered_once(
 
 
 def test_an_outsiders_ok_is_ignored(rig: Rig, fake: FakeGitHub) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Sneaky", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "Sneaky")
     fake.comment(REPO, n, "mallory", "NONE", "/fleet ok")
     fake.comment(REPO, n, "eve", "CONTRIBUTOR", "/fleet ok")
     fake.comment(REPO, n, "bob", "MEMBER", "<!-- /fleet ok --> not yet")  # hidden: not a command
@@ -109,10 +117,7 @@ def test_an_outsiders_ok_is_ignored(rig: Rig, fake: FakeGitHub) -> None:
 def test_a_held_item_updated_three_times_is_one_entry(
     rig: Rig, fake: FakeGitHub, clock: ManualClock
 ) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "First try", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "First try")
     for change in (
         lambda: fake.label(REPO, n, "wip"),
         lambda: fake.edit(REPO, n, title="Second try"),
@@ -180,10 +185,7 @@ def test_drop_is_todays_behaviour_and_a_trusted_author_passes(rig: Rig, fake: Fa
 
 
 def test_a_later_outside_change_after_a_release_is_held_again(rig: Rig, fake: FakeGitHub) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "Feature")
     rig.clock.advance(5)
     fake.comment(REPO, n, "carol", "OWNER", "/fleet ok")
     p.run_once(cfg, force=True)
@@ -257,10 +259,7 @@ def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
     """The entry point for intake that sees one comment at a time (a webhook)."""
     from relayfleet.router.quarantine import release_on_comment
 
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    _, _, n = outsiders_pr_held(rig, fake, "Feature")
     inboxes = FileInbox(rig.paths)
 
     def ok(login: str, assoc: str, body: str) -> dict | None:
