@@ -4,7 +4,6 @@ commit is refused while the last good config keeps delivering; Ctrl-C leaves not
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from upkit import (
     Fleet,
     Streamer,
     Up,
+    cli,
     env_for,
     git,
     pid_alive,
@@ -26,20 +26,10 @@ from upkit import (
     watch_toml,
 )
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.procs import process_start_time
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.up.supervisor import describe_drift, drift, up_state_path
-
-
-def cli(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["FLEET_ROOT"] = str(root)
-    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def no_duplicates(events: list[dict]) -> None:

@@ -3,6 +3,7 @@ running as a real process: the parts `test_up.py` is built from."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from relayfleet.cli.context import Context
+from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.paths import FleetPaths
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
@@ -31,6 +34,15 @@ for line in sys.stdin:
     with open(out, "a") as f:
         f.write(json.dumps({"type": "turn", "text": line.rstrip("\\n"), "t": time.time()}) + "\\n")
 """
+
+
+def cli(root: Path, *args: str) -> tuple[int, str, str]:
+    """`gh fleet <args>` in-process on the fleet at `root`, no other FLEET_ setting."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env["FLEET_ROOT"] = str(root)
+    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
+    return rc, out.getvalue(), err.getvalue()
 
 
 def pid_alive(pid: int | None) -> bool:
