@@ -6,6 +6,17 @@ import os
 from pathlib import Path
 
 
+def pid_alive(pid: int | None) -> bool:
+    """`pid` is a live process (not a zombie); no pid is not alive."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is `pgid`."""
     out = []

@@ -17,23 +17,14 @@ from relayfleet.cli.context import Context
 from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.paths import FleetPaths
+from tests.cli.fleetkit import ECHO_SCRIPT  # the session program: a transcript of what is typed
+from tests.procfs import pid_alive
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 PY = sys.executable
 PROJECT = Path(__file__).resolve().parents[2]
 REPO = "acme/app"
 TOKEN = "ghp_upTestToken000000000000000000000001"
-
-# The session program: every line typed into it is appended (as JSON) to a transcript.
-ECHO_SCRIPT = """\
-import json, os, sys, time
-out = sys.argv[1]
-with open(out, "a") as f:
-    f.write(json.dumps({"type": "launch", "pid": os.getpid()}) + "\\n")
-for line in sys.stdin:
-    with open(out, "a") as f:
-        f.write(json.dumps({"type": "turn", "text": line.rstrip("\\n"), "t": time.time()}) + "\\n")
-"""
 
 
 def cli(root: Path, *args: str) -> tuple[int, str, str]:
@@ -43,16 +34,6 @@ def cli(root: Path, *args: str) -> tuple[int, str, str]:
     env["FLEET_ROOT"] = str(root)
     rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
     return rc, out.getvalue(), err.getvalue()
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def git(repo: Path, *args: str) -> str:
