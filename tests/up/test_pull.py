@@ -7,25 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from upkit import Fleet, Up, cli, env_for, git, wait_until
+from upkit import Fleet, Up, cli, env_for, git, origin_and_clone, wait_until
 
 from relayfleet.core.errors import FleetError
 from relayfleet.up.pull import Puller, upstream_of
-
-
-def origin_and_clone(tmp_path: Path) -> tuple[Fleet, Fleet]:
-    """`laptop` pushes to a bare origin; `server` is a clone that tracks it (origin/main)."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    laptop = Fleet.create(tmp_path / "laptop")
-    laptop.write_routes("")
-    laptop.commit("fleet: empty")
-    git(laptop.root, "remote", "add", "origin", str(origin))
-    git(laptop.root, "push", "-q", "-u", "origin", "main")
-    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
-    server = Fleet(tmp_path / "server")
-    server.script = laptop.script
-    return laptop, server
 
 
 def push_routes(laptop: Fleet, text: str) -> str:

@@ -20,6 +20,7 @@ from upkit import (
     cli,
     env_for,
     git,
+    origin_and_clone,
     pid_alive,
     route_toml,
     wait_until,
@@ -174,16 +175,7 @@ def test_up_reconciles_the_fleet_to_each_commit(tmp_path: Path, github: FakeGitH
 
 @pytest.mark.slow
 def test_pull_fast_forwards_and_a_pushed_agent_starts_by_itself(tmp_path: Path) -> None:
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    other = Fleet.create(tmp_path / "laptop")  # where a pull request is merged
-    other.write_routes("")
-    other.commit("fleet: empty")
-    git(other.root, "remote", "add", "origin", str(origin))
-    git(other.root, "push", "-q", "-u", "origin", "main")
-    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
-    fleet = Fleet(tmp_path / "server")
-    fleet.script = other.script  # the same echo session program
+    other, fleet = origin_and_clone(tmp_path)  # other: where a pull request is merged
     home = tmp_path / "home"
     home.mkdir()
     up = Up(fleet, env_for(fleet.root, home), "--pull", "1s", "--no-router")

@@ -211,3 +211,19 @@ def env_for(root: Path, home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def origin_and_clone(tmp_path: Path) -> tuple[Fleet, Fleet]:
+    """`laptop` pushes to a bare origin; `server` is a clone that tracks it (origin/main) and runs
+    the same session program."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    laptop = Fleet.create(tmp_path / "laptop")
+    laptop.write_routes("")
+    laptop.commit("fleet: empty")
+    git(laptop.root, "remote", "add", "origin", str(origin))
+    git(laptop.root, "push", "-q", "-u", "origin", "main")
+    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
+    server = Fleet(tmp_path / "server")
+    server.script = laptop.script
+    return laptop, server
