@@ -20,17 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 SSHD = "/usr/sbin/sshd"
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 SKELETON_IMAGE = "relayfleet-test-skel:latest"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_packages(binary: str, packages: list[str]) -> str | None:
@@ -409,6 +404,40 @@ def transcript_turns(path: Path) -> list[str]:
     except FileNotFoundError:
         pass
     return out
+
+
+def said(transcript: Path, text: str) -> bool:
+    """The fake claude's transcript has a turn containing `text`."""
+    return any(text in turn for turn in transcript_turns(transcript))
+
+
+def attached_count(state: Path) -> int:
+    """How many `attach` clients the runner whose state dir is `state` counts."""
+    import json
+
+    return int(json.loads((state / "runner.json").read_text()).get("attached") or 0)
+
+
+def type_through_attach(
+    proc: subprocess.Popen[bytes], state: Path, transcript: Path, text: str, timeout: float
+) -> tuple[bytes, bytes]:
+    """With `gh fleet attach` running as `proc` (stdin a pipe): once the runner counts it, type
+    `text` and Enter, wait for the session to have it, detach with Ctrl-]. Returns attach's
+    (stdout, stderr); `proc` is killed if it is still running after that, or after a failure."""
+    assert proc.stdin is not None
+    try:
+        wait_until(lambda: attached_count(state) == 1 or proc.poll() is not None, timeout)
+        assert proc.poll() is None, proc.communicate(timeout=5)
+        proc.stdin.write(f"{text}\r".encode())
+        proc.stdin.flush()
+        wait_until(lambda: said(transcript, text), timeout)
+        proc.stdin.write(b"\x1d")
+        proc.stdin.flush()
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def transcript_ready(path: Path) -> bool:
