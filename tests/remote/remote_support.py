@@ -627,6 +627,23 @@ def cli(root: Path, *argv: str) -> tuple[int, str, str]:
 CANARY = "sk-ant-api03-CANARY-operators-real-key-must-stay-home-000000"
 
 
+def through_the_gateway(agent: dict) -> dict:
+    """`agent` (from `fake_claude_agent`) with a session that calls the API, through the fleet's
+    gateway (the `claude` engine is the one that applies [claude.endpoint])."""
+    agent["claude"]["command"] = ["env", "FAKE_CLAUDE_CALL_API=1", *agent["claude"]["command"]]
+    agent["claude"]["endpoint"] = {"mode": "gateway"}
+    agent["claude"]["engine"] = "claude"
+    return agent
+
+
+def sentinel_of(root: Path, agent: str = "coder") -> str:
+    """The gateway sentinel `gateway routes --json` names for `agent`."""
+    import json
+
+    routes = json.loads(cli(root, "gateway", "routes", "--json")[1])
+    return {r["agent"]: r["sentinel"] for r in routes}[agent]
+
+
 def add_gateway(root: Path, port: int, upstream_url: str) -> None:
     """Enable the fleet's gateway on loopback `port`, forwarding to `upstream_url`."""
     with (root / ".fleet" / "fleet.toml").open("a") as f:
