@@ -613,14 +613,23 @@ def import_python_base(client, tag: str = PYTHON_BASE_IMAGE) -> str:  # client: 
     return tag
 
 
-def cli(root: Path, *argv: str) -> tuple[int, str, str]:
-    """`gh fleet …` in-process, on the fleet at `root`: (exit code, stdout, stderr)."""
+def cli(root: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`gh fleet …` in-process, on the fleet at `root`: (exit code, stdout, stderr). `env` is
+    the whole environment it sees (default: this one with FLEET_ROOT)."""
     from relayfleet.cli.context import Context
     from relayfleet.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
-    ctx = Context(out=out, err=err, env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
+    env = {**os.environ, "FLEET_ROOT": str(root)} if env is None else env
+    ctx = Context(out=out, err=err, env=env, cwd=root)
     return main(list(argv), ctx), out.getvalue(), err.getvalue()
+
+
+def spawn(env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
+    """`gh fleet …` as a process of its own with `env`; stdin, stdout and stderr are pipes."""
+    pipe = subprocess.PIPE
+    argv0 = [sys.executable, "-m", "relayfleet"]
+    return subprocess.Popen([*argv0, *argv], stdin=pipe, stdout=pipe, stderr=pipe, env=env)
 
 
 # The operator's real key in the gateway tests: it must reach the upstream and nothing else.

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,9 +14,6 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
-
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +28,10 @@ class Box:
     env: dict[str, str]
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        rc = main(list(argv), Context(out=out, err=err, env=self.env, cwd=self.root))
-        return rc, out.getvalue(), err.getvalue()
+        return rs.cli(self.root, *argv, env=self.env)
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-        )
+        return rs.spawn(self.env, *argv)
 
     @property
     def state(self) -> Path:

@@ -5,7 +5,6 @@ the whole module (starting sessions is the slow part on a loaded machine)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -20,8 +19,6 @@ import pytest
 import remote_support as rs
 from remote_support import said
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.slow
@@ -49,21 +46,13 @@ class Mixed:
         }
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        rc = main(list(argv), Context(out=out, err=err, env=self.env(), cwd=self.root))
-        return rc, out.getvalue(), err.getvalue()
+        return rs.cli(self.root, *argv, env=self.env())
 
     def remote_state(self, agent: str = "back") -> Path:
         return rs.remote_state(self.workdir, self.root, NAME, agent)
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env(),
-        )
+        return rs.spawn(self.env(), *argv)
 
 
 def nonce() -> str:
