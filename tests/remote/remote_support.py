@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,16 +317,21 @@ def skeleton_tar() -> bytes:
 
 def import_skeleton_image(client, tag: str = SKELETON_IMAGE) -> str:  # client: DockerClient
     """`docker import` the skeleton with PATH set to the venv, so `python` is our interpreter."""
+    path = ":".join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    changes = [f"ENV PATH={path}", "ENV LANG=C.UTF-8", "WORKDIR /"]
+    return _docker_import(client, tag, skeleton_tar, changes)
+
+
+def _docker_import(
+    client, tag: str, tar: Callable[[], bytes], changes: list[str]
+) -> str:  # client: DockerClient
+    """`docker import` of `tar()` as `tag` with Dockerfile `changes`, unless `tag` exists."""
     with contextlib.suppress(Exception):
         client.images.get(tag)
         return tag
     repo, _, version = tag.partition(":")
-    path = ":".join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
     client.api.import_image_from_data(
-        skeleton_tar(),
-        repository=repo,
-        tag=version or "latest",
-        changes=[f"ENV PATH={path}", "ENV LANG=C.UTF-8", "WORKDIR /"],
+        tar(), repository=repo, tag=version or "latest", changes=changes
     )
     return tag
 
@@ -600,17 +606,8 @@ def python_base_tar() -> bytes:
 
 
 def import_python_base(client, tag: str = PYTHON_BASE_IMAGE) -> str:  # client: DockerClient
-    with contextlib.suppress(Exception):
-        client.images.get(tag)
-        return tag
-    repo, _, version = tag.partition(":")
-    client.api.import_image_from_data(
-        python_base_tar(),
-        repository=repo,
-        tag=version or "latest",
-        changes=["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"],
-    )
-    return tag
+    changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"]
+    return _docker_import(client, tag, python_base_tar, changes)
 
 
 def cli(root: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
