@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +34,9 @@ from inotify_simple import INotify, flags
 from benchmarks.api_cost import CADENCE, HOUR, IDLE_MAX, REPOS, fleet_watches, simulate
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.fakes.github_hooks import hook_payload, post_hook
-from relayfleet.router.webhook import parse_event
-from tests.router.helpers import config, make_rig, route, watch, write_fleet
+from tests.ports import free_port
+from tests.router.helpers import config, deliver_hook, make_rig, route, watch, write_fleet
+from tests.router.process import Router, enable_webhooks
 from tests.waiting import wait_until
 
 SECRET = "bench-webhook-secret"
@@ -80,28 +77,6 @@ class InboxClock(threading.Thread):
                 self._scan(time.time())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_router(root: Path, fake: FakeGitHub, min_period: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "GH_", "GITHUB_"))}
-    env.update(FLEET_ROOT=str(root), FLEET_GITHUB_API_URL=fake.base_url, GH_TOKEN=fake.token,
-               FLEET_ROUTER_MIN_PERIOD=str(min_period), FLEET_WEBHOOK_SECRET=SECRET,
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "relayfleet", "router", "run", "--detached-child"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-
-def stop_router(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=60)
-
-
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -114,35 +89,28 @@ def latency(events: int, poll_events: int, poll_sec: int) -> dict[str, Any]:
         paths = write_fleet(root, ["coder"], [watch("wms", "issues", REPO, "", poll_sec)],
                             [route(1, "coder", watch="wms")])  # fmt: skip
         base_toml = paths.fleet_toml.read_text()
-        port = free_port()
-        paths.fleet_toml.write_text(
-            base_toml + f'\n[webhook]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
-            'secret = { from_env = "FLEET_WEBHOOK_SECRET" }\n'
-        )
+        enable_webhooks(paths, free_port())
         clock = InboxClock(paths.inbox("coder"))
         clock.start()
-        url = f"http://127.0.0.1:{port}/"
-        proc = start_router(root, fake, poll_sec)
+        router = Router(root, fake, SECRET, min_period=poll_sec)
         hook: list[float] = []
         acked: list[float] = []  # POST -> 200 (the delivery is durable in the spool)
         try:
-            wait_until(lambda: paths.router_status.exists() and
-                       json.loads(paths.router_status.read_text()).get("last_cycle"),
-                       timeout=60)  # fmt: skip
+            wait_until(router.cycled, timeout=60)
             for i in range(events):
                 n = fake.open_issue(REPO, f"webhook {i}", author="alice")
                 body = json.dumps(hook_payload(fake, "issues", REPO, n, "opened")).encode()
                 t0 = time.time()
-                status, _ = post_hook(url, SECRET.encode(), "issues", body)
+                status, _ = post_hook(router.url, SECRET.encode(), "issues", body)
                 acked.append(time.time() - t0)
                 assert status == 200, status
                 wait_until(lambda n=n: n in clock.seen, timeout=30, step=0.001)
                 hook.append(clock.seen[n] - t0)
         finally:
-            stop_router(proc)
+            router.stop(timeout=60)
         # The same fleet, webhooks off: the poll is the only way in.
         paths.fleet_toml.write_text(base_toml)
-        proc = start_router(root, fake, poll_sec)
+        router = Router(root, fake, SECRET, min_period=poll_sec)
         polled: list[float] = []
         rng = random.Random(5)
         try:
@@ -154,7 +122,7 @@ def latency(events: int, poll_events: int, poll_sec: int) -> dict[str, Any]:
                 wait_until(lambda n=n: n in clock.seen, timeout=poll_sec * 6 + 30, step=0.005)
                 polled.append(clock.seen[n] - t0)
         finally:
-            stop_router(proc)
+            router.stop(timeout=60)
             clock.stop.set()
         return {"hook": hook, "acked": acked, "polled": polled}
 
@@ -197,9 +165,7 @@ def simulate_with_webhooks(change_every: float, hours: float, reconcile: int) ->
                 repo = rng.choice(REPOS)
                 n = rng.randint(1, 20)
                 fake.comment(repo, n, "alice", "NONE", "ping")
-                got = parse_event("issue_comment", hook_payload(fake, "issue_comment", repo, n,
-                                                                "created"))  # fmt: skip
-                poller.intake(got.items, got.comments, cfg, partial=got.partial)
+                deliver_hook(poller, cfg, fake, "issue_comment", repo, n, "created")
                 last_hook[repo] = clock()
                 changes += 1
                 next_change += rng.expovariate(1 / change_every)

@@ -6,6 +6,17 @@ import os
 from pathlib import Path
 
 
+def pid_alive(pid: int | None) -> bool:
+    """`pid` is a live process (not a zombie); no pid is not alive."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is `pgid`."""
     out = []
@@ -18,3 +29,18 @@ def group_members(pgid: int) -> list[int]:
             if f[2] == str(pgid) and f[0] != "Z":
                 out.append(int(d))
     return out
+
+
+def processes_mentioning(needle: str) -> list[str]:
+    """`pid: command line` of every process whose command line contains `needle`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found

@@ -12,6 +12,7 @@ from typing import Any
 
 from relayfleet.cli.context import Context
 from relayfleet.core.paths import FleetPaths
+from tests.procfs import pid_alive  # noqa: F401 (re-exported to the tests that use this kit)
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 PY = sys.executable
@@ -120,11 +121,3 @@ def run_cli(fleet: FleetDir, *argv: str) -> tuple[int, str, str]:
     args: argparse.Namespace = parser.parse_args(list(argv))
     rc = args.func(ctx, args)
     return int(rc or 0), out.getvalue(), err.getvalue()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -9,30 +9,67 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fleetkit import make_fleet, pid_alive, run_cli, turns, wait_until
+from fleetkit import FleetDir, make_fleet, pid_alive, run_cli, turns, wait_until
 
 from relayfleet.cli.commands.logs import follow
 from relayfleet.core.atomic import read_json
 from relayfleet.core.errors import BackendError
 
 
+@contextmanager
+def started(fleet: FleetDir, agent: str) -> Iterator[None]:
+    """`start <agent>` for the block, and `stop <agent>` after it whatever happened."""
+    try:
+        assert run_cli(fleet, "start", agent)[0] == 0
+        yield
+    finally:
+        run_cli(fleet, "stop", agent)
+
+
+def attach(fleet: FleetDir, agent: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of `gh fleet attach <agent>` as a separate process."""
+    argv = [sys.executable, "-m", "relayfleet", "attach", agent]
+    return argv, {**os.environ, "FLEET_ROOT": str(fleet.root)}
+
+
+def coder_log(tmp_path: Path) -> tuple[FleetDir, Path]:
+    """A fleet with an agent `coder` that has not run, and where its session log goes."""
+    fleet = make_fleet(tmp_path / "fleet")
+    fleet.echo_agent("coder")
+    log = fleet.paths.session_log("coder")
+    log.parent.mkdir(parents=True)
+    return fleet, log
+
+
+@contextmanager
+def following(log: Path) -> Iterator[io.StringIO]:
+    """`logs -f` on `log` in a thread for the block; what it printed is in the StringIO."""
+    out = io.StringIO()
+    done = threading.Event()
+    kwargs = {"raw": False, "stop_after": 30, "stop": done.is_set}
+    t = threading.Thread(target=follow, args=(log, out), kwargs=kwargs)
+    t.start()
+    time.sleep(0.3)  # follow starts at the end of the file: let it get there before a write
+    try:
+        yield out
+    finally:
+        done.set()
+        t.join()
+
+
 @pytest.mark.slow
 def test_attach_types_into_the_session_and_detaches_with_ctrl_bracket(tmp_path: Path) -> None:
     fleet = make_fleet(tmp_path / "fleet")
     transcript = fleet.echo_agent("coder")
-    try:
-        assert run_cli(fleet, "start", "coder")[0] == 0
-        env = {**os.environ, "FLEET_ROOT": str(fleet.root)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", "attach", "coder"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+    with started(fleet, "coder"):
+        argv, env = attach(fleet, "coder")
+        pipe = subprocess.PIPE
+        proc = subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env)
         assert proc.stdin is not None
         wait_until(lambda: read_json(fleet.paths.runner_status("coder")).get("attached") == 1)
         proc.stdin.write(b"hello from a human\r")
@@ -46,8 +83,6 @@ def test_attach_types_into_the_session_and_detaches_with_ctrl_bracket(tmp_path: 
         assert b"hello from a human" in out  # the session's echo came back to our terminal
         st = read_json(fleet.paths.runner_status("coder"))
         assert pid_alive(st["pid"]) and pid_alive(st["session_pid"])  # the runner keeps going
-    finally:
-        run_cli(fleet, "stop", "coder")
 
 
 def test_attach_to_a_stopped_agent_is_a_clear_error(tmp_path: Path) -> None:
@@ -58,10 +93,7 @@ def test_attach_to_a_stopped_agent_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_logs_strips_ansi_and_reads_into_the_rotated_file(tmp_path: Path) -> None:
-    fleet = make_fleet(tmp_path / "fleet")
-    fleet.echo_agent("coder")
-    log = fleet.paths.session_log("coder")
-    log.parent.mkdir(parents=True)
+    fleet, log = coder_log(tmp_path)
     log.with_name("session.log.1").write_bytes(b"old line 1\nold line 2\n")
     log.write_bytes(b"\x1b[1;32mgreen\x1b[0m text\r\n\x1b]0;title\x07progress 10%\rprogress 99%\n")
     rc, out, _ = run_cli(fleet, "logs", "coder", "-n", "3")
@@ -74,23 +106,13 @@ def test_logs_strips_ansi_and_reads_into_the_rotated_file(tmp_path: Path) -> Non
 def test_logs_follow_continues_across_rotation(tmp_path: Path) -> None:
     log = tmp_path / "session.log"
     log.write_bytes(b"before\n")
-    out = io.StringIO()
-    done = threading.Event()
-    t = threading.Thread(
-        target=follow,
-        args=(log, out),
-        kwargs={"raw": False, "stop_after": 30, "stop": done.is_set},
-    )
-    t.start()
-    time.sleep(0.3)
-    with open(log, "ab") as f:
-        f.write(b"\x1b[31mappended\x1b[0m\n")
-    wait_until(lambda: "appended" in out.getvalue(), timeout=5)
-    os.replace(log, tmp_path / "session.log.1")  # rotation: a new file takes the name
-    log.write_bytes(b"in the new file\n")
-    wait_until(lambda: "in the new file" in out.getvalue(), timeout=10)
-    done.set()
-    t.join()
+    with following(log) as out:
+        with open(log, "ab") as f:
+            f.write(b"\x1b[31mappended\x1b[0m\n")
+        wait_until(lambda: "appended" in out.getvalue(), timeout=5)
+        os.replace(log, tmp_path / "session.log.1")  # rotation: a new file takes the name
+        log.write_bytes(b"in the new file\n")
+        wait_until(lambda: "in the new file" in out.getvalue(), timeout=10)
     assert out.getvalue() == "appended\nin the new file\n"
 
 
@@ -140,13 +162,10 @@ def test_attach_passes_the_terminal_size_through_and_restores_it_on_detach(tmp_p
     def sizes() -> list[tuple[int, int]]:
         return [(t["rows"], t["cols"]) for t in read_transcript(sizes_file)]
 
-    try:
-        assert run_cli(fleet, "start", "coder")[0] == 0
+    with started(fleet, "coder"):
         assert sizes()[-1] == (50, 200)  # the session's own size
-        env = {**os.environ, "FLEET_ROOT": str(fleet.root)}
-        term = PtyProcess.spawn(
-            [sys.executable, "-m", "relayfleet", "attach", "coder"], env=env, dimensions=(30, 100)
-        )
+        argv, env = attach(fleet, "coder")
+        term = PtyProcess.spawn(argv, env=env, dimensions=(30, 100))
         try:
             wait_until(lambda: sizes()[-1] == (30, 100))  # drawn for the attached terminal
             term.setwinsize(40, 120)  # the human resizes their window: SIGWINCH
@@ -158,8 +177,6 @@ def test_attach_passes_the_terminal_size_through_and_restores_it_on_detach(tmp_p
         wait_until(lambda: sizes()[-1] == (50, 200))  # restored for the runner's own reading
         st = read_json(fleet.paths.runner_status("coder"))
         assert pid_alive(st["pid"]) and pid_alive(st["session_pid"])
-    finally:
-        run_cli(fleet, "stop", "coder")
 
 
 REAL_TURN = Path(__file__).parents[1] / "runner" / "fixtures" / "real-turn-80x24.bin"
@@ -172,10 +189,7 @@ def test_logs_of_a_real_session_show_what_its_terminal_showed(tmp_path: Path) ->
 
     data = REAL_TURN.read_bytes()
     assert b"Hello there friend" not in strip_ansi(data)  # what `logs` used to show
-    fleet = make_fleet(tmp_path / "fleet")
-    fleet.echo_agent("coder")
-    log = fleet.paths.session_log("coder")
-    log.parent.mkdir(parents=True)
+    fleet, log = coder_log(tmp_path)
     log.write_bytes(data)
     rc, out, _ = run_cli(fleet, "logs", "coder", "-n", "40")
     assert rc == 0
@@ -192,20 +206,10 @@ def test_logs_follow_renders_a_real_session_as_it_grows(tmp_path: Path) -> None:
     cut = data.index(b"Hello there") - 40  # the reply arrives after `logs -f` started
     log = tmp_path / "session.log"
     log.write_bytes(data[:cut])
-    out = io.StringIO()
-    done = threading.Event()
-    t = threading.Thread(
-        target=follow,
-        args=(log, out),
-        kwargs={"raw": False, "stop_after": 30, "stop": done.is_set},
-    )
-    t.start()
-    time.sleep(0.3)
-    with open(log, "ab") as f:
-        f.write(data[cut:])
-    wait_until(lambda: "Hello there friend" in out.getvalue(), timeout=10)
-    done.set()
-    t.join()
+    with following(log) as out:
+        with open(log, "ab") as f:
+            f.write(data[cut:])
+        wait_until(lambda: "Hello there friend" in out.getvalue(), timeout=10)
     assert (
         "● Hello there friend, the reply has spaces between its words."
         in out.getvalue().splitlines()

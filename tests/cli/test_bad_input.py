@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CliResult, git
+from tests.ports import free_port
 
 Cli = Callable[..., CliResult]
 
@@ -358,12 +358,6 @@ def test_inbox_of_an_agent_with_no_events(fleet: Path, cli: Cli) -> None:
 # -- the router with no way to GitHub -----------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_router_once_without_a_token(fleet: Path, cli: Cli, tmp_path: Path) -> None:
     # An empty PATH dir: no `gh` to ask for a token either.
     empty = tmp_path / "empty-bin"
@@ -374,7 +368,7 @@ def test_router_once_without_a_token(fleet: Path, cli: Cli, tmp_path: Path) -> N
 
 
 def test_router_once_with_github_unreachable(fleet: Path, cli: Cli) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     rc, out, err = cli(
         "router", "run", "--once", cwd=fleet, env={"GH_TOKEN": "t0k", "FLEET_GITHUB_API_URL": url}
     )

@@ -5,55 +5,44 @@ of either session is left afterwards."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleetkit import FleetDir, make_fleet, pid_alive, run_cli, wait_until
+from claudekit import claude_fleet
+from fleetkit import FleetDir, pid_alive, run_cli, wait_until
 
 from relayfleet.core.atomic import read_json
 from relayfleet.fakes.messages_api import FakeMessagesAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import API_KEY
 
 from tests.procfs import group_members
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
-
 
 @pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    binary = claude_binary()
-    if binary is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
-    api = FakeMessagesAPI(default_text="Noted.")
-    url = api.start()
+def offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FleetDir, FakeMessagesAPI]]:
+    """`coder` on the real client, its API key handed over as a fleet credential."""
     monkeypatch.setenv("OFFLINE_TEST_KEY", API_KEY)
-    f = make_fleet(tmp_path / "fleet")
-    f.add_agent(
-        "coder",
-        [str(binary)],
-        engine="claude",
-        extra=(
-            f'[claude.endpoint]\nmode = "custom"\nurl = {json.dumps(url)}\n'
-            '[credentials.anthropic]\nfrom_env = "OFFLINE_TEST_KEY"\n'
-            'as_env = "ANTHROPIC_API_KEY"\n'
-        ),
+    credential = (
+        '[credentials.anthropic]\nfrom_env = "OFFLINE_TEST_KEY"\nas_env = "ANTHROPIC_API_KEY"\n'
     )
-    f.api = api  # type: ignore[attr-defined]
-    yield f
-    run_cli(f, "stop", "coder")
-    api.stop()
+    with claude_fleet(tmp_path, "Noted.", credential) as offline:
+        yield offline
 
 
-def test_a_second_turn_after_the_runner_is_killed_with_kill_9(fleet: FleetDir) -> None:
-    api: FakeMessagesAPI = fleet.api  # type: ignore[attr-defined]
+def test_a_second_turn_after_the_runner_is_killed_with_kill_9(
+    offline: tuple[FleetDir, FakeMessagesAPI],
+) -> None:
+    fleet, api = offline
     rc, out, err = run_cli(fleet, "start", "coder", "--timeout", "180")
     assert rc == 0, err + out
     assert run_cli(fleet, "tell", "coder", "Fix the scanner crash")[0] == 0

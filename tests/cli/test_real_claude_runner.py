@@ -8,59 +8,35 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fleetkit import make_fleet, pid_alive, run_cli, wait_until
+from claudekit import claude_fleet
+from fleetkit import pid_alive, run_cli, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import user_texts
 
 from relayfleet.core.atomic import read_json
-from relayfleet.fakes.messages_api import FakeMessagesAPI
 from relayfleet.runner.supervisor import runner_state_file
 
 pytestmark = pytest.mark.slow
 
 
-def user_texts(request: Any) -> list[str]:
-    out = []
-    for m in request.body.get("messages", []):
-        if m.get("role") != "user":
-            continue
-        content = m.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        out += [b.get("text", "") for b in blocks or [] if b.get("type") == "text"]
-    return out
-
-
 def test_a_second_turn_after_kill_9_of_the_runner(tmp_path: Path) -> None:
-    claude = claude_binary()
-    if claude is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
-    api = FakeMessagesAPI(default_text="Understood.")
-    base_url = api.start()
-    fleet = make_fleet(tmp_path / "fleet")
-    fleet.add_agent(
-        "coder",
-        [str(claude)],
-        engine="claude",
-        extra=f'[claude.endpoint]\nmode = "custom"\nurl = "{base_url}"\n',
-    )
-    status = fleet.paths.runner_status("coder")
+    with claude_fleet(tmp_path, "Understood.") as (fleet, api):
+        status = fleet.paths.runner_status("coder")
 
-    def up() -> bool:
-        st = read_json(status, default=None) or {}
-        return st.get("session") == "up" and pid_alive(int(st.get("pid") or 0))
+        def up() -> bool:
+            st = read_json(status, default=None) or {}
+            return st.get("session") == "up" and pid_alive(int(st.get("pid") or 0))
 
-    def delivered() -> int:
-        return int(
-            (read_json(runner_state_file(fleet.paths, "coder"), default={}) or {}).get(
-                "delivered_count", 0
+        def delivered() -> int:
+            return int(
+                (read_json(runner_state_file(fleet.paths, "coder"), default={}) or {}).get(
+                    "delivered_count", 0
+                )
             )
-        )
 
-    try:
         assert run_cli(fleet, "start", "coder")[0] == 0
         wait_until(up, timeout=180)
         assert run_cli(fleet, "tell", "coder", "first turn: note the scanner crash")[0] == 0
@@ -90,9 +66,6 @@ def test_a_second_turn_after_kill_9_of_the_runner(tmp_path: Path) -> None:
         assert run_cli(fleet, "tell", "coder", "second turn: any news?")[0] == 0
         wait_until(lambda: api.saw("second turn: any news?"), timeout=120)
         wait_until(lambda: delivered() == 2, timeout=60)
-    finally:
-        run_cli(fleet, "stop", "coder")
-        api.stop()
 
     second = [r for r in api.messages_requests() if "second turn: any news?" in r.text()]
     main = [r for r in second if r.tool_names]  # the turn itself, not the title call

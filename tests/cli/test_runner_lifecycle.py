@@ -29,6 +29,7 @@ from fleetkit import (
 from relayfleet.cli.agent_facts import runner_facts
 from relayfleet.core.atomic import read_json
 from relayfleet.runner.supervisor import runner_state_file
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -375,14 +376,6 @@ def test_a_stopped_agent_shows_its_backlog_as_pending(fleet: FleetDir) -> None:
     _, out, _ = run_cli(fleet, "status")
     row = next(line for line in out.splitlines() if line.startswith("coder"))
     assert " 3 " in row
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def set_port(fleet: FleetDir, name: str, port: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,22 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GH_FLEET, git_env
+from tests.procfs import processes_mentioning
 
 pytestmark = pytest.mark.slow
-
-
-def processes_mentioning(needle: str) -> list[str]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if needle in cmd:
-            found.append(f"{pid}: {cmd}")
-    return found
 
 
 def bare_path(tmp_path: Path) -> str:
@@ -40,22 +26,30 @@ def bare_path(tmp_path: Path) -> str:
     return str(bin_dir)
 
 
-def test_demo_plays_the_story_and_leaves_nothing_behind(tmp_path: Path, home: Path) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """The demo's TMPDIR: all it makes goes there, so what it leaves behind is plain to see."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return tmp
+
+
+def gh_fleet(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """`gh fleet <argv>` as a newcomer runs it, from the launcher."""
+    return subprocess.run(
+        [str(GH_FLEET), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_demo_plays_the_story_and_leaves_nothing_behind(
+    tmp_path: Path, home: Path, scratch: Path
+) -> None:
     path = bare_path(tmp_path)
     for absent in ("gh", "claude", "docker"):
         assert shutil.which(absent, path=path) is None
     env = git_env(home, TMPDIR=str(scratch), PATH=path)
 
-    proc = subprocess.run(
-        [str(GH_FLEET), "demo", "--fast"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = gh_fleet(tmp_path, env, "demo", "--fast")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -81,19 +75,10 @@ def test_demo_plays_the_story_and_leaves_nothing_behind(tmp_path: Path, home: Pa
     assert processes_mentioning(str(scratch)) == []
 
 
-def test_demo_keep_leaves_an_explorable_fleet(tmp_path: Path, home: Path) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+def test_demo_keep_leaves_an_explorable_fleet(tmp_path: Path, home: Path, scratch: Path) -> None:
     env = git_env(home, TMPDIR=str(scratch))
 
-    proc = subprocess.run(
-        [str(GH_FLEET), "demo", "--fast", "--keep"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = gh_fleet(tmp_path, env, "demo", "--fast", "--keep")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kept = [p for p in scratch.iterdir() if p.name.startswith("fleet-demo-")]
@@ -101,38 +86,21 @@ def test_demo_keep_leaves_an_explorable_fleet(tmp_path: Path, home: Path) -> Non
     root = kept[0] / "fleet"
     assert f"The fleet is kept in {root}" in proc.stdout
     assert processes_mentioning(str(scratch)) == []
-    listing = subprocess.run(
-        [str(GH_FLEET), "list", "--json"], cwd=root, env=env, capture_output=True, text=True
-    )
+    listing = gh_fleet(root, env, "list", "--json")
     assert listing.returncode == 0, listing.stderr
     assert "coder" in listing.stdout
-    inbox = subprocess.run(
-        [str(GH_FLEET), "inbox", "coder", "--json"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    inbox = gh_fleet(root, env, "inbox", "coder", "--json")
     assert inbox.returncode == 0, inbox.stderr
     assert "acme/widgets" in inbox.stdout
 
 
 def test_a_failed_demo_keeps_its_files_and_names_one_that_exists(
-    tmp_path: Path, home: Path
+    tmp_path: Path, home: Path, scratch: Path
 ) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
     # Sessions that take longer to start than the demo waits: a real failure, mid-way.
     env = git_env(home, TMPDIR=str(scratch), FAKE_CLAUDE_SLOW_START="300")
 
-    proc = subprocess.run(
-        [str(GH_FLEET), "demo", "--fast"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = gh_fleet(tmp_path, env, "demo", "--fast")
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stderr.startswith("gh fleet: the agents did not become ready")

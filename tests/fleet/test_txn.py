@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,37 +37,69 @@ def committed_files(repo: Path) -> list[str]:
     return git(repo, "show", "--name-only", "--format=", "HEAD").split()
 
 
+def head_and_routes(repo: Path) -> tuple[str, str]:
+    """What a refused edit must leave as it was."""
+    return head(repo), (repo / ".fleet/routes.toml").read_text()
+
+
+@pytest.fixture
+def z_pending(fleet: Path, cli: Cli) -> Path:
+    """`new-agent z --no-commit`: z's watch and route pending in routes.toml, its folder
+    untracked."""
+    argv = ("new-agent", "z", "--role", "coder", "--repo", "a/z", "--no-commit")
+    assert cli(*argv, cwd=fleet).rc == 0
+    return fleet
+
+
+HOLD_THE_LOCK = (
+    "import sys; from pathlib import Path\n"
+    "from relayfleet.core.fleetlock import fleet_lock\n"
+    "with fleet_lock(Path(sys.argv[1])):\n"
+    "    print('held', flush=True); sys.stdin.readline()\n"
+)
+
+
+@contextmanager
+def lock_held_by_another_process(state: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds the fleet lock on `state` until the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(state)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline() == "held\n"
+    try:
+        yield holder
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(60)
+
+
 # -- pending edits -------------------------------------------------------------------------------
 
 
 def test_pending_edits_of_a_changed_file_are_refused_naming_it_and_both_fixes(
-    fleet: Path, cli: Cli
+    z_pending: Path, cli: Cli
 ) -> None:
     """The issue's case: `new-agent z --no-commit` leaves routes.toml pending; a later
     `route add` must not sweep z's watch and route into its own commit."""
-    assert (
-        cli("new-agent", "z", "--role", "coder", "--repo", "a/z", "--no-commit", cwd=fleet).rc == 0
-    )
-    routes = (fleet / ".fleet/routes.toml").read_text()
-    before = head(fleet)
-    rc, out, err = cli("route", "add", "--to", "base", "--label", "bug", cwd=fleet)
+    before = head_and_routes(z_pending)
+    rc, out, err = cli("route", "add", "--to", "base", "--label", "bug", cwd=z_pending)
     assert rc == 1 and out == ""
     assert err.startswith("gh fleet: .fleet/routes.toml has uncommitted changes")
     assert "git commit / git stash" in err and "--include-pending" in err
-    assert head(fleet) == before and (fleet / ".fleet/routes.toml").read_text() == routes
+    assert head_and_routes(z_pending) == before
 
 
-def test_include_pending_that_would_leave_head_invalid_is_refused(fleet: Path, cli: Cli) -> None:
+def test_include_pending_that_would_leave_head_invalid_is_refused(
+    z_pending: Path, cli: Cli
+) -> None:
     """z's route is pending but z's folder is untracked: HEAD would route to no agent."""
-    assert (
-        cli("new-agent", "z", "--role", "coder", "--repo", "a/z", "--no-commit", cwd=fleet).rc == 0
-    )
-    routes = (fleet / ".fleet/routes.toml").read_text()
-    before = head(fleet)
-    rc, _, err = cli("route", "add", "--to", "base", "--label", "x", "--include-pending", cwd=fleet)
+    before = head_and_routes(z_pending)
+    argv = ("route", "add", "--to", "base", "--label", "x", "--include-pending")
+    rc, _, err = cli(*argv, cwd=z_pending)
     assert rc == 1
     assert "would leave the committed fleet invalid" in err and "no agent named 'z'" in err
-    assert head(fleet) == before and (fleet / ".fleet/routes.toml").read_text() == routes
+    assert head_and_routes(z_pending) == before
 
 
 def test_include_pending_takes_them_in_and_says_so_in_the_subject(fleet: Path, cli: Cli) -> None:
@@ -125,53 +158,30 @@ def test_a_waiter_is_told_once_then_proceeds_when_the_holder_finishes(tmp_path: 
     state = tmp_path / "state"
     told: list[str] = []
     entered = threading.Event()
-    code = (
-        "import sys, time; from pathlib import Path\n"
-        "from relayfleet.core.fleetlock import fleet_lock\n"
-        "with fleet_lock(Path(sys.argv[1])):\n"
-        "    print('held', flush=True); sys.stdin.readline()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code, str(state)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert holder.stdout is not None and holder.stdin is not None
-    assert holder.stdout.readline() == "held\n"
 
     def wait_for_it() -> None:
         with fleet_lock(state, wait=60, notify=told.append):
             entered.set()
 
-    t = threading.Thread(target=wait_for_it)
-    t.start()
-    while not told:  # the notice comes after a second of waiting, before the lock is free
-        assert not entered.is_set()
-        t.join(0.05)
-    holder.stdin.write("\n")
-    holder.stdin.flush()
+    with lock_held_by_another_process(state) as holder:
+        t = threading.Thread(target=wait_for_it)
+        t.start()
+        while not told:  # the notice comes after a second of waiting, before the lock is free
+            assert not entered.is_set()
+            t.join(0.05)
     t.join(60)
-    holder.wait(60)
     assert entered.is_set()
     assert told == [f"gh fleet: waiting for another gh fleet edit (pid {holder.pid})…"]
 
 
 def test_wait_zero_fails_at_once_with_the_holder(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    code = (
-        "import sys; from pathlib import Path\n"
-        "from relayfleet.core.fleetlock import fleet_lock\n"
-        "with fleet_lock(Path(sys.argv[1])):\n"
-        "    print('held', flush=True); sys.stdin.readline()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code, str(state)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert holder.stdout is not None and holder.stdin is not None
-    assert holder.stdout.readline() == "held\n"
-    try:
-        with pytest.raises(LockTimeout, match=rf"\(pid {holder.pid}\)"), fleet_lock(state, wait=0):
-            pass
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(60)
+    with (
+        lock_held_by_another_process(state) as holder,
+        pytest.raises(LockTimeout, match=rf"\(pid {holder.pid}\)"),
+        fleet_lock(state, wait=0),
+    ):
+        pass
 
 
 # -- what the user reads -------------------------------------------------------------------------

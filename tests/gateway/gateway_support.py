@@ -17,11 +17,43 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from relayfleet.fleet.model import Agent, ClaudeConfig, GatewayConfig
 from relayfleet.gateway.credentials import CredentialSource
 from relayfleet.gateway.proxy import Gateway, serve
 from relayfleet.gateway.routes import AGENT_HEADER, NEXT_HEADER, GatewayRoute
 from relayfleet.gateway.stats import Stats
+from relayfleet.runner.engine import EngineSpec
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
+
+
+def coder_spec(
+    tmp: Path,
+    claude: ClaudeConfig,
+    *,
+    listen: str = "127.0.0.1:8799",
+    env: dict[str, str] | None = None,
+    mcp: tuple[str, str] = ("", ""),
+    session_id: str = "11111111-2222-4333-8444-555555555555",
+) -> EngineSpec:
+    """The session spec of agent `coder` in a fleet at `tmp`: `.fleet/agents/coder`, its state
+    in `.fleet/state/agents/coder` (made), working in `tmp/work` (made); the gateway on
+    `listen`, the channel at `mcp` (url, token)."""
+    state = tmp / ".fleet" / "state" / "agents" / "coder"
+    state.mkdir(parents=True, exist_ok=True)
+    (tmp / "work").mkdir(exist_ok=True)
+    return EngineSpec(
+        agent=Agent(name="coder", role="coder", claude=claude),
+        agent_dir=tmp / ".fleet" / "agents" / "coder",
+        state_dir=state,
+        workdir=tmp / "work",
+        session_log=state / "session.log",
+        mcp_url=mcp[0],
+        mcp_token=mcp[1],
+        session_id=session_id,
+        resume=False,
+        gateway=GatewayConfig(listen=listen),
+        env=dict(env or {}),
+    )
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:

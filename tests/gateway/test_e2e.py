@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import FakeUpstream, GatewayThread, wait_until
+from gateway_support import FakeUpstream, GatewayThread, coder_spec, wait_until
 
 from relayfleet.core.sentinel import load_or_create_secret, sentinel_for
-from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint, GatewayConfig
+from relayfleet.fleet.model import ClaudeConfig, Endpoint
 from relayfleet.gateway.routes import GatewayRoute
 from relayfleet.runner.endpoint import endpoint_env
 from relayfleet.runner.engine import EngineSpec
@@ -36,27 +36,8 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 def gateway_spec(tmp: Path, command: tuple[str, ...], listen: str, **env: str) -> EngineSpec:
-    agent = Agent(
-        name="coder",
-        role="coder",
-        claude=ClaudeConfig(command=command, remote_control=False, endpoint=Endpoint("gateway")),
-    )
-    state = tmp / ".fleet" / "state" / "agents" / "coder"
-    state.mkdir(parents=True)
-    (tmp / "work").mkdir()
-    return EngineSpec(
-        agent=agent,
-        agent_dir=tmp / ".fleet" / "agents" / "coder",
-        state_dir=state,
-        workdir=tmp / "work",
-        session_log=state / "session.log",
-        mcp_url="",
-        mcp_token="",
-        session_id="11111111-2222-4333-8444-555555555555",
-        resume=False,
-        gateway=GatewayConfig(listen=listen),
-        env=dict(env),
-    )
+    claude = ClaudeConfig(command=command, remote_control=False, endpoint=Endpoint("gateway"))
+    return coder_spec(tmp, claude, listen=listen, env=env)
 
 
 def start_gateway(tmp: Path, upstream: FakeUpstream) -> GatewayThread:

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from gateway_support import coder_spec
 
 from relayfleet.core.errors import ConfigError, CredentialError
 from relayfleet.core.sentinel import (
@@ -17,7 +18,7 @@ from relayfleet.core.sentinel import (
     load_or_create_secret,
     sentinel_for,
 )
-from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint, GatewayConfig
+from relayfleet.fleet.model import ClaudeConfig, Endpoint
 from relayfleet.runner.endpoint import PLACEHOLDER_KEY, endpoint_env
 from relayfleet.runner.engine import EngineSpec
 
@@ -36,22 +37,8 @@ REAL = ("sk-ant-api03-REAL", "real-auth-token", "real-oauth-token", "s3cret-s3cr
 def spec(
     tmp: Path, endpoint: Endpoint, *, env: dict[str, str] | None = None, **claude: bool
 ) -> EngineSpec:
-    agent = Agent(name="coder", role="coder", claude=ClaudeConfig(endpoint=endpoint, **claude))
-    state = tmp / ".fleet" / "state" / "agents" / "coder"
-    (tmp / "work").mkdir(exist_ok=True)
-    return EngineSpec(
-        agent=agent,
-        agent_dir=tmp / ".fleet" / "agents" / "coder",
-        state_dir=state,
-        workdir=tmp / "work",
-        session_log=state / "session.log",
-        mcp_url="http://127.0.0.1:1/mcp",
-        mcp_token="t",
-        session_id="s",
-        resume=False,
-        gateway=GatewayConfig(listen="127.0.0.1:8799"),
-        env=env or {},
-    )
+    config = ClaudeConfig(endpoint=endpoint, **claude)
+    return coder_spec(tmp, config, env=env, mcp=("http://127.0.0.1:1/mcp", "t"), session_id="s")
 
 
 def seeded(env: dict[str, str]) -> dict:

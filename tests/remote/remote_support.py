@@ -16,21 +16,17 @@ import socket
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 SSHD = "/usr/sbin/sshd"
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 SKELETON_IMAGE = "relayfleet-test-skel:latest"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_packages(binary: str, packages: list[str]) -> str | None:
@@ -321,16 +317,21 @@ def skeleton_tar() -> bytes:
 
 def import_skeleton_image(client, tag: str = SKELETON_IMAGE) -> str:  # client: DockerClient
     """`docker import` the skeleton with PATH set to the venv, so `python` is our interpreter."""
+    path = ":".join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    changes = [f"ENV PATH={path}", "ENV LANG=C.UTF-8", "WORKDIR /"]
+    return _docker_import(client, tag, skeleton_tar, changes)
+
+
+def _docker_import(
+    client, tag: str, tar: Callable[[], bytes], changes: list[str]
+) -> str:  # client: DockerClient
+    """`docker import` of `tar()` as `tag` with Dockerfile `changes`, unless `tag` exists."""
     with contextlib.suppress(Exception):
         client.images.get(tag)
         return tag
     repo, _, version = tag.partition(":")
-    path = ":".join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
     client.api.import_image_from_data(
-        skeleton_tar(),
-        repository=repo,
-        tag=version or "latest",
-        changes=[f"ENV PATH={path}", "ENV LANG=C.UTF-8", "WORKDIR /"],
+        tar(), repository=repo, tag=version or "latest", changes=changes
     )
     return tag
 
@@ -409,6 +410,40 @@ def transcript_turns(path: Path) -> list[str]:
     except FileNotFoundError:
         pass
     return out
+
+
+def said(transcript: Path, text: str) -> bool:
+    """The fake claude's transcript has a turn containing `text`."""
+    return any(text in turn for turn in transcript_turns(transcript))
+
+
+def attached_count(state: Path) -> int:
+    """How many `attach` clients the runner whose state dir is `state` counts."""
+    import json
+
+    return int(json.loads((state / "runner.json").read_text()).get("attached") or 0)
+
+
+def type_through_attach(
+    proc: subprocess.Popen[bytes], state: Path, transcript: Path, text: str, timeout: float
+) -> tuple[bytes, bytes]:
+    """With `gh fleet attach` running as `proc` (stdin a pipe): once the runner counts it, type
+    `text` and Enter, wait for the session to have it, detach with Ctrl-]. Returns attach's
+    (stdout, stderr); `proc` is killed if it is still running after that, or after a failure."""
+    assert proc.stdin is not None
+    try:
+        wait_until(lambda: attached_count(state) == 1 or proc.poll() is not None, timeout)
+        assert proc.poll() is None, proc.communicate(timeout=5)
+        proc.stdin.write(f"{text}\r".encode())
+        proc.stdin.flush()
+        wait_until(lambda: said(transcript, text), timeout)
+        proc.stdin.write(b"\x1d")
+        proc.stdin.flush()
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def transcript_ready(path: Path) -> bool:
@@ -571,31 +606,48 @@ def python_base_tar() -> bytes:
 
 
 def import_python_base(client, tag: str = PYTHON_BASE_IMAGE) -> str:  # client: DockerClient
-    with contextlib.suppress(Exception):
-        client.images.get(tag)
-        return tag
-    repo, _, version = tag.partition(":")
-    client.api.import_image_from_data(
-        python_base_tar(),
-        repository=repo,
-        tag=version or "latest",
-        changes=["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"],
-    )
-    return tag
+    changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LANG=C.UTF-8"]
+    return _docker_import(client, tag, python_base_tar, changes)
 
 
-def cli(root: Path, *argv: str) -> tuple[int, str, str]:
-    """`gh fleet …` in-process, on the fleet at `root`: (exit code, stdout, stderr)."""
+def cli(root: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`gh fleet …` in-process, on the fleet at `root`: (exit code, stdout, stderr). `env` is
+    the whole environment it sees (default: this one with FLEET_ROOT)."""
     from relayfleet.cli.context import Context
     from relayfleet.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
-    ctx = Context(out=out, err=err, env={**os.environ, "FLEET_ROOT": str(root)}, cwd=root)
+    env = {**os.environ, "FLEET_ROOT": str(root)} if env is None else env
+    ctx = Context(out=out, err=err, env=env, cwd=root)
     return main(list(argv), ctx), out.getvalue(), err.getvalue()
+
+
+def spawn(env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
+    """`gh fleet …` as a process of its own with `env`; stdin, stdout and stderr are pipes."""
+    pipe = subprocess.PIPE
+    argv0 = [sys.executable, "-m", "relayfleet"]
+    return subprocess.Popen([*argv0, *argv], stdin=pipe, stdout=pipe, stderr=pipe, env=env)
 
 
 # The operator's real key in the gateway tests: it must reach the upstream and nothing else.
 CANARY = "sk-ant-api03-CANARY-operators-real-key-must-stay-home-000000"
+
+
+def through_the_gateway(agent: dict) -> dict:
+    """`agent` (from `fake_claude_agent`) with a session that calls the API, through the fleet's
+    gateway (the `claude` engine is the one that applies [claude.endpoint])."""
+    agent["claude"]["command"] = ["env", "FAKE_CLAUDE_CALL_API=1", *agent["claude"]["command"]]
+    agent["claude"]["endpoint"] = {"mode": "gateway"}
+    agent["claude"]["engine"] = "claude"
+    return agent
+
+
+def sentinel_of(root: Path, agent: str = "coder") -> str:
+    """The gateway sentinel `gateway routes --json` names for `agent`."""
+    import json
+
+    routes = json.loads(cli(root, "gateway", "routes", "--json")[1])
+    return {r["agent"]: r["sentinel"] for r in routes}[agent]
 
 
 def add_gateway(root: Path, port: int, upstream_url: str) -> None:

@@ -51,12 +51,9 @@ def test_docker_agent_reaches_the_gateway_with_only_its_sentinel(
     monkeypatch.delenv("RELAYFLEET_GATEWAY_SECRET", raising=False)
     # The skeleton image borrows this machine's /usr and venv (no registry to pull from).
     monkeypatch.setenv("FLEET_DOCKER_MOUNTS", ",".join(rs.runner_mounts()))
-    agent = rs.fake_claude_agent(
-        transcript, "docker", "engine", "file", 8811, image=rs.SKELETON_IMAGE
+    agent = rs.through_the_gateway(
+        rs.fake_claude_agent(transcript, "docker", "engine", "file", 8811, image=rs.SKELETON_IMAGE)
     )
-    agent["claude"]["command"] = ["env", "FAKE_CLAUDE_CALL_API=1", *agent["claude"]["command"]]
-    agent["claude"]["endpoint"] = {"mode": "gateway"}
-    agent["claude"]["engine"] = "claude"  # the engine that applies [claude.endpoint]
     name = f"dg{os.getpid() % 10000}"
     rs.write_fleet(
         root,
@@ -68,13 +65,12 @@ def test_docker_agent_reaches_the_gateway_with_only_its_sentinel(
 
     with FakeMessagesAPI(default_text="pong") as upstream:
         rs.add_gateway(root, gw_port, upstream.base_url)
-        rc, out, err = cli(root, "gateway", "start")
+        rc, _, err = cli(root, "gateway", "start")
         assert rc == 0, err
         try:
-            rc, out, err = cli(root, "start", "coder")
+            rc, _, err = cli(root, "start", "coder")
             assert rc == 0, err
-            rc, out, _ = cli(root, "gateway", "routes", "--json")
-            sentinel = {r["agent"]: r["sentinel"] for r in json.loads(out)}["coder"]
+            sentinel = rs.sentinel_of(root)
             secret = (state / "gateway" / "secret").read_text().strip()
             ctr = client.containers.get(rs.container_of(root, name))
 

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,9 +14,6 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
-
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -33,26 +28,14 @@ class Box:
     env: dict[str, str]
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        rc = main(list(argv), Context(out=out, err=err, env=self.env, cwd=self.root))
-        return rc, out.getvalue(), err.getvalue()
+        return rs.cli(self.root, *argv, env=self.env)
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-        )
+        return rs.spawn(self.env, *argv)
 
     @property
     def state(self) -> Path:
         return self.root / ".fleet/state/agents/coder"
-
-
-def said(transcript: Path, text: str) -> bool:
-    return any(text in turn for turn in rs.transcript_turns(transcript))
 
 
 @pytest.fixture(scope="module")
@@ -131,25 +114,10 @@ def test_inbox_json_lists_each_event_once(box: Box) -> None:
 
 
 def test_attach_types_into_the_docker_session(box: Box) -> None:
-    def attached() -> int:
-        return int(json.loads((box.state / "runner.json").read_text()).get("attached") or 0)
-
     proc = box.spawn("attach", "coder")
-    assert proc.stdin is not None
     n = uuid.uuid4().hex[:8]
-    try:
-        rs.wait_until(lambda: attached() == 1 or proc.poll() is not None, STEP_TIMEOUT)
-        assert proc.poll() is None, proc.communicate(timeout=5)
-        proc.stdin.write(f"hello from a human {n}\r".encode())
-        proc.stdin.flush()
-        rs.wait_until(lambda: said(box.transcript, f"hello from a human {n}"), STEP_TIMEOUT)
-        proc.stdin.write(b"\x1d")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    text = f"hello from a human {n}"
+    out, err = rs.type_through_attach(proc, box.state, box.transcript, text, STEP_TIMEOUT)
     assert proc.returncode == 0, err
     assert b"[detached from coder: detached]" in err
     assert f"hello from a human {n}".encode() in out

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
+from remote_support import said
 
 from relayfleet.cli.context import Context
 from relayfleet.cli.main import main
@@ -39,10 +40,6 @@ def cli(root: Path, github: FakeGitHub, *argv: str) -> tuple[int, str, str]:
     }
     rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
     return rc, out.getvalue(), err.getvalue()
-
-
-def said(transcript: Path, text: str) -> bool:
-    return any(text in turn for turn in rs.transcript_turns(transcript))
 
 
 def tell_and_route(root: Path, github: FakeGitHub, transcript: Path) -> None:

@@ -34,10 +34,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
     monkeypatch.setenv("ANTHROPIC_API_KEY", CANARY)
     monkeypatch.delenv("RELAYFLEET_GATEWAY_SECRET", raising=False)
     monkeypatch.setenv("FLEET_GATEWAY_REMOTE_PORT", str(host_port))
-    agent = rs.fake_claude_agent(transcript, "ssh", "vm", "ssh", 8801)
-    agent["claude"]["command"] = ["env", "FAKE_CLAUDE_CALL_API=1", *agent["claude"]["command"]]
-    agent["claude"]["endpoint"] = {"mode": "gateway"}
-    agent["claude"]["engine"] = "claude"  # the engine that applies [claude.endpoint]
+    agent = rs.through_the_gateway(rs.fake_claude_agent(transcript, "ssh", "vm", "ssh", 8801))
     name = f"g{os.getpid() % 10000}"
     state = rs.ssh_fleet(root, sshd, workdir, name=name, agents={"coder": agent})
 
@@ -51,8 +48,7 @@ def test_ssh_agent_reaches_the_gateway_with_only_its_sentinel(
             rc, out, _ = cli(root, "tunnel", "status", "--json")
             (tunnel,) = json.loads(out)
             assert tunnel["connected"] and tunnel["ports"] == [f"{host_port}:{gw_port}"]
-            rc, out, _ = cli(root, "gateway", "routes", "--json")
-            sentinel = {r["agent"]: r["sentinel"] for r in json.loads(out)}["coder"]
+            sentinel = rs.sentinel_of(root)
             secret = (state / "gateway" / "secret").read_text().strip()
 
             # The runner on the host got the sentinel and the tunnel's URL from the 0600 env

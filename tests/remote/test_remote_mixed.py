@@ -5,7 +5,6 @@ the whole module (starting sessions is the slow part on a loaded machine)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -18,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import remote_support as rs
+from remote_support import said
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.slow
@@ -48,25 +46,13 @@ class Mixed:
         }
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        rc = main(list(argv), Context(out=out, err=err, env=self.env(), cwd=self.root))
-        return rc, out.getvalue(), err.getvalue()
+        return rs.cli(self.root, *argv, env=self.env())
 
     def remote_state(self, agent: str = "back") -> Path:
         return rs.remote_state(self.workdir, self.root, NAME, agent)
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env(),
-        )
-
-
-def said(transcript: Path, text: str) -> bool:
-    return any(text in turn for turn in rs.transcript_turns(transcript))
+        return rs.spawn(self.env(), *argv)
 
 
 def nonce() -> str:
@@ -231,26 +217,11 @@ def test_attach_types_into_the_session_on_both_backends(mixed: Mixed, agent: str
     state = mixed.root / ".fleet/state/agents/front" if agent == "front" else mixed.remote_state()
     transcript = mixed.front if agent == "front" else mixed.back
 
-    def attached() -> int:
-        return int(json.loads((state / "runner.json").read_text()).get("attached") or 0)
-
     proc = mixed.spawn("attach", agent)
-    assert proc.stdin is not None
-    try:
-        rs.wait_until(lambda: attached() == 1 or proc.poll() is not None, STEP_TIMEOUT)
-        assert proc.poll() is None, proc.communicate(timeout=5)
-        n = nonce()
-        proc.stdin.write(f"hello from a human {n}\r".encode())
-        proc.stdin.flush()
-        rs.wait_until(lambda: said(transcript, f"hello from a human {n}"), STEP_TIMEOUT)
-        proc.stdin.write(b"\x1d")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    n = nonce()
+    text = f"hello from a human {n}"
+    out, err = rs.type_through_attach(proc, state, transcript, text, STEP_TIMEOUT)
     assert proc.returncode == 0, err
     assert f"[detached from {agent}: detached]".encode() in err
     assert f"hello from a human {n}".encode() in out
-    rs.wait_until(lambda: attached() == 0, STEP_TIMEOUT)
+    rs.wait_until(lambda: rs.attached_count(state) == 0, STEP_TIMEOUT)

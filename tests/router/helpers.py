@@ -1,19 +1,26 @@
-"""Build a real router (client, cache, cursor, file transport) against the fake GitHub."""
+"""Build a real router (client, cache, cursor, file transport) against the fake GitHub, and run
+`gh fleet` commands in-process against it."""
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayfleet.cli.context import Context
+from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_jsonl
 from relayfleet.core.paths import FleetPaths
+from relayfleet.fakes.github_hooks import hook_payload
 from relayfleet.fleet.filters import parse_filter
 from relayfleet.fleet.model import Route, Watch
 from relayfleet.router.cursor import Cursor
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.pipeline import RouterConfig
 from relayfleet.router.poller import Poller
+from relayfleet.router.webhook import parse_event
 
 
 def watch(name: str, kind: str, repo: str, filter: str = "", poll_sec: int = 30) -> Watch:
@@ -65,6 +72,15 @@ class Rig:
         return read_jsonl(self.paths.inbox(agent))
 
 
+def deliver_hook(
+    poller: Poller, cfg: RouterConfig, fake: Any, event: str, repo: str, *args: Any, **kw: Any
+) -> None:
+    """GitHub's `event` delivery about `repo` as `fake` renders it (`hook_payload`'s arguments),
+    parsed and handed to `poller` as the router's receiver does."""
+    got = parse_event(event, hook_payload(fake, event, repo, *args, **kw))
+    poller.intake(got.items, got.comments, cfg, partial=got.partial)
+
+
 def make_rig(tmp: Path, fake: Any, clock: Any = None) -> Rig:
     root = tmp / "fleet"
     (root / ".fleet").mkdir(parents=True)
@@ -96,3 +112,15 @@ def write_fleet(
         out += [f"{k} = {list(v)!r}" for k, v in r.match.items()] + [""]
     (fleet / "routes.toml").write_text("\n".join(out).replace("'", '"'))
     return FleetPaths(root)
+
+
+def cli(
+    root: Path, fake: Any, *argv: str, env_extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`gh fleet <argv>` in-process on the fleet at `root`, against `fake`: (rc, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env = {**keep, "FLEET_ROOT": str(root), "FLEET_GITHUB_API_URL": fake.base_url,
+           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0", **(env_extra or {})}  # fmt: skip
+    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
+    return rc, out.getvalue(), err.getvalue()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,28 +13,13 @@ import pytest
 from relayfleet.core.atomic import read_json
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.router.poller import Poller
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, route, watch
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_800_000_000)
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        for i in range(8):
-            gh.add_repo(f"acme/repo{i}")
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
+pytestmark = pytest.mark.fake_github(
+    repos=[*(f"acme/repo{i}" for i in range(8)), REPO], start=1_800_000_000
+)
 
 
 def poller(rig: Rig, rng: float | random.Random = 0.5) -> Poller:

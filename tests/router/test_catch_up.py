@@ -11,8 +11,7 @@ import pytest
 
 from relayfleet.fakes.github import FakeGitHub, ManualClock
 from relayfleet.router.poller import Poller
-from tests.router.helpers import Rig, config, route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import Rig, cli, config, route, watch, write_fleet
 
 REPO = "acme/wms"
 ISSUES = f"/repos/{REPO}/issues"
@@ -28,6 +27,12 @@ def seeded(fake: FakeGitHub, clock: ManualClock, n: int) -> list[int]:
     fake.seed_repo(REPO, issues=n, runs=0, spread=10)
     clock.advance(60)
     return sorted(fake.repos[REPO].issues)
+
+
+def triaged_a_minute_later(fake: FakeGitHub, clock: ManualClock) -> int:
+    """A minute on, every issue gets the label `triaged`: how many changed."""
+    clock.advance(60)
+    return fake.bulk_label(REPO, "triaged")
 
 
 def assert_each_once(rig: Rig, numbers: list[int], label: str) -> None:
@@ -46,8 +51,7 @@ def test_2500_changes_between_two_polls_give_2500_events_each_once(
     p = rig.poller()
     p.run_once(triage_config(), force=True)  # snapshot (reads every page too)
     since = p.cursor.stream(f"issues:{REPO}")["since"]
-    clock.advance(60)
-    assert fake.bulk_label(REPO, "triaged") == 2500
+    assert triaged_a_minute_later(fake, clock) == 2500
     fake.reset_log()
     p.run_once(triage_config(), force=True)
     assert fake.count(ISSUES) == 25  # 2,500 items, 100 a page: page 1 + 24 more
@@ -68,8 +72,7 @@ def test_a_low_budget_stops_the_read_keeps_the_watermark_and_resumes(
     p = rig.poller()
     p.run_once(triage_config(), force=True)
     since = p.cursor.stream(f"issues:{REPO}")["since"]
-    clock.advance(60)
-    fake.bulk_label(REPO, "triaged")
+    triaged_a_minute_later(fake, clock)
     # 1,005 points left of 5,000: the floor (20 %, 1,000) is hit after a few pages.
     fake.set_rate_limit(remaining=1005, reset_in=1800)
     fake.reset_log()
@@ -110,8 +113,7 @@ def test_an_unchanged_head_resumes_without_rereading(
     numbers = seeded(fake, clock, 600)
     p = rig.poller()
     p.run_once(triage_config(), force=True)
-    clock.advance(60)
-    fake.bulk_label(REPO, "triaged")
+    triaged_a_minute_later(fake, clock)
     fake.set_rate_limit(remaining=1003, reset_in=1800)
     p.run_once(triage_config(), force=True)
     resume = p.cursor.stream(f"issues:{REPO}")["catchup"]["resume_page"]
@@ -130,8 +132,7 @@ def test_a_failed_page_mid_read_delivers_what_was_read_and_resumes_there(
     numbers = seeded(fake, clock, 800)
     p = rig.poller()
     p.run_once(triage_config(), force=True)
-    clock.advance(60)
-    fake.bulk_label(REPO, "triaged")
+    triaged_a_minute_later(fake, clock)
     fake.fail_next(1, status=502, path_prefix=ISSUES, page=7)
     report = p.run_once(triage_config(), force=True)
     assert report.errors == []
@@ -147,8 +148,7 @@ def test_a_restart_mid_catch_up_neither_loses_nor_repeats(
 ) -> None:
     numbers = seeded(fake, clock, 400)
     rig.poller().run_once(triage_config(), force=True)
-    clock.advance(60)
-    fake.bulk_label(REPO, "triaged")
+    triaged_a_minute_later(fake, clock)
     fake.set_rate_limit(remaining=1002, reset_in=1800)
     first: Poller = rig.poller()
     first.run_once(triage_config(), force=True)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.fakes.github import FakeGitHub
-from tests.router.helpers import route, watch, write_fleet
+from tests.router.helpers import cli, route, watch, write_fleet
 from tests.waiting import wait_until
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo("acme/wms")
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=["acme/wms"], wall_clock=True)
 
 
 @pytest.fixture
@@ -33,17 +24,6 @@ def root(tmp_path: Path, fake: FakeGitHub) -> Path:
         [route(1, "coder", watch="wms")],
     )
     return tmp_path
-
-
-def cli(
-    root: Path, fake: FakeGitHub, *argv: str, env_extra: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env = {**keep, "FLEET_ROOT": str(root), "FLEET_GITHUB_API_URL": fake.base_url,
-           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0", **(env_extra or {})}  # fmt: skip
-    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_run_once_then_inbox_and_status(root: Path, fake: FakeGitHub) -> None:

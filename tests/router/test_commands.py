@@ -4,22 +4,20 @@ and delivery by webhook and by the comments poll, once."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from relayfleet.fakes.github import FakeGitHub, ManualClock
-from relayfleet.fakes.github_hooks import hook_payload
 from relayfleet.fleet.schema import load_fleet_from_texts
 from relayfleet.router.commands import Comment, decide, parse
-from relayfleet.router.webhook import parse_event
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, deliver_hook, route, watch
 
 REPO = "acme/wms"
 AGENTS = ("wms-coder", "reviewer")
 ALLOW = ("OWNER", "MEMBER", "COLLABORATOR")
+
+pytestmark = pytest.mark.fake_github(repos=[REPO], start=1_800_000_000)
 
 
 def comment(body: str, association: str = "MEMBER", author: str = "alice") -> Comment:
@@ -79,23 +77,6 @@ def test_commands_allow_is_validated() -> None:
 
 
 # -- delivery ----------------------------------------------------------------------------------
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(1_800_000_000)
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
-
-
 def cfg(polled: bool = True):  # type: ignore[no-untyped-def]
     c = config([watch("wms", "issues", REPO, "--label bug")], [route(1, "reviewer", watch="wms")],
                list(AGENTS))  # fmt: skip
@@ -114,8 +95,7 @@ def test_a_command_by_webhook_then_by_poll_arrives_once(
     p.run_once(cfg(), force=True)  # snapshots
     clock.advance(5)
     fake.comment(REPO, n, "alice", "MEMBER", "/fleet wms-coder please rebase onto main")
-    intake = parse_event("issue_comment", hook_payload(fake, "issue_comment", REPO, n, "created"))
-    p.intake(intake.items, intake.comments, cfg(), partial=intake.partial)
+    deliver_hook(p, cfg(), fake, "issue_comment", REPO, n, "created")
     want = [f"[FROM github | command by @alice on {REPO}#{n}] please rebase onto main"]
     assert commands_in(rig, "wms-coder") == want
     p.run_once(cfg(), force=True)
@@ -162,10 +142,8 @@ def test_a_command_whose_webhook_was_lost_is_found_by_the_comments_poll(
     clock.advance(5)
     fake.comment(REPO, n, "alice", "MEMBER", "/fleet wms-coder take this one")  # (lost)
     fake.label(REPO, n, "bug")
-    intake = parse_event(
-        "issues", hook_payload(fake, "issues", REPO, n, "labeled", label="bug")
-    )  # carries the grown comment count, not the comment
-    p.intake(intake.items, intake.comments, cfg(), partial=intake.partial)
+    # the delivery carries the grown comment count, not the comment
+    deliver_hook(p, cfg(), fake, "issues", REPO, n, "labeled", label="bug")
     assert commands_in(rig, "wms-coder") == []
     p.run_once(cfg(), force=True)
     assert commands_in(rig, "wms-coder") == [

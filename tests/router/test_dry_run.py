@@ -4,23 +4,17 @@ not one byte written under `.fleet/`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from relayfleet.fakes.github import FakeGitHub
-from tests.router.helpers import route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import cli, route, watch, write_fleet
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,8 @@ REPO = "acme/app"
 ISSUES = f"/repos/{REPO}/issues"
 ALL = {"state": "all", "sort": "updated", "direction": "desc"}
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(TOKEN, "octocat")
-    fake.start()
-    fake.add_repo(REPO)
-    yield fake
-    fake.stop()
+# On the real time, as a client meets GitHub; a test that steps time brings its own clock.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 def client_for(

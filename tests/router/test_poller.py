@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,8 @@ from tests.router.helpers import Rig, config, make_rig, route, watch
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        gh.add_repo("acme/site")
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub) -> Rig:
-    return make_rig(tmp_path, fake)
+# On the real time: nothing here steps a clock.
+pytestmark = pytest.mark.fake_github(repos=[REPO, "acme/site"], wall_clock=True)
 
 
 def basic_config():

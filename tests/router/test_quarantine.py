@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +16,7 @@ from relayfleet.fleet.model import Route
 from relayfleet.router.cursor import Cursor
 from relayfleet.router.github import GitHubClient, HttpCache, token_fingerprint
 from relayfleet.router.items import Item
+from relayfleet.router.pipeline import RouterConfig
 from relayfleet.router.poller import Poller
 from relayfleet.router.quarantine import (
     Quarantine,
@@ -27,27 +26,12 @@ from relayfleet.router.quarantine import (
     quarantine_path,
     summary,
 )
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, route, watch
 
 REPO = "acme/wms"
 TRUSTED = ["OWNER", "MEMBER", "COLLABORATOR"]
 
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[FakeGitHub]:
-    with FakeGitHub(clock=clock) as gh:
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub, clock: ManualClock) -> Rig:
-    return make_rig(tmp_path, fake, clock)
+pytestmark = pytest.mark.fake_github(repos=[REPO])
 
 
 def poller(rig: Rig) -> Poller:
@@ -68,6 +52,16 @@ def poller(rig: Rig) -> Poller:
 def gated(untrusted: str = "hold"):
     r = replace(route(1, "reviewer", watch="wms-prs", association=TRUSTED), untrusted=untrusted)
     return config([watch("wms-prs", "pulls", REPO, "--state open")], [r], ["reviewer"])
+
+
+def outsiders_pr_held(rig: Rig, fake: FakeGitHub, title: str) -> tuple[Poller, RouterConfig, int]:
+    """After the gated router's snapshot, mallory (NONE) opens PR `title` and the next poll
+    holds it: the router, its config and the PR's number."""
+    p, cfg = poller(rig), gated()
+    p.run_once(cfg, force=True)  # snapshot
+    n = fake.open_pr(REPO, title, author="mallory", association="NONE")
+    p.run_once(cfg, force=True)
+    return p, cfg, n
 
 
 def q(rig: Rig) -> Quarantine:
@@ -110,10 +104,7 @@ def test_an_outsiders_pr_is_held_released_by_a_members_ok_and_delivered_once(
 
 
 def test_an_outsiders_ok_is_ignored(rig: Rig, fake: FakeGitHub) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Sneaky", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "Sneaky")
     fake.comment(REPO, n, "mallory", "NONE", "/fleet ok")
     fake.comment(REPO, n, "eve", "CONTRIBUTOR", "/fleet ok")
     fake.comment(REPO, n, "bob", "MEMBER", "<!-- /fleet ok --> not yet")  # hidden: not a command
@@ -126,10 +117,7 @@ def test_an_outsiders_ok_is_ignored(rig: Rig, fake: FakeGitHub) -> None:
 def test_a_held_item_updated_three_times_is_one_entry(
     rig: Rig, fake: FakeGitHub, clock: ManualClock
 ) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "First try", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "First try")
     for change in (
         lambda: fake.label(REPO, n, "wip"),
         lambda: fake.edit(REPO, n, title="Second try"),
@@ -197,10 +185,7 @@ def test_drop_is_todays_behaviour_and_a_trusted_author_passes(rig: Rig, fake: Fa
 
 
 def test_a_later_outside_change_after_a_release_is_held_again(rig: Rig, fake: FakeGitHub) -> None:
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    p, cfg, n = outsiders_pr_held(rig, fake, "Feature")
     rig.clock.advance(5)
     fake.comment(REPO, n, "carol", "OWNER", "/fleet ok")
     p.run_once(cfg, force=True)
@@ -274,10 +259,7 @@ def test_a_comment_seen_on_its_own_releases_through_the_same_rules(
     """The entry point for intake that sees one comment at a time (a webhook)."""
     from relayfleet.router.quarantine import release_on_comment
 
-    p, cfg = poller(rig), gated()
-    p.run_once(cfg, force=True)
-    n = fake.open_pr(REPO, "Feature", author="mallory", association="NONE")
-    p.run_once(cfg, force=True)
+    _, _, n = outsiders_pr_held(rig, fake, "Feature")
     inboxes = FileInbox(rig.paths)
 
     def ok(login: str, assoc: str, body: str) -> dict | None:

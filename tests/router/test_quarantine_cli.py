@@ -3,27 +3,18 @@ router (`router run --once`) against the fake GitHub."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.fakes.github import FakeGitHub
-from tests.router.helpers import watch, write_fleet
+from tests.router.helpers import cli, watch, write_fleet
 
 REPO = "acme/wms"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture
@@ -36,15 +27,6 @@ def root(tmp_path: Path, fake: FakeGitHub) -> Path:
         'association = ["OWNER", "MEMBER", "COLLABORATOR"]\n'
     )
     return tmp_path
-
-
-def cli(root: Path, fake: FakeGitHub, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env = {**keep, "FLEET_ROOT": str(root), "FLEET_GITHUB_API_URL": fake.base_url,
-           "GH_TOKEN": fake.token, "FLEET_ROUTER_MIN_PERIOD": "0"}  # fmt: skip
-    rc = main(list(argv), Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def inbox(root: Path, fake: FakeGitHub) -> list[dict]:

@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.router import daemon
-from tests.router.helpers import route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.router.helpers import cli, route, watch, write_fleet
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo("acme/wms")
-        gh.add_repo("acme/site")
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=["acme/wms", "acme/site"], wall_clock=True)
 
 
 @pytest.fixture

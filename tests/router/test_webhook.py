@@ -15,22 +15,13 @@ from relayfleet.fleet.model import SecretRef, WebhookConfig
 from relayfleet.router.spool import Spool
 from relayfleet.router.webhook import MAX_BODY, Intake
 from relayfleet.router.webhook_loop import WebhookIntake, health_line
-from tests.router.helpers import Rig, config, make_rig, route, watch
+from tests.router.helpers import Rig, config, route, watch
 
 REPO = "acme/wms"
 SECRET = b"s3cret-for-tests"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
-
-
-@pytest.fixture
-def rig(tmp_path: Path, fake: FakeGitHub) -> Rig:
-    return make_rig(tmp_path, fake)
+# On the real time: nothing here steps a clock.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +12,17 @@ from relayfleet.core.atomic import read_jsonl
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.fakes.github_hooks import hook_payload, post_hook
-from tests.router.helpers import route, watch, write_fleet
-from tests.router.test_cli import cli
+from tests.ports import free_port
+from tests.router.helpers import cli, route, watch, write_fleet
+from tests.router.process import Router, enable_webhooks
 from tests.waiting import wait_until
 
 REPO = "acme/wms"
 SECRET = "whsec-test-value"
 ISSUES = f"/repos/{REPO}/issues"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as gh:
-        gh.add_repo(REPO)
-        yield gh
+# On the real time: the router under test runs as it does in production.
+pytestmark = pytest.mark.fake_github(repos=[REPO], wall_clock=True)
 
 
 @pytest.fixture
@@ -48,55 +33,8 @@ def root(tmp_path: Path, fake: FakeGitHub) -> Path:
         [watch("wms", "issues", REPO, "--state open", poll_sec=1)],
         [route(1, "coder", watch="wms")],
     )
-    port = free_port()
-    with (tmp_path / ".fleet" / "fleet.toml").open("a") as f:
-        f.write(
-            f'\n[webhook]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
-            'secret = { from_env = "FLEET_WEBHOOK_SECRET" }\nreconcile_sec = 600\n'
-        )
+    enable_webhooks(FleetPaths(tmp_path), free_port(), reconcile_sec=600)
     return tmp_path
-
-
-def env(root: Path, fake: FakeGitHub) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "GH_", "GITHUB_"))}
-    e.update(FLEET_ROOT=str(root), FLEET_GITHUB_API_URL=fake.base_url, GH_TOKEN=fake.token,
-             FLEET_ROUTER_MIN_PERIOD="0", FLEET_WEBHOOK_SECRET=SECRET,
-             PYTHONPATH=str(Path(__file__).resolve().parents[2]))  # fmt: skip
-    return e
-
-
-class Router:
-    def __init__(self, root: Path, fake: FakeGitHub) -> None:
-        self.paths = FleetPaths(root)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relayfleet", "router", "run", "--detached-child"],
-            env=env(root, fake),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        text = self.paths.fleet_toml.read_text()
-        self.url = "http://" + text.split('listen = "')[1].split('"')[0] + "/"
-
-    def listening(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url, timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def cycled(self) -> bool:
-        st = json.loads(self.paths.router_status.read_text() or "{}")
-        return bool(st.get("last_cycle"))
-
-    def kill9(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
 
 
 def inbox(root: Path) -> list[dict[str, object]]:
@@ -105,10 +43,9 @@ def inbox(root: Path) -> list[dict[str, object]]:
 
 def test_a_webhook_reaches_the_inbox_and_status_says_healthy(root: Path, fake: FakeGitHub) -> None:
     secret = {"FLEET_WEBHOOK_SECRET": SECRET}
-    r = Router(root, fake)
+    r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(lambda: r.paths.router_status.exists() and r.cycled())
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         event_file = root / "opened.json"
         event_file.write_text(json.dumps(hook_payload(fake, "issues", REPO, n, "opened")))
@@ -164,10 +101,9 @@ def test_webhook_status_when_off_and_test_without_a_receiver(
 def test_kill_9_between_the_200_and_the_inbox_append_loses_nothing(
     root: Path, fake: FakeGitHub
 ) -> None:
-    r = Router(root, fake)
+    r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(lambda: r.paths.router_status.exists() and r.cycled())
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         # Hold the router's loop inside a poll (the fake answers only after a minute), so the
         # delivery is answered by the receiver but not drained when the router dies.
@@ -184,7 +120,7 @@ def test_kill_9_between_the_200_and_the_inbox_append_loses_nothing(
     # can bring it.
     fake.clear_faults()
     fake.slow_next(n=100, delay=60, path_prefix=ISSUES)
-    again = Router(root, fake)
+    again = Router(root, fake, SECRET)
     try:
         wait_until(lambda: len(inbox(root)) == 1)
         assert "Scanner crash" in str(inbox(root)[0]["body"])
@@ -216,10 +152,9 @@ def test_a_taken_port_is_one_clear_line(root: Path, fake: FakeGitHub) -> None:
 def test_a_restarted_router_polls_for_what_was_sent_while_it_was_down(
     root: Path, fake: FakeGitHub
 ) -> None:
-    r = Router(root, fake)
+    r = Router(root, fake, SECRET)
     try:
-        wait_until(r.listening)
-        wait_until(lambda: r.paths.router_status.exists() and r.cycled())
+        r.wait_ready()
         n = fake.open_issue(REPO, "Scanner crash", author="alice")
         assert post_hook(r.url, SECRET.encode(), "issues",
                          hook_payload(fake, "issues", REPO, n, "opened"))[0] == 200  # fmt: skip
@@ -229,7 +164,7 @@ def test_a_restarted_router_polls_for_what_was_sent_while_it_was_down(
     # GitHub's delivery of this one fails: nobody listens. Its repo was healthy a moment ago,
     # but a receiver that was down cannot vouch for the time it was down.
     fake.open_issue(REPO, "Sent while the router was down", author="alice")
-    again = Router(root, fake)
+    again = Router(root, fake, SECRET)
     try:
         # poll_sec = 1: the normal cadence, not the 600 s reconciliation (its first slot for
         # this stream would fall 110 s out)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint
+from relayfleet.core.paths import FleetPaths
+from relayfleet.fleet.model import Agent, ClaudeConfig, Endpoint, Fleet
 from relayfleet.runner.engine import EngineSpec
 
 
@@ -66,3 +69,41 @@ def make_spec(
         resume=resume,
         env=dict(env or {}),
     )
+
+
+def real_claude_spec(
+    tmp: Path, claude: Path, channel: tuple[str, str], api_url: str, **kw: Any
+) -> EngineSpec:
+    """`make_spec` for the real `claude` (tests/realclaude.py) on the channel `(url, token)`,
+    against the fake Messages API at `api_url` with the offline key; `env` adds to that."""
+    from realclaude import API_KEY  # tests/ is on the path of every test that gets here
+
+    env = {"ANTHROPIC_API_KEY": API_KEY, **kw.pop("env", {})}
+    url, token = channel
+    return make_spec(tmp, command=(str(claude),), engine="claude", mcp_url=url, mcp_token=token,
+                     env=env, endpoint=Endpoint(mode="custom", url=api_url), **kw)  # fmt: skip
+
+
+# A session that writes every line typed into it to argv[1]; a line with CRASH-NOW kills it.
+ECHO = (
+    "import sys\n"
+    "for line in sys.stdin:\n"
+    "    open(sys.argv[1], 'a').write(line)\n"
+    "    if 'CRASH-NOW' in line: sys.exit(4)\n"
+)
+
+
+def echo_runner_setup(tmp: Path, **agent_kw: Any) -> tuple[FleetPaths, Fleet, Agent, Path]:
+    """A fleet at `tmp` whose agent `coder` runs ECHO (command engine): its paths, the fleet, the
+    agent (`agent_kw` set on it) and the file that gets what is typed."""
+    (tmp / ".fleet").mkdir()
+    script = tmp / "echo.py"
+    script.write_text(ECHO)
+    out = tmp / "typed.txt"
+    agent = Agent(
+        name="coder",
+        role="coder",
+        claude=ClaudeConfig(engine="command", command=(sys.executable, str(script), str(out))),
+        **agent_kw,
+    )
+    return FleetPaths(tmp), Fleet(name="t", agents={"coder": agent}), agent, out

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 
-from sessionkit import wait_until
+from sessionkit import echo_runner_setup, wait_until
 
 from relayfleet.core.atomic import append_json, write_json_atomic
 from relayfleet.core.paths import FleetPaths
@@ -18,7 +17,6 @@ from relayfleet.gateway.usage import Usage
 from relayfleet.runner import budget as b
 from relayfleet.runner.supervisor import Runner
 
-ECHO = "import sys\nfor line in sys.stdin:\n    open(sys.argv[1], 'a').write(line)\n"
 DAY = "2026-12-03"
 NOON = 1796299200.0  # 2026-12-03T12:00:00Z
 
@@ -87,17 +85,7 @@ def test_a_raise_is_for_today_only(tmp_path: Path) -> None:
 def test_over_budget_holds_new_events_tells_the_session_and_a_raise_lifts_it(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / ".fleet").mkdir()
-    script = tmp_path / "echo.py"
-    script.write_text(ECHO)
-    typed = tmp_path / "typed.txt"
-    agent = Agent(
-        name="coder",
-        role="coder",
-        claude=ClaudeConfig(engine="command", command=(sys.executable, str(script), str(typed))),
-        budget=Budget(tokens_per_day=1000),
-    )
-    paths, fleet = FleetPaths(tmp_path), Fleet(name="t", agents={"coder": agent})
+    paths, fleet, agent, typed = echo_runner_setup(tmp_path, budget=Budget(tokens_per_day=1000))
     # Today's transcript already shows 1200 tokens.
     projects = paths.agent_state("coder") / "claude-config" / "projects" / "work"
     projects.mkdir(parents=True)

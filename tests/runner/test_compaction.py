@@ -61,6 +61,23 @@ def deliver_all(ledger: Ledger, tail: InboxTail, *, ack_before: int) -> None:
             ledger.ack(eid, "done")
 
 
+def compacted_rounds(tmp_path: Path, rounds: int) -> Path:
+    """`rounds` times over: 40 more events arrive, all are delivered and acked, and a compaction
+    cuts something (asserted). Returns the inbox."""
+    inbox = tmp_path / "inbox.jsonl"
+    ledger = Ledger(path=tmp_path / "runner-state.json")
+    tail = InboxTail(inbox)
+    comp = Compactor(inbox, ledger, SMALL)
+    n = 0
+    for _ in range(rounds):
+        for _ in range(40):
+            append_json(inbox, event(n))
+            n += 1
+        deliver_all(ledger, tail, ack_before=n)
+        assert comp.compact_now(tail=tail) > 0
+    return inbox
+
+
 def test_compaction_archives_only_the_acked_prefix_and_rebases_the_ledger(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox.jsonl"
     ledger = Ledger(path=tmp_path / "runner-state.json")
@@ -109,17 +126,7 @@ def test_nothing_is_cut_while_the_oldest_event_is_pending(tmp_path: Path) -> Non
 
 
 def test_archives_are_bounded_newest_first(tmp_path: Path) -> None:
-    inbox = tmp_path / "inbox.jsonl"
-    ledger = Ledger(path=tmp_path / "runner-state.json")
-    tail = InboxTail(inbox)
-    comp = Compactor(inbox, ledger, SMALL)
-    n = 0
-    for _ in range(6):
-        for _ in range(40):
-            append_json(inbox, event(n))
-            n += 1
-        deliver_all(ledger, tail, ack_before=n)
-        assert comp.compact_now(tail=tail) > 0
+    inbox = compacted_rounds(tmp_path, 6)
     assert [p.name for p in archives(inbox)] == [f"inbox.jsonl.{i}" for i in (1, 2, 3)]
     newest = read_jsonl(archive_path(inbox, 1))
     older = read_jsonl(archive_path(inbox, 2))
@@ -387,17 +394,7 @@ def wait_until_status(fleet: Any, prev: int | None) -> dict[str, Any]:
 def test_get_event_finds_events_compaction_moved_into_the_archives(tmp_path: Path) -> None:
     from relayfleet.runner.tools import find_event
 
-    inbox = tmp_path / "inbox.jsonl"
-    ledger = Ledger(path=tmp_path / "runner-state.json")
-    tail = InboxTail(inbox)
-    comp = Compactor(inbox, ledger, SMALL)
-    n = 0
-    for _ in range(3):
-        for _ in range(40):
-            append_json(inbox, event(n))
-            n += 1
-        deliver_all(ledger, tail, ack_before=n)
-        assert comp.compact_now(tail=tail) > 0
+    inbox = compacted_rounds(tmp_path, 3)
     assert len(archives(inbox)) == 3
     oldest = read_jsonl(archive_path(inbox, 3))[0]["id"]
     newest_archived = read_jsonl(archive_path(inbox, 1))[-1]["id"]

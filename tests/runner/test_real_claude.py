@@ -15,20 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionkit import make_spec, wait_until
+from sessionkit import real_claude_spec, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import API_KEY, claude_or_skip, user_texts
 
 from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
-from relayfleet.fleet.model import Endpoint
 from relayfleet.runner.channel import ChannelServer
 from relayfleet.runner.engine import DELIVERY_PTY
 from relayfleet.runner.engine_claude import ClaudeEngine, SessionBlocked
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
 EVENT = {
     "id": "evt_real_1",
     "source": "github",
@@ -39,10 +37,7 @@ EVENT = {
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    binary = claude_binary()
-    if binary is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
-    return binary
+    return claude_or_skip()
 
 
 def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
@@ -61,15 +56,12 @@ def test_real_claude_offline_pty_fallback_turn_tools_and_resume(
         srv = ChannelServer()
         srv.tool(ack_event)
         url, token = await srv.start()
-        spec = make_spec(
+        spec = real_claude_spec(
             tmp_path,
-            command=(str(claude),),
+            claude,
+            (url, token),
+            base_url,
             args=("--allowedTools", "mcp__relay__ack_event"),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY},
-            endpoint=Endpoint(mode="custom", url=base_url),
             resume=resume,
             session_id="3b0c4f9e-8d6a-4c2b-9e51-7a0d2f6c1e88",
         )
@@ -145,14 +137,12 @@ def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_c
     async def main() -> tuple[str, str]:
         srv = ChannelServer()
         url, token = await srv.start()
-        spec = make_spec(
+        spec = real_claude_spec(
             tmp_path,
-            command=(str(claude),),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CONFIG_DIR": str(operator)},
-            endpoint=Endpoint(mode="custom", url=base_url),
+            claude,
+            (url, token),
+            base_url,
+            env={"CLAUDE_CONFIG_DIR": str(operator)},
             isolate_config=False,
         )
         engine = ClaudeEngine(spec, srv)
@@ -182,18 +172,6 @@ def test_real_trust_dialog_is_shown_and_refused_without_touching_the_operators_c
     assert api.messages_requests() == []  # the session never got past the dialog
 
 
-def user_texts(request: Any) -> list[str]:
-    """Every user-turn text block the model was sent in one Messages request."""
-    out = []
-    for m in request.body.get("messages", []):
-        if m.get("role") != "user":
-            continue
-        content = m.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        out += [b.get("text", "") for b in blocks or [] if b.get("type") == "text"]
-    return out
-
-
 def test_real_client_gets_no_forged_line_and_logs_show_the_reply(
     claude: Path, tmp_path: Path
 ) -> None:
@@ -218,15 +196,7 @@ def test_real_client_gets_no_forged_line_and_logs_show_the_reply(
     async def main() -> Path:
         srv = ChannelServer()
         url, token = await srv.start()
-        spec = make_spec(
-            tmp_path,
-            command=(str(claude),),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY},
-            endpoint=Endpoint(mode="custom", url=base_url),
-        )
+        spec = real_claude_spec(tmp_path, claude, (url, token), base_url)
         engine = ClaudeEngine(spec, srv)
         engine.busy_timeout = 60
         try:

@@ -11,21 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from sessionkit import make_spec, wait_until
+from sessionkit import real_claude_spec, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realclaude import claude_binary, why_unavailable
+from realclaude import claude_or_skip
 
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fakes.messages_api import FakeMessagesAPI, Reply
-from relayfleet.fleet.model import Endpoint, Permissions
+from relayfleet.fleet.model import Permissions
 from relayfleet.runner import permissions as pm
 from relayfleet.runner.channel import ChannelServer
 from relayfleet.runner.engine_claude import ClaudeEngine
 
 pytestmark = pytest.mark.slow
 
-API_KEY = "sk-ant-api03-relayfleet-offline-test-key-0123456789abcdef"
 POLICY = Permissions(
     mode="policy",
     allow=("Bash(echo allowed-run:*)",),
@@ -35,9 +34,7 @@ POLICY = Permissions(
 
 
 def test_real_client_refuses_runs_and_waits_for_approve(tmp_path: Path) -> None:
-    claude = claude_binary()
-    if claude is None:
-        pytest.skip(f"real Claude Code unavailable: {why_unavailable()}")
+    claude = claude_or_skip()
     api = FakeMessagesAPI(default_text="All three handled.")
     base_url = api.start()
     paths = FleetPaths(tmp_path)
@@ -60,15 +57,7 @@ def test_real_client_refuses_runs_and_waits_for_approve(tmp_path: Path) -> None:
         perms = pm.PermissionServer(paths, "coder", POLICY, logging.getLogger("t"), lambda: "e1")
         perms.poll = 0.05
         settings = await perms.start()
-        spec = make_spec(
-            tmp_path,
-            command=(str(claude),),
-            engine="claude",
-            mcp_url=url,
-            mcp_token=token,
-            env={"ANTHROPIC_API_KEY": API_KEY},
-            endpoint=Endpoint(mode="custom", url=base_url),
-        )
+        spec = real_claude_spec(tmp_path, claude, (url, token), base_url)
         spec.settings = settings
         engine = ClaudeEngine(spec, srv)
         engine.busy_timeout = 60

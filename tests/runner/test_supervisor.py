@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sessionkit import wait_until
+from sessionkit import echo_runner_setup, wait_until
 
 from relayfleet.core.atomic import append_json
 from relayfleet.core.paths import FleetPaths
@@ -18,27 +18,6 @@ from relayfleet.fleet.model import Agent, ClaudeConfig, Credential, Fleet
 from relayfleet.runner.engine import EngineSpec
 from relayfleet.runner.engine_command import RESEND_MARK, CommandEngine
 from relayfleet.runner.supervisor import Runner
-
-ECHO = (
-    "import sys\n"
-    "for line in sys.stdin:\n"
-    "    open(sys.argv[1], 'a').write(line)\n"
-    "    if 'CRASH-NOW' in line: sys.exit(4)\n"
-)
-
-
-def setup(tmp: Path, **agent_kw: Any) -> tuple[FleetPaths, Fleet, Agent, Path]:
-    (tmp / ".fleet").mkdir()
-    script = tmp / "echo.py"
-    script.write_text(ECHO)
-    out = tmp / "typed.txt"
-    agent = Agent(
-        name="coder",
-        role="coder",
-        claude=ClaudeConfig(engine="command", command=(sys.executable, str(script), str(out))),
-        **agent_kw,
-    )
-    return FleetPaths(tmp), Fleet(name="t", agents={"coder": agent}), agent, out
 
 
 def lines(path: Path) -> list[str]:
@@ -60,7 +39,7 @@ class Recorder:
 
 
 def test_unacked_events_are_resent_marked_then_given_up(tmp_path: Path) -> None:
-    paths, fleet, agent, typed = setup(tmp_path, ack_timeout_sec=1)
+    paths, fleet, agent, typed = echo_runner_setup(tmp_path, ack_timeout_sec=1)
 
     async def main() -> Runner:
         r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
@@ -89,7 +68,7 @@ def test_unacked_events_are_resent_marked_then_given_up(tmp_path: Path) -> None:
 
 
 def test_a_session_that_exits_is_restarted_resuming_the_same_conversation(tmp_path: Path) -> None:
-    paths, fleet, agent, typed = setup(tmp_path)
+    paths, fleet, agent, typed = echo_runner_setup(tmp_path)
     rec = Recorder()
 
     async def main() -> Runner:
@@ -115,7 +94,7 @@ def test_a_session_that_exits_is_restarted_resuming_the_same_conversation(tmp_pa
 
 
 def test_attach_mirrors_the_session_and_holds_typed_deliveries(tmp_path: Path) -> None:
-    paths, fleet, agent, typed = setup(tmp_path)
+    paths, fleet, agent, typed = echo_runner_setup(tmp_path)
 
     async def main() -> tuple[bytes, list[str], list[str]]:
         r = Runner(paths, fleet, agent, backoff=(0.1, 0.2))
@@ -149,7 +128,7 @@ def test_attach_mirrors_the_session_and_holds_typed_deliveries(tmp_path: Path) -
 
 
 def test_a_stale_or_missing_socket_does_not_stop_the_runner(tmp_path: Path) -> None:
-    paths, fleet, agent, _ = setup(tmp_path)
+    paths, fleet, agent, _ = echo_runner_setup(tmp_path)
     stale = paths.agent_state("coder") / "attach.sock"
     stale.parent.mkdir(parents=True)
     s = socket.socket(socket.AF_UNIX)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.fleetkit import PY, FleetDir, make_fleet, run_cli
+from tests.procfs import group_members
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +39,9 @@ CREDENTIAL = '[credentials.tool]\nfrom_env = "DECLARED_SRC"\nas_env = "TOOL_TOKE
 
 
 def session_pids(fleet: FleetDir, name: str) -> list[int]:
-    """The session leader and every process of its group."""
+    """The session leader and every live process of its group (a zombie has no environment)."""
     st = json.loads(fleet.paths.runner_status(name).read_text())
-    pgid = st["session_pgid"]
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if f[2] == str(pgid):
-                out.append(int(d))
-    return out
+    return group_members(st["session_pgid"])
 
 
 def environ(pid: int) -> dict[str, str]:

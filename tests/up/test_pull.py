@@ -3,41 +3,14 @@ reason and a hint, again only when the reason changes, and shows in `status` and
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from pathlib import Path
 
 import pytest
-from upkit import Fleet, Up, env_for, git, wait_until
+from upkit import Fleet, Up, cli, env_for, git, origin_and_clone, wait_until
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.errors import FleetError
 from relayfleet.up.pull import Puller, upstream_of
-
-
-def cli(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["FLEET_ROOT"] = str(root)
-    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def origin_and_clone(tmp_path: Path) -> tuple[Fleet, Fleet]:
-    """`laptop` pushes to a bare origin; `server` is a clone that tracks it (origin/main)."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    laptop = Fleet.create(tmp_path / "laptop")
-    laptop.write_routes("")
-    laptop.commit("fleet: empty")
-    git(laptop.root, "remote", "add", "origin", str(origin))
-    git(laptop.root, "push", "-q", "-u", "origin", "main")
-    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
-    server = Fleet(tmp_path / "server")
-    server.script = laptop.script
-    return laptop, server
 
 
 def push_routes(laptop: Fleet, text: str) -> str:

@@ -4,7 +4,6 @@ commit is refused while the last good config keeps delivering; Ctrl-C leaves not
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -18,28 +17,20 @@ from upkit import (
     Fleet,
     Streamer,
     Up,
+    cli,
     env_for,
     git,
+    origin_and_clone,
     pid_alive,
     route_toml,
     wait_until,
     watch_toml,
 )
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.procs import process_start_time
 from relayfleet.fakes.github import FakeGitHub
 from relayfleet.up.supervisor import describe_drift, drift, up_state_path
-
-
-def cli(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["FLEET_ROOT"] = str(root)
-    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def no_duplicates(events: list[dict]) -> None:
@@ -184,16 +175,7 @@ def test_up_reconciles_the_fleet_to_each_commit(tmp_path: Path, github: FakeGitH
 
 @pytest.mark.slow
 def test_pull_fast_forwards_and_a_pushed_agent_starts_by_itself(tmp_path: Path) -> None:
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    other = Fleet.create(tmp_path / "laptop")  # where a pull request is merged
-    other.write_routes("")
-    other.commit("fleet: empty")
-    git(other.root, "remote", "add", "origin", str(origin))
-    git(other.root, "push", "-q", "-u", "origin", "main")
-    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
-    fleet = Fleet(tmp_path / "server")
-    fleet.script = other.script  # the same echo session program
+    other, fleet = origin_and_clone(tmp_path)  # other: where a pull request is merged
     home = tmp_path / "home"
     home.mkdir()
     up = Up(fleet, env_for(fleet.root, home), "--pull", "1s", "--no-router")

@@ -3,7 +3,6 @@ stopped agent is held stopped (not restarted 4 s later) until `start`; nothing i
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -11,23 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from upkit import Fleet, Up, env_for, pid_alive, wait_until
+from upkit import Fleet, Up, cli, env_for, pid_alive, wait_until
 
-from relayfleet.cli.context import Context
-from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_json
 from relayfleet.up.supervisor import up_state_path
 from tests.procfs import group_members
 
 pytestmark = pytest.mark.slow
-
-
-def cli(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["FLEET_ROOT"] = str(root)
-    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def procs_of(fleet: Fleet, name: str) -> tuple[list[int], int]:

@@ -3,6 +3,7 @@ running as a real process: the parts `test_up.py` is built from."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from relayfleet.cli.context import Context
+from relayfleet.cli.main import main
 from relayfleet.core.atomic import read_json, read_jsonl
 from relayfleet.core.paths import FleetPaths
+from tests.cli.fleetkit import ECHO_SCRIPT  # the session program: a transcript of what is typed
+from tests.procfs import pid_alive
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests that use this kit)
 
 PY = sys.executable
@@ -21,26 +26,14 @@ PROJECT = Path(__file__).resolve().parents[2]
 REPO = "acme/app"
 TOKEN = "ghp_upTestToken000000000000000000000001"
 
-# The session program: every line typed into it is appended (as JSON) to a transcript.
-ECHO_SCRIPT = """\
-import json, os, sys, time
-out = sys.argv[1]
-with open(out, "a") as f:
-    f.write(json.dumps({"type": "launch", "pid": os.getpid()}) + "\\n")
-for line in sys.stdin:
-    with open(out, "a") as f:
-        f.write(json.dumps({"type": "turn", "text": line.rstrip("\\n"), "t": time.time()}) + "\\n")
-"""
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def cli(root: Path, *args: str) -> tuple[int, str, str]:
+    """`gh fleet <args>` in-process on the fleet at `root`, no other FLEET_ setting."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env["FLEET_ROOT"] = str(root)
+    rc = main(list(args), ctx=Context(out=out, err=err, env=env, cwd=root))
+    return rc, out.getvalue(), err.getvalue()
 
 
 def git(repo: Path, *args: str) -> str:
@@ -218,3 +211,19 @@ def env_for(root: Path, home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def origin_and_clone(tmp_path: Path) -> tuple[Fleet, Fleet]:
+    """`laptop` pushes to a bare origin; `server` is a clone that tracks it (origin/main) and runs
+    the same session program."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    laptop = Fleet.create(tmp_path / "laptop")
+    laptop.write_routes("")
+    laptop.commit("fleet: empty")
+    git(laptop.root, "remote", "add", "origin", str(origin))
+    git(laptop.root, "push", "-q", "-u", "origin", "main")
+    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "server"))
+    server = Fleet(tmp_path / "server")
+    server.script = laptop.script
+    return laptop, server

@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from relayfleet.core.paths import FleetPaths
 from relayfleet.fleet.load import load_fleet
 from relayfleet.runner import workspace as ws
 from tests.workspace.gitkit import fleet_repo, make_origin, sh
 
 
+@pytest.fixture
+def origin(tmp_path: Path, gitenv: Path) -> Path:
+    """A local stand-in for GitHub at `tmp_path/gh`, holding acme/WMS."""
+    make_origin(tmp_path / "gh", "acme/WMS")
+    return tmp_path / "gh"
+
+
+@pytest.fixture
+def root(tmp_path: Path, origin: Path) -> Path:
+    """A fleet's git repository whose agents clone from `origin`."""
+    return fleet_repo(tmp_path, origin)
+
+
 def test_status_shows_the_workspace_and_remove_agent_refuses_unpushed_work(
-    tmp_path: Path, gitenv: Path, cli
+    origin: Path, root: Path, cli
 ) -> None:  # type: ignore[no-untyped-def]
-    origin = tmp_path / "gh"
-    make_origin(origin, "acme/WMS")
-    root = fleet_repo(tmp_path, origin)
     rc, out, err = cli("new-agent", "c1", "--role", "coder", "--repo", "acme/WMS", cwd=root)
     assert rc == 0, err
     assert "  workspace: a clone of acme/WMS on fleet/c1/work (made at its first start)" in out
@@ -63,12 +75,7 @@ def test_status_shows_the_workspace_and_remove_agent_refuses_unpushed_work(
     assert sh(origin / "acme" / "WMS.git", "branch", "--list", "fleet/c1/work").strip()
 
 
-def test_remove_agent_with_everything_pushed_needs_no_force(
-    tmp_path: Path, gitenv: Path, cli
-) -> None:  # type: ignore[no-untyped-def]
-    origin = tmp_path / "gh"
-    make_origin(origin, "acme/WMS")
-    root = fleet_repo(tmp_path, origin)
+def test_remove_agent_with_everything_pushed_needs_no_force(root: Path, cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("new-agent", "c1", "--role", "coder", "--repo", "acme/WMS", cwd=root).rc == 0
     paths = FleetPaths(root)
     fleet = load_fleet(paths)
@@ -80,18 +87,13 @@ def test_remove_agent_with_everything_pushed_needs_no_force(
     assert sh(root, "status", "--porcelain") == ""
 
 
-def test_doctor_reports_each_workspace_and_a_failing_fetch(
-    tmp_path: Path, gitenv: Path, cli
-) -> None:  # type: ignore[no-untyped-def]
+def test_doctor_reports_each_workspace_and_a_failing_fetch(root: Path, cli) -> None:  # type: ignore[no-untyped-def]
     import io
 
     from relayfleet.cli.commands.doctor import Doctor, check_workspaces
     from relayfleet.cli.context import Context
     from relayfleet.core.atomic import write_json_atomic
 
-    origin = tmp_path / "gh"
-    make_origin(origin, "acme/WMS")
-    root = fleet_repo(tmp_path, origin)
     assert cli("new-agent", "c1", "--role", "coder", "--repo", "acme/WMS", cwd=root).rc == 0
     assert cli("new-agent", "m1", "--role", "manager", "--repo", "acme/WMS", cwd=root).rc == 0
 
