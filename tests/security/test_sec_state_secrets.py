@@ -37,6 +37,14 @@ REPO = "acme/wms"
 GH_TOKEN = "ghp_STATEsecretCanary000000000000000000042"
 WEBHOOK_SECRET = "whsec-STATE-canary-0000000000000042"
 CREDENTIAL = "deploy-STATE-canary-0000000000000042"
+# Files the run must leave holding a secret (so the search below has something to judge).
+MUST_HOLD = (
+    "gateway/secret",
+    "agents/coder/mcp.json",
+    "agents/coder/permission-hook.json",
+    "agents/coder/http-inbox.json",
+    "agents/coder/claude-config/.claude.json",
+)
 
 
 def free_port() -> int:
@@ -76,6 +84,14 @@ class Fleet:
             '[permissions]\nmode = "policy"\nallow = ["Read"]\n'
             '[credentials.deploy]\nfrom_env = "SEC_DEPLOY_CREDENTIAL"\nas_env = "DEPLOY_TOKEN"\n'
         )
+        # Never started: what `tell` sends it waits in the outbox.
+        (fleet / "agents" / "idle").mkdir()
+        (fleet / "agents" / "idle" / "CLAUDE.md").write_text("You are idle.\n")
+        (fleet / "agents" / "idle" / "agent.toml").write_text(
+            f'name = "idle"\nrole = "coder"\nport = {free_port()}\n'
+            '[runtime]\nbackend = "local"\ninbox_transport = "http"\n'
+            f'[claude]\nengine = "claude"\ncommand = {fake_claude}\nremote_control = false\n'
+        )
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
@@ -99,7 +115,9 @@ def loose_umask() -> Iterator[None]:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, loose_umask: None) -> Iterator[Fleet]:
+def fleet(tmp_path: Path, loose_umask: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+    # The local backend hands its runner this process's environment (the operator's shell).
+    monkeypatch.setenv("SEC_DEPLOY_CREDENTIAL", CREDENTIAL)
     with FakeGitHub(token=GH_TOKEN) as gh:
         gh.add_repo(REPO)
         f = Fleet(tmp_path / "repo", gh)
@@ -136,6 +154,10 @@ def known_secrets(paths: FleetPaths) -> dict[str, str]:
 
 def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -> None:
     paths = fleet.paths
+    # What an earlier version left: directories made under the operator's umask.
+    for d in (paths.state / "gateway", paths.state / "outbox"):
+        d.mkdir(parents=True)
+        assert mode(d) == 0o755
     # The operator's shell (umask 022) runs these: each one writes state of its own.
     for argv in (("gateway", "start"), ("router", "start"), ("login", "coder", "--print-env")):
         rc, _, err = fleet.cli(*argv)
@@ -145,8 +167,9 @@ def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -
     state = paths.agent_state("coder")
     wait_until(lambda: (state / "http-inbox.json").exists() and (state / "mcp.json").exists())
     wait_until(lambda: (state / "permission-hook.json").exists())
-    rc, _, err = fleet.cli("tell", "coder", "hello over the HTTP inbox")
-    assert rc == 0, err
+    for agent in ("coder", "idle"):
+        rc, _, err = fleet.cli("tell", agent, "hello over the HTTP inbox")
+        assert rc == 0, err
 
     url = f"http://127.0.0.1:{fleet.hook_port}/"
     wait_until(lambda: json.loads(paths.router_status.read_text() or "{}").get("last_cycle"))
@@ -171,7 +194,13 @@ def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -
             loose.append(f"{rel}: {mode(p):o} in {mode(p.parent):o} ({', '.join(found)})")
 
     # The search found what it was looking for: the test cannot pass by finding nothing.
-    for rel in ("gateway/secret", "agents/coder/mcp.json", "agents/coder/permission-hook.json",
-                "agents/coder/http-inbox.json", "agents/coder/claude-config/.claude.json"):  # fmt: skip
+    for rel in MUST_HOLD:
         assert rel in holders, sorted(holders)
     assert loose == []
+
+    # Session text waiting for an agent is as private as its inbox.
+    box = paths.state / "outbox"
+    assert sorted(p.name for p in box.iterdir()) == [
+        "coder.lock", "idle.jsonl", "idle.lock", "idle.retry.json"]  # fmt: skip
+    assert mode(box) == 0o700
+    assert {p.name: mode(p) for p in box.iterdir() if mode(p) != 0o600} == {}
