@@ -162,6 +162,9 @@ def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -
     for argv in (("gateway", "start"), ("router", "start"), ("login", "coder", "--print-env")):
         rc, _, err = fleet.cli(*argv)
         assert rc == 0, (argv, err)
+    # `login` made the agent's state before its runner ever ran: as private as the runner's.
+    assert mode(paths.agent_state("coder")) == 0o700
+    assert mode(paths.agent_state("coder") / "claude-config") == 0o700
     rc, _, err = fleet.cli("start", "coder")
     assert rc == 0, err
     state = paths.agent_state("coder")

@@ -40,7 +40,13 @@ def login_argv_env(ctx: Context, agent_name: str) -> tuple[list[str], dict[str, 
     paths = ctx.paths
     fleet = ctx.load()
     agent = fleet.agent(agent_name)
+    from relayfleet.core.privdir import ensure_private_dir
+
     state = paths.agent_state(agent.name)
+    # Run from the operator's shell (any umask) before the runner ever made this directory:
+    # it gets the agent's login (claude-config/), so it is 0700 from the start, like a runner's.
+    state.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(state)
     workdir = state / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     spec = EngineSpec(
