@@ -133,6 +133,19 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def argv_with(value: str) -> list[str]:
+    """Pids whose command line contains `value`."""
+    hits = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if value.encode() in Path(f"/proc/{d}/cmdline").read_bytes():
+                    hits.append(d)
+            except OSError:
+                continue
+    return hits
+
+
 def known_secrets(paths: FleetPaths) -> dict[str, str]:
     """Every secret the run used: ours, and the ones the fleet made (read from where they live)."""
     state = paths.agent_state("coder")
@@ -182,6 +195,8 @@ def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -
     wait_until(lambda: len(read_jsonl(paths.inbox("coder"))) == 2)
 
     secrets = known_secrets(paths)
+    # While everything runs: no secret is on any process's command line either.
+    assert {what: pids for what, value in secrets.items() if (pids := argv_with(value))} == {}
     holders: dict[str, list[str]] = {}
     loose: list[str] = []
     for p in sorted(paths.state.rglob("*")):
@@ -207,3 +222,25 @@ def test_every_state_file_holding_a_secret_is_0600_in_a_0700_dir(fleet: Fleet) -
         "coder.lock", "idle.jsonl", "idle.lock", "idle.retry.json"]  # fmt: skip
     assert mode(box) == 0o700
     assert {p.name: mode(p) for p in box.iterdir() if mode(p) != 0o600} == {}
+
+
+def test_the_gateway_secret_is_never_written_through_a_linked_directory(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    from relayfleet.core.errors import CredentialError
+    from relayfleet.core.sentinel import load_or_create_secret
+
+    state = tmp_path / ".fleet" / "state"
+    elsewhere = tmp_path / "shared"
+    elsewhere.mkdir(mode=0o755)
+    state.mkdir(parents=True)
+    (state / "gateway").symlink_to(elsewhere)
+    with pytest.raises(CredentialError, match="not a directory owned by"):
+        load_or_create_secret(state, {}, "RELAYFLEET_GATEWAY_SECRET")
+    assert list(elsewhere.iterdir()) == []
+    assert mode(elsewhere) == 0o755  # not chmod-ed through the link either
+
+    (state / "gateway").unlink()
+    secret = load_or_create_secret(state, {}, "RELAYFLEET_GATEWAY_SECRET")
+    assert len(secret) == 64
+    assert mode(state / "gateway") == 0o700 and mode(state / "gateway" / "secret") == 0o600
