@@ -244,3 +244,30 @@ def test_the_gateway_secret_is_never_written_through_a_linked_directory(
     secret = load_or_create_secret(state, {}, "RELAYFLEET_GATEWAY_SECRET")
     assert len(secret) == 64
     assert mode(state / "gateway") == 0o700 and mode(state / "gateway" / "secret") == 0o600
+
+
+# A client logging in: it writes its credentials with whatever mode open() gives them.
+LOGIN_CLIENT = """\
+import os, sys
+assert sys.argv[1:] == ["/login"], sys.argv
+cdir = os.environ["CLAUDE_CONFIG_DIR"]
+with open(os.path.join(cdir, ".credentials.json"), "w") as f:
+    f.write('{"claudeAiOauth": {"accessToken": "sk-ant-oat01-login-canary"}}')
+os.makedirs(os.path.join(cdir, "projects"))
+"""
+
+
+def test_what_the_client_writes_during_login_is_private(tmp_path: Path, loose_umask: None) -> None:
+    from tests.cli.fleetkit import make_fleet, run_cli
+
+    fleet = make_fleet(tmp_path / "fleet")
+    client = tmp_path / "client.py"
+    client.write_text(LOGIN_CLIENT)
+    own_login = "isolate_config = true\ninherit_auth = false\n"
+    fleet.add_agent("coder", [sys.executable, str(client)], extra=own_login)
+    rc, _, err = run_cli(fleet, "login", "coder")
+    assert rc == 0, err
+    cdir = fleet.paths.agent_state("coder") / "claude-config"
+    assert mode(cdir) == 0o700 and mode(cdir.parent) == 0o700
+    assert mode(cdir / ".credentials.json") == 0o600
+    assert mode(cdir / "projects") == 0o700

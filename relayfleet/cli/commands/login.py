@@ -88,7 +88,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     print(f"logging in {agent.name} (CLAUDE_CONFIG_DIR={cdir})", file=ctx.err, flush=True)
     try:
-        return subprocess.run(argv, env=env, cwd=cwd, check=False).returncode
+        # umask 077 like a runner's: whatever the client writes (its login, its config) is
+        # private even when it does not set a mode itself, whatever the operator's shell says.
+        return subprocess.run(argv, env=env, cwd=cwd, check=False, umask=0o077).returncode
     except FileNotFoundError as exc:
         raise BackendError(
             f"cannot run {argv[0]!r}: not found",
