@@ -45,6 +45,7 @@ from relayfleet.core.atomic import (
 from relayfleet.core.errors import BackendError
 from relayfleet.core.inboxfile import append_once, contains
 from relayfleet.core.paths import FleetPaths
+from relayfleet.core.privdir import ensure_private_dir
 from relayfleet.fleet.model import Agent, Fleet
 
 if TYPE_CHECKING:
@@ -379,6 +380,9 @@ class Outbox:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        # 0700 like an inbox's directory: the events waiting here are the same session text.
+        self.path.parent.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
         with flocked(self.lock_path):
             yield
 
@@ -406,6 +410,7 @@ class Outbox:
         write_json_atomic(
             self.retry_path,
             {"attempts": attempts, "next_at": now + delay, "last_error": error[:300]},
+            mode=0o600,
         )
 
     def last_error(self) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from relayfleet.core.errors import CredentialError
 from relayfleet.core.paths import FleetPaths
+from relayfleet.core.privdir import ensure_private_dir
 
 PREFIX = "sk-ant-api03-"
 # Domain separation: the secret may be reused elsewhere by an operator; these MACs stay distinct.
@@ -57,6 +58,18 @@ def secret_path(state_dir: Path) -> Path:
     return Path(state_dir) / "gateway" / "secret"
 
 
+def private_gateway_dir(path: Path) -> Path:
+    """`state/gateway/` as a 0700 directory owned by us, whatever the caller's umask: the secret
+    is 0600 on its own, but the directory also holds the gateway's log and stats, and whoever
+    makes it first (`gateway start`, a runner, `login`, a tunnel) must not leave it open."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return ensure_private_dir(path)
+    except PermissionError as exc:
+        raise CredentialError(str(exc), hints=[f"remove {path}; it is made again"]) from None
+
+
 def load_or_create_secret(
     paths: FleetPaths | Path, env: Mapping[str, str], secret_env: str
 ) -> bytes:
@@ -76,7 +89,7 @@ def load_or_create_secret(
         return value.encode()
     state_dir = paths.state if isinstance(paths, FleetPaths) else paths
     path = secret_path(Path(state_dir))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_gateway_dir(path.parent)
     if not path.exists():
         # Written aside, then hard-linked into place: link() fails if the file already exists,
         # so two processes starting at once never see a half-written or a different secret.

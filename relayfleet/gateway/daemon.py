@@ -23,7 +23,7 @@ from relayfleet.core.addresses import is_loopback
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.procs import write_pidfile
-from relayfleet.core.sentinel import gateway_url
+from relayfleet.core.sentinel import gateway_url, private_gateway_dir
 from relayfleet.gateway.credentials import CredentialSource
 from relayfleet.gateway.proxy import Gateway, RouteProvider, serve
 from relayfleet.gateway.stats import Stats
@@ -77,6 +77,7 @@ async def _serve_until_signal(
         log.warning(
             "listening on %s: reachable beyond this machine; the sentinel is the gate", host
         )
+    private_gateway_dir(gateway_dir(state_dir))  # `gateway run` may be the first to make it
     credentials = CredentialSource(env)
     if credentials.kind == "none":
         log.warning("no credential yet: set ANTHROPIC_API_KEY or log in with `claude`")

@@ -40,7 +40,13 @@ def login_argv_env(ctx: Context, agent_name: str) -> tuple[list[str], dict[str, 
     paths = ctx.paths
     fleet = ctx.load()
     agent = fleet.agent(agent_name)
+    from relayfleet.core.privdir import ensure_private_dir
+
     state = paths.agent_state(agent.name)
+    # Run from the operator's shell (any umask) before the runner ever made this directory:
+    # it gets the agent's login (claude-config/), so it is 0700 from the start, like a runner's.
+    state.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(state)
     workdir = state / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     spec = EngineSpec(
@@ -82,7 +88,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     print(f"logging in {agent.name} (CLAUDE_CONFIG_DIR={cdir})", file=ctx.err, flush=True)
     try:
-        return subprocess.run(argv, env=env, cwd=cwd, check=False).returncode
+        # umask 077 like a runner's: whatever the client writes (its login, its config) is
+        # private even when it does not set a mode itself, whatever the operator's shell says.
+        return subprocess.run(argv, env=env, cwd=cwd, check=False, umask=0o077).returncode
     except FileNotFoundError as exc:
         raise BackendError(
             f"cannot run {argv[0]!r}: not found",
