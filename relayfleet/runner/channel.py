@@ -83,6 +83,9 @@ def write_mcp_config(path: Path, name: str, url: str, token: str) -> Path:
     return path
 
 
+LISTEN_BACKLOG = 128
+
+
 class ChannelServer:
     """A loopback MCP server that pushes `notifications/claude/channel` and serves tools."""
 
@@ -180,10 +183,13 @@ class ChannelServer:
         """A socket bound to `port`, else (taken, not allowed) to an ephemeral port."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # SO_REUSEADDR: a restarted runner gets its port back past TIME_WAIT; a port another
-        # process listens on still refuses (Linux), which is what the fallback is for.
+        # process listens on still refuses (Linux), which is what the fallback is for. With it,
+        # two processes may both *bind* a port neither listens on yet; only the first `listen`
+        # wins, so the listen is part of the attempt.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, port))
+            sock.listen(LISTEN_BACKLOG)
             return sock
         except OSError as exc:
             if not port:
@@ -193,6 +199,7 @@ class ChannelServer:
         sock.close()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((self.host, 0))
+        sock.listen(LISTEN_BACKLOG)
         return sock
 
     async def stop(self) -> None:

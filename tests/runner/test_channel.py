@@ -178,3 +178,28 @@ def test_mcp_config_file_is_private_and_holds_a_literal_header(tmp_path: Path) -
             }
         }
     }
+
+
+def test_a_port_another_process_has_bound_but_not_yet_listens_on_is_taken_whole() -> None:
+    """Two runners asking for one port at once (two fleets with the same `port`): SO_REUSEADDR
+    lets both bind it, and only the first `listen` wins. The channel listens as part of taking
+    the port, so it never holds one that the other then listens on."""
+    import errno
+    import socket
+
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    other.bind(("127.0.0.1", 0))
+    port = other.getsockname()[1]
+    srv = ChannelServer()
+    ours = srv._bind(port)
+    try:
+        assert ours.getsockname()[1] == port
+        with pytest.raises(OSError) as exc:
+            other.listen(1)  # the other runner's listen fails: it falls back, not this one
+        assert exc.value.errno == errno.EADDRINUSE
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # and connections reach this channel
+    finally:
+        ours.close()
+        other.close()
