@@ -1,8 +1,10 @@
 """The docker backend: the agent's runner in a container, driven through the docker SDK only.
 
 The container runs `python -m relayfleet.runner <root> <agent>` with the fleet root mounted at
-the same path: `.fleet/` read-only, `.fleet/state/agents/` read-write (the agent's inbox, logs and
-checkpoints stay visible to `gh fleet`, and hand-offs to other agents' inboxes work). It gets
+the same path: `.fleet/` read-only, and of `.fleet/state/` only the agent's own directory,
+read-write (its inbox, logs and checkpoints stay visible to `gh fleet`). Other agents' state (their
+channel tokens, logins, transcripts) is not in the container: hand-offs to them go through the
+relay, which the router carries on (backends/relay.py). It gets
 `init=True` (signals reach the runner; `stop` takes milliseconds), host networking (it reaches the
 operator's gateway and GitHub fake on 127.0.0.1), a restart policy, the labels
 `relayfleet.fleet` / `relayfleet.agent`, and `runtime.cpus` / `runtime.memory` limits.
@@ -156,17 +158,17 @@ class DockerBackend:
         return tag
 
     def tmpfs(self, paths: FleetPaths) -> dict[str, str]:
-        """An empty tmpfs over `.fleet/state` (then `state/agents` is bound back on top): the
-        container never sees the gateway secret, the router's files or the tunnels' targets."""
+        """An empty tmpfs over `.fleet/state` (then the agent's own state dir is bound back on
+        top): the container never sees the gateway secret, the router's files, the tunnels'
+        targets or any other agent's state."""
         return {str(paths.state.resolve()): "size=1m,mode=0755"}
 
-    def mounts(self, paths: FleetPaths) -> dict[str, dict[str, str]]:
+    def mounts(self, paths: FleetPaths, agent: str) -> dict[str, dict[str, str]]:
         fleet_dir = str(paths.fleet.resolve())
-        agents_state = paths.state / "agents"
-        agents_state.mkdir(parents=True, exist_ok=True)
+        own = paths.agent_state(agent).resolve()
         vols = {
             fleet_dir: {"bind": fleet_dir, "mode": "ro"},
-            str(agents_state.resolve()): {"bind": str(agents_state.resolve()), "mode": "rw"},
+            str(own): {"bind": str(own), "mode": "rw"},
         }
         extra = self.extra_mounts
         if extra is None:
@@ -209,7 +211,7 @@ class DockerBackend:
             "name": container_name(fleet, agent, paths.root),
             "labels": {"relayfleet.fleet": fleet.name, "relayfleet.agent": agent.name},
             "environment": {"HOME": CONTAINER_HOME},
-            "volumes": self.mounts(paths),
+            "volumes": self.mounts(paths, agent.name),
             "tmpfs": self.tmpfs(paths),
             "working_dir": root,
             "network_mode": "host",

@@ -1,6 +1,6 @@
 """Inbox transports (`runtime.inbox_transport`): how the router and `tell` reach an agent's inbox.
 
-    file    the local inbox file (local agents; docker agents, whose state dir is bind-mounted)
+    file    the local inbox file (local agents; docker agents, whose own state dir is bind-mounted)
     shared  `<runtime.shared_path>/inbox.jsonl`: a directory both sides mount (NFS, SMB, a bind
             mount); it must exist, so an unmounted share is an error, not a silent local file
     ssh     append on the host over the pooled SSH connection, through one long-lived
@@ -555,8 +555,7 @@ def transport_from(
 
     - its own inbox: the file next to it (where the runner tails it);
     - from the operator's machine: the target's own transport, behind the outbox;
-    - from a docker container: the inbox file when the target's inbox is a file on the
-      operator's machine (the agents' state dirs are bind-mounted), else the relay;
+    - from a docker container: the relay (only the agent's own state dir is mounted there);
     - from an ssh host: the inbox file for an agent of the same fleet on the same host,
       else the relay (the router carries it on; the host may not reach the others).
     """
@@ -566,9 +565,6 @@ def transport_from(
         return FileInbox(paths)
     if runs_here(s):
         return transport_for(paths, fleet, t)
-    file_inbox = (t.runtime.inbox_transport or "file") == "file"
-    if s.runtime.backend == "docker" and file_inbox and t.runtime.backend in ("local", "docker"):
-        return FileInbox(paths)
     if (
         s.runtime.backend == "ssh"
         and t.runtime.backend == "ssh"

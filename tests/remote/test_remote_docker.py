@@ -40,6 +40,10 @@ def test_docker_e2e(dockerd: rs.Dockerd, tmp_path: Path) -> None:
     )
     fleet = load_fleet(paths)
     agent = fleet.agent("coder")
+    # Another agent's state on this machine (its channel token, say) stays out of the container.
+    neighbour = paths.agent_state("reviewer")
+    neighbour.mkdir(parents=True)
+    (neighbour / "mcp.json").write_text('{"token": "NEIGHBOUR-CANARY"}')
     backend = DockerBackend(extra_mounts=rs.runner_mounts())
     client = dockerd.client()
     try:
@@ -53,6 +57,13 @@ def test_docker_e2e(dockerd: rs.Dockerd, tmp_path: Path) -> None:
         assert host_cfg["NanoCpus"] == 1_000_000_000
         assert host_cfg["Memory"] == 512 * 1024 * 1024
         assert host_cfg["Init"] is True
+        look = (
+            "import os, sys; s = sys.argv[1]; print(sorted(os.listdir(s)), "
+            "sorted(os.listdir(os.path.join(s, 'agents'))))"
+        )
+        code, out = ctr.exec_run(["python", "-c", look, str(paths.state.resolve())])
+        assert code == 0, out
+        assert out.decode().split() == ["['agents']", "['coder']"]
 
         rs.wait_until(lambda: rs.transcript_ready(transcript), 40)
         t = transport_for(paths, fleet, "coder")

@@ -130,7 +130,8 @@ def test_a_runner_reaches_each_target_from_where_it_runs(tmp_path: Path) -> None
 
     assert kind("here", "far") is SshInbox  # this machine: the target's own transport
     assert kind("here", "box") is FileInbox
-    assert kind("box", "here") is FileInbox  # the agents' state dirs are bind-mounted
+    assert kind("box", "here") is RelayOut  # only its own state dir is in the container
+    assert kind("box", "box") is FileInbox
     assert kind("box", "far") is RelayOut
     assert kind("far", "near") is FileInbox  # same fleet, same host
     assert kind("far", "other") is RelayOut
