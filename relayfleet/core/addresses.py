@@ -5,10 +5,19 @@ from __future__ import annotations
 import ipaddress
 
 
-def listen_ok(listen: str) -> bool:
-    """`host:port` with a port in range."""
+def split_listen(listen: str) -> tuple[str, int] | None:
+    """(host without IPv6 brackets, port) of `host:port`, port 0 included; None if malformed."""
     host, sep, port = listen.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return None
+    return host, int(port)
+
+
+def listen_ok(listen: str) -> bool:
+    """`host:port` with a port in range (not 0: a configured listener needs a real port)."""
+    parts = split_listen(listen)
+    return parts is not None and parts[1] > 0
 
 
 def is_loopback(host: str) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from relayfleet.core.addresses import is_loopback, listen_ok
+from relayfleet.core.addresses import is_loopback, listen_ok, split_listen
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.paths import FleetPaths
 from relayfleet.core.visibility import public_repos
@@ -224,9 +224,10 @@ def check_fleet(
 
 def _webhook_checks(fleet: Fleet, s: _Sink) -> None:
     wh = fleet.webhook
-    if not wh.enabled or not listen_ok(wh.listen):
+    parts = split_listen(wh.listen)
+    if not wh.enabled or parts is None or not listen_ok(wh.listen):
         return  # (a malformed address is the schema's error)
-    if not is_loopback(wh.listen.rpartition(":")[0].strip("[]")):
+    if not is_loopback(parts[0]):
         s.add("warning", FLEET_TOML, ("webhook", "listen"),
               f"{wh.listen} is reachable beyond this machine; a reverse proxy or tunnel in front "
               "of a loopback address is safer (docs/webhooks.md)")  # fmt: skip

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from relayfleet.core.addresses import is_loopback
+from relayfleet.core.addresses import is_loopback, split_listen
 from relayfleet.core.atomic import write_json_atomic
 from relayfleet.core.errors import ConfigError
 from relayfleet.core.procs import write_pidfile
@@ -52,11 +52,10 @@ def log_path(state_dir: Path) -> Path:
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    parts = split_listen(listen)
+    if parts is None:
         raise ConfigError(f"[gateway] listen must be HOST:PORT, got {listen!r}")
-    return host, int(port)
+    return parts
 
 
 def run(state_dir: Path, listen: str, routes: RouteProvider, env: Mapping[str, str]) -> int:
