@@ -241,10 +241,11 @@ def check(
 # -- the runner's gate --------------------------------------------------------------------------
 
 
-def notice(v: Verdict) -> dict[str, Any]:
-    """What the session is told when its events start being held (an inbox-shaped event)."""
+def notice(v: Verdict, day: str) -> dict[str, Any]:
+    """What the session is told when its events start being held on `day` (an inbox-shaped
+    event)."""
     return {
-        "id": f"budget-{utc_day(time.time())}",
+        "id": f"budget-{day}",
         "source": "relay",
         "body": (
             f"[FROM relay] Token budget reached: {v.describe()}. New events are held (none is "
@@ -293,14 +294,20 @@ class BudgetGate:
             self._at = now
         return self.verdict
 
+    @property
+    def verdict_day(self) -> str:
+        """The UTC day the verdict counted (not today's, if midnight passed since)."""
+        return utc_day(self._at) if self._at > 0 else utc_day(self.clock())
+
     async def until_open(self, tell: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         v = await asyncio.to_thread(self.refresh)
         while v.held:
-            day = utc_day(self.clock())
+            # The day the verdict is about: past midnight, a verdict of yesterday's is not news.
+            day = self.verdict_day
             if self._told != day:
                 self._told = day
                 self.log.warning("holding new events: %s", v.describe())
-                await tell(notice(v))
+                await tell(notice(v, day))
             self.wake.clear()
             wait = min(self.recheck, seconds_to_midnight(self.clock()) + 1)
             with contextlib.suppress(TimeoutError):
